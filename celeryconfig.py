@@ -1,0 +1,56 @@
+"""Celery settings for comfyq, derived from the COMFYQ_* environment.
+
+``comfyq.celery_app`` applies ``settings(flask_app.config)``; the module-level
+names are the same settings read from the environment, for ``celery -A``
+tools that load this module directly.
+"""
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from kombu import Queue
+
+from comfyq.config import CONTROL_QUEUE, SHARED_QUEUE, Config
+
+
+def settings(config: Mapping[str, Any]) -> dict[str, Any]:
+    """Return Celery's lowercase settings for a comfyq configuration."""
+    instances = config["INSTANCES"].values()
+    hard = float(config["HARD_TIME_LIMIT"])
+    return {
+        "broker_url": config["BROKER_URL"],
+        "result_backend": config["REDIS_URL"],
+        "broker_connection_retry_on_startup": True,
+        "broker_transport_options": {
+            # Must exceed the hard time limit, or Redis hands a still-running job
+            # to a second worker.
+            "visibility_timeout": int(hard) + 120,
+            # Scan for messages of crashed workers every 5 s instead of every 100 s.
+            "unacked_restore_interval": 5,
+            "unacked_restore_throttle": 1,
+            "unacked_restore_limit": 100,
+        },
+        "task_queues": [Queue(SHARED_QUEUE, routing_key=SHARED_QUEUE),
+                        *(Queue(i.queue, routing_key=i.queue) for i in instances),
+                        Queue(CONTROL_QUEUE, routing_key=CONTROL_QUEUE)],
+        "task_default_queue": SHARED_QUEUE,
+        "task_routes": {"comfyq.run_job": {"queue": SHARED_QUEUE}},
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "worker_prefetch_multiplier": 1,
+        "worker_concurrency": 1,
+        "worker_send_task_events": True,
+        "task_send_sent_event": True,
+        "task_track_started": True,
+        "task_ignore_result": True,
+        "result_expires": 86400,
+        "task_soft_time_limit": float(config["SOFT_TIME_LIMIT"]),
+        "task_time_limit": hard,
+        "task_serializer": "json",
+        "accept_content": ["json"],
+        "worker_cancel_long_running_tasks_on_connection_loss": False,
+        "worker_hijack_root_logger": False,
+    }
+
+
+globals().update(settings(Config().as_dict()))

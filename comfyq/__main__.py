@@ -1,0 +1,4 @@
+"""``python -m comfyq`` runs the comfyq command."""
+from .cli import main
+
+main()

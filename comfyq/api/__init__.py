@@ -1,0 +1,31 @@
+"""REST API under /v1: thin views over the domain modules."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from flask import Flask, send_from_directory
+
+from .errors import ComfyqApi
+
+
+def init_api(flask_app: Flask) -> ComfyqApi:
+    """Register the blueprints, the OpenAPI document and the interactive docs."""
+    from . import health, instances, jobs
+
+    _serve_swagger_ui(flask_app)
+    api = ComfyqApi(flask_app, spec_kwargs={"info": {"description": "comfyq job queue API"}})
+    api.register_blueprint(jobs.bp)
+    api.register_blueprint(instances.bp)
+    api.register_blueprint(health.bp)
+    return api
+
+
+def _serve_swagger_ui(flask_app: Flask) -> None:
+    # Serve Swagger UI from the swagger-ui-bundle wheel so /docs works offline.
+    import swagger_ui_bundle
+
+    root = Path(swagger_ui_bundle.swagger_ui_path)
+    flask_app.config["OPENAPI_SWAGGER_UI_URL"] = "/swagger-ui/"
+    flask_app.add_url_rule(
+        "/swagger-ui/<path:filename>", "swagger_ui_static",
+        lambda filename: send_from_directory(root, filename))

@@ -1,0 +1,50 @@
+"""The one error shape ``{code, status, message, errors}`` for every failure."""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask_smorest import Api
+from werkzeug.exceptions import HTTPException, InternalServerError
+
+logger = logging.getLogger(__name__)
+
+
+def _first_problem(errors: Any, path: tuple[str, ...] = ()) -> str | None:
+    """Return ``where: what`` for the first leaf of a marshmallow error tree."""
+    if isinstance(errors, dict):
+        for key, value in errors.items():
+            found = _first_problem(value, path + (str(key),))
+            if found:
+                return found
+    elif isinstance(errors, list) and errors:
+        if all(isinstance(item, str) for item in errors):
+            where = ".".join(p for p in path if p not in ("json", "query", "_schema"))
+            return f"{where}: {errors[0]}" if where else errors[0]
+        return _first_problem(errors[0], path)
+    return None
+
+
+class ComfyqApi(Api):
+    """flask-smorest Api whose errors always carry a message and an errors object."""
+
+    def handle_http_exception(self, error: HTTPException) -> tuple[dict[str, Any], int, dict[str, str]]:
+        """Render any HTTP error in the one error shape."""
+        data = getattr(error, "data", None) or {}
+        errors = data.get("errors", data.get("messages", {}))
+        if errors == {"json": ["Invalid JSON body."]}:
+            data = dict(data, message="the body is not valid JSON; send a JSON object with "
+                                      "Content-Type: application/json")
+        message = data.get("message") or _first_problem(errors) or error.description
+        payload = {"code": error.code, "status": error.name, "message": message, "errors": errors}
+        return payload, error.code or 500, data.get("headers", {})
+
+    def _register_error_handlers(self) -> None:
+        super()._register_error_handlers()
+        self._app.register_error_handler(Exception, self._handle_unexpected)
+
+    def _handle_unexpected(self, error: Exception) -> tuple[dict[str, Any], int, dict[str, str]]:
+        if isinstance(error, HTTPException):
+            return self.handle_http_exception(error)
+        logger.exception("unhandled error")
+        return self.handle_http_exception(InternalServerError("comfyq hit an internal error; it is logged"))

@@ -1,0 +1,24 @@
+"""Instance endpoint: health, queue depths and running jobs for operators."""
+from __future__ import annotations
+
+from typing import Any
+
+from flask import current_app
+from flask_smorest import Blueprint, abort
+from redis.exceptions import RedisError
+
+from ..extensions import get_redis
+from ..instances import describe
+from .schemas import InstancesSchema
+
+bp = Blueprint("instances", __name__, url_prefix="/v1/instances", description="ComfyUI instances")
+
+
+@bp.route("")
+@bp.response(200, InstancesSchema)
+def instances() -> dict[str, Any]:
+    """List every instance: reachable, its queue depth, its running job; and the shared queue."""
+    try:
+        return describe(get_redis(), current_app.config["INSTANCES"])
+    except RedisError as exc:
+        abort(503, message=f"Redis is unreachable: {exc}")

@@ -1,0 +1,98 @@
+"""Job endpoints: submit, read, list, cancel, download outputs."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from flask import current_app, request, send_file, url_for
+from flask.views import MethodView
+from flask_smorest import Blueprint, abort
+
+from ..cancellation import cancel_job
+from ..errors import ComfyqError
+from ..models import Job
+from ..queries import get_job, get_output, list_jobs, queue_position
+from ..submission import submit_job
+from .schemas import JobCreateSchema, JobListQuerySchema, JobPageSchema, JobSchema
+
+bp = Blueprint("jobs", __name__, url_prefix="/v1/jobs", description="Submit and follow jobs")
+
+
+def fail(exc: ComfyqError) -> None:
+    """Abort with a domain error in the one error shape."""
+    abort(exc.status, message=exc.message, errors=exc.errors)
+
+
+def present(job: Job, with_position: bool = True) -> dict[str, Any]:
+    """Return the client's view of a job."""
+    base = current_app.config["PUBLIC_URL"]
+    outputs = [{
+        "name": o.name, "node_id": o.node_id, "kind": o.kind, "content_type": o.content_type,
+        "size": o.size, "sha256": o.sha256,
+        "url": (base + url_for("jobs.output", job_id=job.id, name=o.name)) if base
+        else url_for("jobs.output", job_id=job.id, name=o.name, _external=True),
+    } for o in job.outputs]
+    return {
+        "id": job.id, "status": job.status, "queue": job.queue, "instance": job.instance,
+        "instance_requested": job.instance_requested,
+        "queue_position": queue_position(job) if with_position else None,
+        "progress": job.progress, "error": job.error, "created_at": job.created_at,
+        "started_at": job.started_at, "finished_at": job.finished_at, "outputs": outputs,
+    }
+
+
+@bp.route("")
+class Jobs(MethodView):
+    """The job collection."""
+
+    @bp.arguments(JobCreateSchema)
+    @bp.response(202, JobSchema)
+    def post(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Submit a workflow (ComfyUI API format); answers at once with the queued job."""
+        try:
+            return present(submit_job(body["workflow"], body["instance"]), with_position=False)
+        except ComfyqError as exc:
+            fail(exc)
+
+    @bp.arguments(JobListQuerySchema, location="query")
+    @bp.response(200, JobPageSchema)
+    def get(self, args: dict[str, Any]) -> dict[str, Any]:
+        """List jobs, newest first."""
+        items, total = list_jobs(args["status"], args["page"], args["page_size"])
+        return {"items": [present(j, with_position=False) for j in items], "page": args["page"],
+                "page_size": args["page_size"], "total": total}
+
+
+@bp.route("/<job_id>")
+@bp.response(200, JobSchema)
+def job(job_id: str) -> dict[str, Any]:
+    """Return a job: status, instance, progress, queue position, outputs, error."""
+    try:
+        return present(get_job(job_id))
+    except ComfyqError as exc:
+        fail(exc)
+
+
+@bp.route("/<job_id>/cancel", methods=["POST"])
+@bp.response(200, JobSchema)
+def cancel(job_id: str) -> dict[str, Any]:
+    """Cancel a queued job (it never runs) or interrupt a running one."""
+    try:
+        return present(cancel_job(job_id))
+    except ComfyqError as exc:
+        fail(exc)
+
+
+@bp.route("/<job_id>/outputs/<name>")
+@bp.response(200, {"format": "binary", "type": "string"}, content_type="application/octet-stream")
+def output(job_id: str, name: str) -> Any:
+    """Download one output file of a job."""
+    try:
+        out = get_output(job_id, name)
+    except ComfyqError as exc:
+        fail(exc)
+    path = Path(current_app.config["OUTPUT_DIR"]) / out.path
+    if not path.is_file():
+        abort(410, message=f"output {name!r} of job {job_id} is no longer stored")
+    return send_file(path, mimetype=out.content_type, download_name=out.name,
+                     etag=out.sha256, conditional=True, max_age=3600)

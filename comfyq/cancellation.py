@@ -1,0 +1,35 @@
+"""Cancel a job: revoke it while queued, interrupt it while running."""
+from __future__ import annotations
+
+import logging
+
+from flask import current_app
+
+from . import events
+from .errors import Conflict, NotFound
+from .extensions import db, get_redis
+from .jobs import JobStatus, transition
+from .models import Job
+
+logger = logging.getLogger(__name__)
+
+
+def cancel_job(job_id: str) -> Job:
+    """Move a queued or running job to ``cancelled`` and stop its work; return it."""
+    reason = {"type": "cancelled", "message": "cancelled by request"}
+    if transition(job_id, JobStatus.CANCELLED, [JobStatus.QUEUED, JobStatus.PENDING], error=reason):
+        # The worker would also skip it (terminal), but revoking drops the message early.
+        try:
+            current_app.extensions["celery"].control.revoke(job_id)
+        except Exception as exc:  # the job is already cancelled in the DB; revoke is an optimisation
+            logger.warning("revoke of %s failed: %s", job_id, exc)
+    elif transition(job_id, JobStatus.CANCELLED, [JobStatus.RUNNING], error=reason):
+        # The worker that owns the prompt sees the flag and interrupts only this prompt.
+        events.request_cancel(get_redis(), job_id, int(current_app.config["HARD_TIME_LIMIT"]) + 60)
+        events.publish(get_redis(), job_id, {"type": "cancelling"})
+    job = db.session.get(Job, job_id, populate_existing=True)
+    if job is None:
+        raise NotFound(f"no job {job_id!r}")
+    if job.status != JobStatus.CANCELLED:
+        raise Conflict(f"job {job_id} already ended as {job.status}; only queued or running jobs can be cancelled")
+    return job

@@ -1,0 +1,49 @@
+"""Domain errors that views turn into 4xx/503 answers.
+
+::
+
+    ComfyqError                 .status is the HTTP status the API answers with
+     ├── InvalidRequest   422   the request cannot be run as given (.errors says where)
+     │    └── WorkflowInvalid   (comfyq.validation) the graph is malformed
+     ├── NotFound         404   no such job or output
+     ├── Conflict         409   the job's state forbids the operation
+     └── Unavailable      503   Redis or the database cannot be reached; nothing was written
+"""
+from __future__ import annotations
+
+from typing import Any
+
+
+class ComfyqError(Exception):
+    """Base of comfyq's domain errors."""
+
+    status = 400
+
+    def __init__(self, message: str, errors: dict[str, Any] | None = None) -> None:
+        super().__init__(message, errors)
+        self.message = message
+        self.errors = errors or {}
+
+
+class InvalidRequest(ComfyqError):
+    """The request cannot be run as given."""
+
+    status = 422
+
+
+class NotFound(ComfyqError):
+    """No such job or output."""
+
+    status = 404
+
+
+class Conflict(ComfyqError):
+    """The job's state forbids the operation."""
+
+    status = 409
+
+
+class Unavailable(ComfyqError):
+    """A backing service is down; nothing was written."""
+
+    status = 503

@@ -1,0 +1,43 @@
+"""Shared extensions: the database and the Redis client, bound by ``init_app``."""
+from __future__ import annotations
+
+import sqlite3
+
+import redis
+from flask import Flask, current_app
+from flask_sqlalchemy import SQLAlchemy
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase
+
+
+class Base(DeclarativeBase):
+    """Declarative base for comfyq's models."""
+
+
+db = SQLAlchemy(model_class=Base)
+
+
+@event.listens_for(Engine, "connect")
+def _tune_sqlite(dbapi_connection: object, _record: object) -> None:
+    # API processes and workers write the same file: WAL lets readers run during
+    # a write, and busy_timeout makes writers wait instead of failing.
+    if isinstance(dbapi_connection, sqlite3.Connection):
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA busy_timeout=10000")
+        cursor.close()
+
+
+def init_app(flask_app: Flask) -> None:
+    """Bind the database and Redis to ``flask_app``."""
+    db.init_app(flask_app)
+    flask_app.extensions["redis"] = redis.Redis.from_url(
+        flask_app.config["REDIS_URL"], socket_connect_timeout=2, socket_timeout=5,
+        health_check_interval=30)
+
+
+def get_redis() -> redis.Redis:
+    """Return the Redis client of the current app."""
+    return current_app.extensions["redis"]

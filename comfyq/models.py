@@ -1,0 +1,64 @@
+"""SQLAlchemy models: jobs and their stored outputs."""
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from .extensions import db
+
+
+def utcnow() -> datetime:
+    """Return the current time in UTC."""
+    return datetime.now(timezone.utc)
+
+
+def new_job_id() -> str:
+    """Return a fresh job id; it doubles as the ComfyUI prompt id and Celery task id."""
+    return str(uuid.uuid4())
+
+
+class Job(db.Model):
+    """One workflow run, from acceptance to a terminal state."""
+
+    __tablename__ = "jobs"
+    __table_args__ = (Index("ix_jobs_status_queue_created", "status", "queue", "created_at"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_job_id)
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    queue: Mapped[str] = mapped_column(String(64))
+    instance_requested: Mapped[str | None] = mapped_column(String(32))
+    instance: Mapped[str | None] = mapped_column(String(32))
+    prompt_id: Mapped[str | None] = mapped_column(String(64))
+    workflow: Mapped[dict[str, Any]] = mapped_column(JSON)
+    progress: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    error: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    outputs: Mapped[list["Output"]] = relationship(
+        back_populates="job", order_by="Output.id", cascade="all, delete-orphan", lazy="selectin")
+
+
+class Output(db.Model):
+    """One file a job produced, as stored by comfyq."""
+
+    __tablename__ = "outputs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(255))
+    node_id: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(16))
+    content_type: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(String(64))
+    path: Mapped[str] = mapped_column(String(1024))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    job: Mapped[Job] = relationship(back_populates="outputs")

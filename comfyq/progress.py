@@ -1,0 +1,52 @@
+"""Turn ComfyUI's execution messages into a job's progress and its public events."""
+from __future__ import annotations
+
+import time
+from typing import Any, Mapping
+
+
+class ProgressTracker:
+    """Fold one prompt's websocket messages into a progress snapshot."""
+
+    def __init__(self, workflow: Mapping[str, Any]) -> None:
+        self.workflow = workflow
+        self.state: dict[str, Any] = {
+            "node": None, "node_type": None, "value": 0, "max": 0,
+            "nodes_done": 0, "nodes_total": len(workflow), "cached": [], "partial_outputs": [],
+        }
+        self._done: set[str] = set()
+
+    def _class_of(self, node: Any) -> str | None:
+        entry = self.workflow.get(str(node)) if node is not None else None
+        return entry.get("class_type") if isinstance(entry, dict) else None
+
+    def apply(self, kind: str, data: Mapping[str, Any]) -> dict[str, Any] | None:
+        """Update the snapshot from one message; return the public event, or None to drop it."""
+        state = self.state
+        if kind == "execution_cached":
+            state["cached"] = [str(n) for n in data.get("nodes") or []]
+            self._done.update(state["cached"])
+            event = {"type": "cached", "nodes": state["cached"]}
+        elif kind == "executing" and data.get("node") is not None:
+            if state["node"] is not None:
+                self._done.add(str(state["node"]))
+            node = str(data["node"])
+            state.update(node=node, node_type=self._class_of(node), value=0, max=0)
+            event = {"type": "executing", "node": node, "node_type": state["node_type"]}
+        elif kind == "progress":
+            state.update(value=data.get("value", 0), max=data.get("max", 0))
+            event = {"type": "progress", "node": state["node"], "node_type": state["node_type"],
+                     "value": state["value"], "max": state["max"]}
+        elif kind == "executed":
+            node = str(data.get("node"))
+            self._done.add(node)
+            files = [item.get("filename") for items in (data.get("output") or {}).values()
+                     if isinstance(items, list) for item in items
+                     if isinstance(item, dict) and item.get("filename")]
+            state["partial_outputs"].extend({"node": node, "filename": f} for f in files)
+            event = {"type": "executed", "node": node, "node_type": self._class_of(node), "files": files}
+        else:
+            return None
+        state["nodes_done"] = len(self._done)
+        state["updated_at"] = time.time()
+        return event

@@ -1,0 +1,48 @@
+"""Read-side questions about jobs: lookup, listing, queue position."""
+from __future__ import annotations
+
+from sqlalchemy import func, select
+
+from .errors import NotFound
+from .extensions import db
+from .jobs import JobStatus
+from .models import Job, Output
+
+
+def get_job(job_id: str) -> Job:
+    """Return a job or raise NotFound."""
+    job = db.session.get(Job, job_id)
+    if job is None:
+        raise NotFound(f"no job {job_id!r}; check the id returned by POST /v1/jobs")
+    return job
+
+
+def get_output(job_id: str, name: str) -> Output:
+    """Return one stored output of a job or raise NotFound."""
+    job = get_job(job_id)
+    for output in job.outputs:
+        if output.name == name:
+            return output
+    names = ", ".join(o.name for o in job.outputs) or "none yet"
+    raise NotFound(f"job {job_id} has no output {name!r}; its outputs: {names}")
+
+
+def queue_position(job: Job) -> int | None:
+    """Return how many queued jobs are ahead of ``job`` in its queue, or None if not queued."""
+    if job.status != JobStatus.QUEUED:
+        return None
+    return db.session.scalar(
+        select(func.count()).select_from(Job).where(
+            Job.status == JobStatus.QUEUED.value, Job.queue == job.queue,
+            (Job.created_at < job.created_at) | ((Job.created_at == job.created_at) & (Job.id < job.id))))
+
+
+def list_jobs(status: str | None, page: int, page_size: int) -> tuple[list[Job], int]:
+    """Return one page of jobs, newest first, and the total count."""
+    query = select(Job)
+    count = select(func.count()).select_from(Job)
+    if status:
+        query, count = query.where(Job.status == status), count.where(Job.status == status)
+    items = db.session.scalars(
+        query.order_by(Job.created_at.desc(), Job.id.desc()).offset((page - 1) * page_size).limit(page_size))
+    return list(items), db.session.scalar(count) or 0

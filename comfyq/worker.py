@@ -1,0 +1,71 @@
+"""Worker entry: the app, the instance binding, and worker signals.
+
+``celery -A comfyq.worker …`` (Flower, inspect) loads ``celery_app`` from here.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from typing import Any
+
+from billiard.exceptions import WorkerLostError
+from celery.signals import task_failure, worker_ready, worker_shutting_down
+
+from . import create_app
+from .binding import ENV_VAR
+from .extensions import get_redis
+from .heartbeat import Heartbeat
+
+logger = logging.getLogger(__name__)
+
+flask_app = create_app()
+celery_app = flask_app.extensions["celery"]
+celery_app.conf.include = ["comfyq.tasks"]
+_heartbeat: Heartbeat | None = None
+
+
+def worker_argv(instance: str, loglevel: str = "INFO") -> list[str]:
+    """Return the celery worker arguments that bind a worker to ``instance``."""
+    queue = flask_app.config["INSTANCES"][instance].queue
+    return ["worker", "-n", f"{instance}@{socket.gethostname()}", "-Q", f"comfy,{queue}",
+            "-P", "prefork", "-c", "1", "--prefetch-multiplier", "1", "-E", "-l", loglevel,
+            "--without-gossip", "--without-mingle"]
+
+
+def start_worker(instance: str, loglevel: str = "INFO") -> None:
+    """Run a Celery worker that owns ``instance`` (blocks)."""
+    if instance not in flask_app.config["INSTANCES"]:
+        known = ", ".join(flask_app.config["INSTANCES"]) or "none (set COMFYQ_INSTANCES)"
+        raise SystemExit(f"unknown instance {instance!r}; configured: {known}")
+    os.environ[ENV_VAR] = instance  # forked children read it to find their instance
+    celery_app.worker_main(worker_argv(instance, loglevel))
+
+
+@worker_ready.connect
+def _start_heartbeat(**_: Any) -> None:
+    global _heartbeat
+    name = os.environ.get(ENV_VAR)
+    if name:
+        with flask_app.app_context():
+            _heartbeat = Heartbeat(flask_app.config["INSTANCES"][name], get_redis())
+            _heartbeat.beat()  # publish the catalogue before the first job is validated
+        _heartbeat.start()
+
+
+@worker_shutting_down.connect
+def _stop_heartbeat(**_: Any) -> None:
+    if _heartbeat is not None:
+        _heartbeat.stop()
+
+
+@task_failure.connect
+def _end_orphaned_job(sender: Any = None, exception: BaseException | None = None,
+                      args: Any = None, **_: Any) -> None:
+    # A child lost to a crash is requeued (reject_on_worker_lost); the redelivery resumes it.
+    if getattr(sender, "name", None) != "comfyq.run_job" or not args or isinstance(exception, WorkerLostError):
+        return
+    from .tasks import end_orphaned_job
+
+    with flask_app.app_context():
+        end_orphaned_job(args[0], exception)

@@ -1,0 +1,4 @@
+"""WSGI entry for gunicorn: ``gunicorn comfyq.wsgi:app``."""
+from . import create_app
+
+app = create_app()
