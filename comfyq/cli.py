@@ -21,11 +21,18 @@ def main() -> None:
 @click.option("--port", default=8000, show_default=True, help="API port.")
 @click.option("--flower-port", default=5555, show_default=True)
 @click.option("--redis-port", default=6379, show_default=True, help="Port of the Redis started for you.")
-def up(host: str, port: int, flower_port: int, redis_port: int) -> None:
+@click.option("--sim-ports", default="8188,8189", show_default=True,
+              help="Simulator ports, used only when COMFYQ_INSTANCES is unset.")
+def up(host: str, port: int, flower_port: int, redis_port: int, sim_ports: str) -> None:
     """Run the whole stack on embedded defaults until Ctrl-C."""
     from .stack import Stack
 
-    sys.exit(Stack(api_port=port, flower_port=flower_port, redis_port=redis_port, host=host).run())
+    try:
+        ports = tuple(int(p) for p in sim_ports.split(",") if p.strip())
+    except ValueError:
+        raise click.BadParameter("give ports as numbers separated by commas", param_hint="--sim-ports") from None
+    sys.exit(Stack(api_port=port, flower_port=flower_port, redis_port=redis_port, host=host,
+                   sim_ports=ports).run())
 
 
 @main.command()

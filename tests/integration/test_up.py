@@ -1,0 +1,70 @@
+"""`comfyq up`: the whole stack as child processes, a job through it, and a clean stop."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+import requests
+
+from comfyq.sim.process import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def up(tmp_path: Path):
+    ports = {name: free_port() for name in ("api", "flower", "redis", "sim0", "sim1")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COMFYQ_")}
+    env["COMFYQ_DATA_DIR"] = str(tmp_path / "data")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "comfyq", "up", "--port", str(ports["api"]), "--flower-port", str(ports["flower"]),
+         "--redis-port", str(ports["redis"]), "--sim-ports", f"{ports['sim0']},{ports['sim1']}"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=tmp_path)
+    lines: list[str] = []
+    pump = threading.Thread(target=lambda: lines.extend(l.decode() for l in iter(proc.stdout.readline, b"")),
+                            daemon=True)
+    pump.start()
+    yield proc, ports, lines
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+
+
+def test_up_serves_runs_a_job_and_stops_clean(up, tmp_path: Path) -> None:
+    proc, ports, lines = up
+    api = f"http://127.0.0.1:{ports['api']}"
+    deadline = time.monotonic() + 90
+    while not any("Ctrl-C stops everything" in l for l in lines):
+        assert proc.poll() is None, "".join(lines)
+        assert time.monotonic() < deadline, "".join(lines)
+        time.sleep(0.2)
+    assert lines[0].startswith("comfyq up: no COMFYQ_INSTANCES set, so starting 2 ComfyUI simulators")
+    assert requests.get(f"{api}/healthz", timeout=5).json()["status"] == "ok"
+    workflow = json.loads((ROOT / "templates_wf/txt2img/workflow.json").read_text())
+    workflow["4"]["inputs"].update(width=64, height=64)
+    job = requests.post(f"{api}/v1/jobs", json={"workflow": workflow}, timeout=5).json()
+    while job["status"] not in ("succeeded", "failed", "cancelled", "timed_out"):
+        assert time.monotonic() < deadline, job
+        time.sleep(0.1)
+        job = requests.get(f"{api}/v1/jobs/{job['id']}", timeout=5).json()
+    assert job["status"] == "succeeded", job
+    image = requests.get(job["outputs"][0]["url"], timeout=5)
+    assert image.content[:4] == b"\x89PNG"
+    flower = requests.get(f"http://127.0.0.1:{ports['flower']}/api/workers", timeout=10)
+    assert flower.status_code == 200
+
+    family = psutil.Process(proc.pid).children(recursive=True)
+    assert len(family) >= 6  # redis, 2 sims, api (+ gunicorn workers), 2 workers (+ pool children), flower
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(60) == 0, "".join(lines[-30:])
+    gone, alive = psutil.wait_procs(family, timeout=10)
+    assert not alive, [p.info if hasattr(p, "info") else p for p in alive]
+    assert "comfyq up: stopped" in "".join(lines)

@@ -1,0 +1,93 @@
+"""Bad requests get a 4xx in the one error shape, with no Redis needed and no row written."""
+from __future__ import annotations
+
+import json
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from comfyq import create_app
+from comfyq.extensions import db
+from comfyq.models import Job
+from comfyq.config import parse_instances
+from tests.conftest import txt2img
+
+
+@pytest.fixture
+def app(tmp_path) -> Flask:
+    return create_app({"SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path}/t.db",
+                       "OUTPUT_DIR": str(tmp_path / "out"), "REDIS_URL": "redis://127.0.0.1:1/0",
+                       "BROKER_URL": "redis://127.0.0.1:1/0",
+                       "INSTANCES": parse_instances("gpu0=http://127.0.0.1:1"),
+                       "MAX_CONTENT_LENGTH": 20_000})
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+def assert_shape(response, code: int, fragment: str) -> None:
+    body = response.get_json()
+    assert response.status_code == code, body
+    assert set(body) == {"code", "status", "message", "errors"}
+    assert body["code"] == code and fragment in body["message"], body["message"]
+
+
+@pytest.mark.parametrize("payload, code, fragment", [
+    ("not json", 400, "not valid JSON"),
+    ({"workflow": "text"}, 422, "workflow: must be a JSON object"),
+    ({"workflow": [1, 2]}, 422, "workflow: must be a JSON object"),
+    ({}, 422, "give the ComfyUI workflow"),
+    ({"workflow": {"1": {"inputs": {}}}}, 422, "node 1: missing 'class_type'"),
+    ({"workflow": {"1": {"class_type": "SaveImage", "inputs": {"images": ["9", 0]}}}}, 422,
+     "links to node '9'"),
+    ({"workflow": {"1": {"class_type": "SaveImage", "inputs": {}}}, "instance": "gpu7"}, 422,
+     "unknown instance 'gpu7'; known instances: gpu0"),
+    ({"workflow": {"1": {"class_type": "SaveImage", "inputs": {}}}, "priority": 3}, 422,
+     "priority: Unknown field"),
+    ({"workflow": {}}, 422, "workflow is empty"),
+])
+def test_bad_submissions(client: FlaskClient, app: Flask, payload, code: int, fragment: str) -> None:
+    data = payload if isinstance(payload, str) else json.dumps(payload)
+    assert_shape(client.post("/v1/jobs", data=data, content_type="application/json"), code, fragment)
+    with app.app_context():
+        assert db.session.query(Job).count() == 0
+
+
+def test_oversized_body_is_413(client: FlaskClient) -> None:
+    graph = txt2img()
+    graph["2"]["inputs"]["text"] = "x" * 30_000
+    assert_shape(client.post("/v1/jobs", json={"workflow": graph}), 413, "")
+
+
+def test_redis_down_is_503_and_writes_nothing(client: FlaskClient, app: Flask) -> None:
+    assert_shape(client.post("/v1/jobs", json={"workflow": txt2img()}), 503, "nothing was queued")
+    with app.app_context():
+        assert db.session.query(Job).count() == 0
+
+
+def test_unknown_job_unknown_route_wrong_method(client: FlaskClient) -> None:
+    assert_shape(client.get("/v1/jobs/nope"), 404, "no job 'nope'")
+    assert_shape(client.post("/v1/jobs/nope/cancel"), 404, "no job 'nope'")
+    assert_shape(client.get("/v1/jobs/nope/outputs/a.png"), 404, "no job 'nope'")
+    assert_shape(client.get("/v2/whatever"), 404, "not found")
+    assert_shape(client.delete("/v1/jobs"), 405, "not allowed")
+    assert_shape(client.get("/v1/jobs?status=done"), 422, "status: Must be one of")
+    assert_shape(client.get("/v1/jobs?page=0"), 422, "page:")
+
+
+def test_openapi_and_docs_are_served(client: FlaskClient) -> None:
+    spec = client.get("/openapi.json").get_json()
+    assert {"/v1/jobs", "/v1/jobs/{job_id}", "/v1/jobs/{job_id}/cancel", "/v1/instances",
+            "/healthz"} <= set(spec["paths"])
+    page = client.get("/docs")
+    assert page.status_code == 200 and b"swagger-ui" in page.data
+    assert client.get("/swagger-ui/swagger-ui-bundle.js").status_code == 200
+
+
+def test_healthz_names_the_failed_dependency(client: FlaskClient) -> None:
+    response = client.get("/healthz")
+    assert response.status_code == 503
+    assert response.get_json()["checks"] == {"database": "ok", "redis": "error: ConnectionError"}

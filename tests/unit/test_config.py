@@ -1,0 +1,47 @@
+"""Configuration parsing from COMFYQ_* variables."""
+from __future__ import annotations
+
+import pytest
+
+import celeryconfig
+from comfyq.config import Config, ConfigError, parse_instances
+
+
+def test_instances_parse_in_order() -> None:
+    found = parse_instances("gpu0=http://127.0.0.1:8188/, gpu1=http://h:8189")
+    assert list(found) == ["gpu0", "gpu1"]
+    assert found["gpu0"].url == "http://127.0.0.1:8188"
+    assert found["gpu1"].queue == "comfy.gpu1"
+
+
+@pytest.mark.parametrize("spec, fragment", [
+    ("gpu0", "expected name="), ("GPU0=http://x", "expected name="),
+    ("gpu0=ftp://x", "must start with http"), ("a=http://x,a=http://y", "twice")])
+def test_bad_instances_say_what_is_wrong(spec: str, fragment: str) -> None:
+    with pytest.raises(ConfigError, match=fragment):
+        parse_instances(spec)
+
+
+def test_defaults_live_under_the_data_dir(tmp_path) -> None:
+    cfg = Config({"COMFYQ_DATA_DIR": str(tmp_path)})
+    assert cfg.SQLALCHEMY_DATABASE_URI == f"sqlite:///{tmp_path}/comfyq.db"
+    assert cfg.OUTPUT_DIR == f"{tmp_path}/outputs"
+    assert cfg.INSTANCES == {}
+
+
+def test_soft_limit_must_be_below_hard_limit() -> None:
+    with pytest.raises(ConfigError, match="below"):
+        Config({"COMFYQ_SOFT_TIME_LIMIT": "100", "COMFYQ_HARD_TIME_LIMIT": "50"})
+    with pytest.raises(ConfigError, match="not a number"):
+        Config({"COMFYQ_SOFT_TIME_LIMIT": "soon"})
+
+
+def test_celery_settings_follow_the_config(tmp_path) -> None:
+    cfg = Config({"COMFYQ_DATA_DIR": str(tmp_path), "COMFYQ_INSTANCES": "gpu0=http://a:1,gpu1=http://b:2",
+                  "COMFYQ_HARD_TIME_LIMIT": "900", "COMFYQ_SOFT_TIME_LIMIT": "800"}).as_dict()
+    conf = celeryconfig.settings(cfg)
+    assert [q.name for q in conf["task_queues"]] == ["comfy", "comfy.gpu0", "comfy.gpu1", "control"]
+    assert conf["broker_transport_options"]["visibility_timeout"] > conf["task_time_limit"] == 900
+    assert conf["task_soft_time_limit"] < conf["task_time_limit"]
+    assert conf["task_acks_late"] and conf["task_reject_on_worker_lost"]
+    assert conf["worker_prefetch_multiplier"] == 1 and conf["worker_concurrency"] == 1

@@ -1,0 +1,96 @@
+"""Workflow validation: structure, links and catalogue checks."""
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from comfyq.catalogue import summarise
+from comfyq.validation import WorkflowInvalid, validate_workflow
+from tests.conftest import txt2img
+
+CATALOGUE = summarise({
+    "CheckpointLoaderSimple": {"output": ["MODEL", "CLIP", "VAE"], "output_node": False},
+    "CLIPTextEncode": {"output": ["CONDITIONING"], "output_node": False},
+    "EmptyLatentImage": {"output": ["LATENT"], "output_node": False},
+    "KSampler": {"output": ["LATENT"], "output_node": False},
+    "VAEDecode": {"output": ["IMAGE"], "output_node": False},
+    "SaveImage": {"output": [], "output_node": True},
+})
+
+
+def problem(workflow: dict[str, Any], catalogues: dict | None = None) -> WorkflowInvalid:
+    with pytest.raises(WorkflowInvalid) as info:
+        validate_workflow(workflow, {"gpu0": CATALOGUE} if catalogues is None else catalogues)
+    return info.value
+
+
+def test_valid_graph_passes() -> None:
+    validate_workflow(txt2img(), {"gpu0": CATALOGUE})
+    validate_workflow(txt2img(), {})
+
+
+def test_missing_class_type_names_the_node() -> None:
+    graph = txt2img()
+    del graph["5"]["class_type"]
+    exc = problem(graph)
+    assert exc.message.startswith("node 5: missing 'class_type'")
+    assert "5" in exc.errors["workflow"]
+
+
+def test_dangling_link_names_source_and_input() -> None:
+    graph = txt2img()
+    graph["6"]["inputs"]["samples"] = ["42", 0]
+    assert "input 'samples' links to node '42', which is not in the workflow" in problem(graph).message
+
+
+def test_output_index_past_the_end_is_refused() -> None:
+    graph = txt2img()
+    graph["6"]["inputs"]["vae"] = ["1", 3]
+    assert "has 3 output(s)" in problem(graph).message
+
+
+def test_negative_index_and_float_index_are_refused() -> None:
+    graph = txt2img()
+    graph["6"]["inputs"]["vae"] = ["1", -1]
+    assert "indexes start at 0" in problem(graph).message
+    graph["6"]["inputs"]["vae"] = ["1", 1.5]
+    assert "integer index" in problem(graph).message
+
+
+def test_unknown_class_names_the_instance() -> None:
+    graph = txt2img()
+    graph["5"]["class_type"] = "RunPythonCode"
+    assert "not installed on instance(s) gpu0" in problem(graph).message
+
+
+def test_no_output_node() -> None:
+    graph = txt2img()
+    del graph["7"]
+    assert "no output node" in problem(graph).message
+
+
+def test_node_not_an_object_and_inputs_not_an_object() -> None:
+    assert "must be an object" in problem({"1": 5}).message
+    assert "'inputs' must be an object" in problem({"1": {"class_type": "SaveImage", "inputs": []}}).message
+
+
+def test_empty_and_too_large() -> None:
+    assert "empty" in problem({}).message
+    with pytest.raises(WorkflowInvalid, match="limit is 2"):
+        validate_workflow(txt2img(), {}, max_nodes=2)
+
+
+def test_several_problems_are_counted() -> None:
+    graph = txt2img()
+    del graph["2"]["class_type"]
+    del graph["3"]["class_type"]
+    exc = problem(graph)
+    assert "(and 1 more problem)" in exc.message
+    assert set(exc.errors["workflow"]) == {"2", "3"}
+
+
+def test_shared_queue_needs_the_class_on_every_instance() -> None:
+    partial = {k: v for k, v in CATALOGUE.items() if k != "KSampler"}
+    exc = problem(txt2img(), {"gpu0": CATALOGUE, "gpu1": partial})
+    assert "not installed on instance(s) gpu1" in exc.message
