@@ -40,8 +40,8 @@ def settings(config: Mapping[str, Any]) -> dict[str, Any]:
         "worker_prefetch_multiplier": 1,
         "worker_concurrency": 1,
         "worker_send_task_events": True,
-        "task_send_sent_event": True,
-        "task_track_started": True,
+        "task_send_sent_event": False,  # one more Redis publish per submission; Flower reads queue depth from the broker
+        "task_track_started": False,  # the DB records running; this would cost a backend write per job
         "task_ignore_result": True,
         "result_expires": 86400,
         "task_soft_time_limit": float(config["SOFT_TIME_LIMIT"]),

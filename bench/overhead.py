@@ -2,7 +2,7 @@
 
 Direct (the baseline): POST /prompt on an open websocket, wait for `executing null`,
 read /history, download the image through /view. Through comfyq: POST /v1/jobs,
-wait for the job's `finished` event, GET the job, download its output. Runs
+wait for the job's `finished` event (which names its outputs), download the output. Runs
 alternate so both see the same machine state. Usage: python bench/overhead.py [N]
 """
 from __future__ import annotations
@@ -59,9 +59,8 @@ def through_comfyq(http: requests.Session, api: str, events: redis.client.PubSub
             event = json.loads(message["data"])
             if event["job_id"] == job["id"] and event["type"] == "finished":
                 break
-    job = http.get(f"{api}/v1/jobs/{job['id']}", timeout=10).json()
-    assert job["status"] == "succeeded", job
-    http.get(job["outputs"][0]["url"], timeout=10).raise_for_status()
+    assert event["status"] == "succeeded", event
+    http.get(f"{api}/v1/jobs/{job['id']}/outputs/{event['outputs'][0]['name']}", timeout=10).raise_for_status()
     return time.perf_counter() - start
 
 

@@ -39,10 +39,12 @@ def up(host: str, port: int, flower_port: int, redis_port: int, sim_ports: str) 
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True)
 @click.option("--workers", default=2, show_default=True, help="gunicorn worker processes.")
-def api(host: str, port: int, workers: int) -> None:
+@click.option("--threads", default=4, show_default=True, help="Threads per worker (keep-alive connections).")
+def api(host: str, port: int, workers: int, threads: int) -> None:
     """Serve the REST API with gunicorn."""
     os.execv(sys.executable, [sys.executable, "-m", "gunicorn", "--bind", f"{host}:{port}",
-                              "--workers", str(workers), "--access-logfile", "-",
+                              "--workers", str(workers), "--worker-class", "gthread", "--threads", str(threads),
+                              "--access-logfile", "-",
                               "--graceful-timeout", "5", "comfyq.wsgi:app"])
 
 

@@ -15,7 +15,8 @@ class Base(DeclarativeBase):
     """Declarative base for comfyq's models."""
 
 
-db = SQLAlchemy(model_class=Base)
+# Views present a job right after committing it; reloading it would cost a query.
+db = SQLAlchemy(model_class=Base, session_options={"expire_on_commit": False})
 
 
 @event.listens_for(Engine, "connect")

@@ -19,10 +19,10 @@ def get_job(job_id: str) -> Job:
 
 def get_output(job_id: str, name: str) -> Output:
     """Return one stored output of a job or raise NotFound."""
+    output = db.session.scalar(select(Output).where(Output.job_id == job_id, Output.name == name))
+    if output is not None:
+        return output
     job = get_job(job_id)
-    for output in job.outputs:
-        if output.name == name:
-            return output
     names = ", ".join(o.name for o in job.outputs) or "none yet"
     raise NotFound(f"job {job_id} has no output {name!r}; its outputs: {names}")
 

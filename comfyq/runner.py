@@ -153,8 +153,9 @@ class JobRunner:
                           progress=dict(self.tracker.state)):
             self.store.remove_job(job.id)
             return "superseded"
-        events.publish(self.redis, job.id, {"type": "finished", "status": "succeeded",
-                                            "outputs": [o.name for o in outputs]})
+        events.publish(self.redis, job.id, {"type": "finished", "status": "succeeded", "outputs": [
+            {"name": o.name, "size": o.size, "sha256": o.sha256, "content_type": o.content_type}
+            for o in outputs]})
         return JobStatus.SUCCEEDED.value
 
 

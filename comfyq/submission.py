@@ -52,7 +52,8 @@ def submit_job(workflow: dict[str, Any], instance: str | None = None) -> Job:
     catalogues = _catalogues(instances)
     if catalogues:
         validate_workflow(workflow, catalogues, max_nodes)
-    job = Job(status=JobStatus.QUEUED.value, queue=queue, instance_requested=instance, workflow=workflow)
+    job = Job(status=JobStatus.QUEUED.value, queue=queue, instance_requested=instance, workflow=workflow,
+              outputs=[])
     db.session.add(job)
     db.session.commit()
     try:

@@ -58,8 +58,21 @@ def test_up_serves_runs_a_job_and_stops_clean(up, tmp_path: Path) -> None:
     assert job["status"] == "succeeded", job
     image = requests.get(job["outputs"][0]["url"], timeout=5)
     assert image.content[:4] == b"\x89PNG"
-    flower = requests.get(f"http://127.0.0.1:{ports['flower']}/api/workers", timeout=10)
-    assert flower.status_code == 200
+    broker = ""
+    while not all(f">{q}<" in broker for q in ("comfy", "comfy.gpu0", "comfy.gpu1")):
+        assert time.monotonic() < deadline, broker
+        broker = requests.get(f"http://127.0.0.1:{ports['flower']}/broker", timeout=10).text
+        time.sleep(0.5)
+
+    small = tmp_path / "small.json"
+    small.write_text(json.dumps(workflow))
+    cli = subprocess.run([sys.executable, "-m", "comfyq", "submit", str(small), "--wait", "--api-url", api,
+                          "--out", str(tmp_path / "got")], capture_output=True, text=True, timeout=60)
+    assert cli.returncode == 0, cli.stderr
+    printed = cli.stdout.strip().splitlines()
+    assert printed[0].startswith("job ") and "queued on comfy" in printed[0]
+    saved = Path(printed[-1])
+    assert saved.parent.parent == tmp_path / "got" and saved.read_bytes()[:4] == b"\x89PNG"
 
     family = psutil.Process(proc.pid).children(recursive=True)
     assert len(family) >= 6  # redis, 2 sims, api (+ gunicorn workers), 2 workers (+ pool children), flower
