@@ -25,11 +25,6 @@ def report(r: redis.Redis, instance: str, reachable: bool, error: str | None = N
     r.expire(key, STATUS_TTL)
 
 
-def queue_depth(r: redis.Redis, queue: str) -> int:
-    """Return the number of messages waiting in a Celery queue on Redis."""
-    return int(r.llen(queue))
-
-
 def describe(r: redis.Redis, instances: dict[str, Instance]) -> dict[str, Any]:
     """Return every instance's health, queue depth and running job, plus the shared queue."""
     running = dict(db.session.execute(

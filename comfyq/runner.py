@@ -6,10 +6,10 @@ import time
 from typing import Any, Callable
 
 import redis
-from celery.exceptions import SoftTimeLimitExceeded
+from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
 
 from . import events
-from .comfy import (ComfyClient, ComfyTimeout, ComfyUnreachable, ExecutionFailed,
+from .comfy import (ComfyClient, ComfyProtocolError, ComfyTimeout, ComfyUnreachable, ExecutionFailed,
                     ExecutionInterrupted, PromptLost, PromptRejected)
 from .comfy.payloads import outcome
 from .config import Instance
@@ -56,7 +56,7 @@ class JobRunner:
             return "taken"
         self.tracker = ProgressTracker(job.workflow)
         try:
-            history = self._execute(job, resume)
+            return self._finish(job, self._execute(job, resume))
         except PromptRejected as exc:
             return self._end(JobStatus.FAILED, {
                 "type": "prompt_rejected", "message": f"ComfyUI rejected the workflow: {exc.message}",
@@ -70,6 +70,9 @@ class JobRunner:
             if self.cancelling:
                 return self._end(JobStatus.CANCELLED, {"type": "cancelled", "message": "cancelled by request"})
             return self._end(JobStatus.FAILED, {"type": "interrupted", "message": f"the prompt ended early: {exc}"})
+        except ComfyProtocolError as exc:
+            return self._end(JobStatus.FAILED, {"type": "comfyui_error",
+                                                "message": f"ComfyUI answered unexpectedly: {exc}"})
         except SoftTimeLimitExceeded:
             self._stop_prompt()
             return self._end(JobStatus.TIMED_OUT, {"type": "timed_out", "message": "the job ran past its time limit"})
@@ -77,7 +80,6 @@ class JobRunner:
             transition(job.id, JobStatus.QUEUED, [JobStatus.RUNNING], error={
                 "type": "instance_unavailable", "message": f"instance {self.instance.name}: {exc}"})
             raise InstanceUnavailable(str(exc)) from exc
-        return self._finish(job, history)
 
     def _execute(self, job: Job, resume: bool) -> dict[str, Any]:
         """Submit (or reattach to) the prompt and follow it to its end."""
@@ -167,3 +169,18 @@ def _history_files(history: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
             if isinstance(items, list):
                 files.extend((str(node_id), i) for i in items if isinstance(i, dict) and i.get("filename"))
     return files
+
+
+def give_up(job_id: str, attempts: int, exc: BaseException) -> str:
+    """Fail a job that went back to its queue too often because instances were unreachable."""
+    transition(job_id, JobStatus.FAILED, [JobStatus.QUEUED], error={
+        "type": "instance_unavailable", "message": f"no instance could run the job in {attempts} attempts: {exc}"})
+    return JobStatus.FAILED.value
+
+
+def end_orphaned_job(job_id: str, exc: BaseException) -> None:
+    """End a job whose task failed without recording an outcome (hard limit, bug)."""
+    status = JobStatus.TIMED_OUT if isinstance(exc, TimeLimitExceeded) else JobStatus.FAILED
+    error = {"type": status.value, "message": f"the task ended without an outcome: {exc!r}"}
+    if transition(job_id, status, [JobStatus.RUNNING], error=error):
+        logger.warning("job %s ended %s by the failure handler: %r", job_id, status, exc)

@@ -16,6 +16,7 @@ from . import create_app
 from .binding import ENV_VAR
 from .extensions import get_redis
 from .heartbeat import Heartbeat
+from .runner import end_orphaned_job
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +66,5 @@ def _end_orphaned_job(sender: Any = None, exception: BaseException | None = None
     # A child lost to a crash is requeued (reject_on_worker_lost); the redelivery resumes it.
     if getattr(sender, "name", None) != "comfyq.run_job" or not args or isinstance(exception, WorkerLostError):
         return
-    from .tasks import end_orphaned_job
-
     with flask_app.app_context():
         end_orphaned_job(args[0], exception)
