@@ -1,0 +1,18 @@
+"""ComfyUI client: the only code in comfyq that talks to a ComfyUI server."""
+from .client import ComfyClient
+from .errors import (ComfyError, ComfyProtocolError, ComfyTimeout, ComfyUnreachable,
+                     ExecutionFailed, ExecutionInterrupted, OutputMissing, PromptLost,
+                     PromptRejected)
+
+__all__ = [
+    "ComfyClient",
+    "ComfyError",
+    "ComfyUnreachable",
+    "ComfyTimeout",
+    "ComfyProtocolError",
+    "OutputMissing",
+    "PromptRejected",
+    "PromptLost",
+    "ExecutionFailed",
+    "ExecutionInterrupted",
+]
