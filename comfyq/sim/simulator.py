@@ -1,0 +1,57 @@
+"""The pieces of one simulated ComfyUI instance, wired together."""
+from __future__ import annotations
+
+import asyncio
+
+from comfyq.sim.catalogue import Env
+from comfyq.sim.executor import Executor
+from comfyq.sim.files import Folders
+from comfyq.sim.hub import Hub
+from comfyq.sim.knobs import Knobs
+from comfyq.sim.prompt_queue import PromptQueue
+
+
+class Simulator:
+    """Folders, websocket hub, prompt queue and executor of one instance."""
+
+    def __init__(self, folders: Folders, knobs: Knobs) -> None:
+        self.folders = folders
+        self.hub = Hub()
+        self.queue = PromptQueue(self.hub)
+        self.executor = Executor(self.hub, self.queue, folders, knobs)
+        # ComfyUI numbers prompts from 0 per process; front=True negates the number.
+        self.number = 0
+        self._tasks: list[asyncio.Task[None]] = []
+
+    @property
+    def knobs(self) -> Knobs:
+        """Return the instance knobs."""
+        return self.executor.knobs
+
+    @knobs.setter
+    def knobs(self, value: Knobs) -> None:
+        self.executor.knobs = value
+
+    def env(self) -> Env:
+        """Return what the catalogue's combo lists come from."""
+        return self.executor.env()
+
+    def next_number(self, front: bool) -> int:
+        """Return the queue number for a prompt without an explicit one."""
+        number = -self.number if front else self.number
+        self.number += 1
+        return number
+
+    def start(self) -> None:
+        """Start the websocket publisher and the prompt worker."""
+        self._tasks = [
+            asyncio.create_task(self.hub.publish_loop(), name="sim-publisher"),
+            asyncio.create_task(self.executor.run_forever(), name="sim-executor"),
+        ]
+
+    async def stop(self) -> None:
+        """Stop the background tasks."""
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
