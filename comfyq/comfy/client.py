@@ -25,6 +25,8 @@ class ComfyClient:
 
     #: Seconds without a message about the followed prompt before asking /queue and /history.
     silence_check: float = 5.0
+    #: Least seconds between /queue checks while the followed prompt waits to start.
+    pending_check: float = 0.5
     #: Websocket reconnect attempts after a drop, and the first pause between them.
     reconnect_attempts: int = 6
     reconnect_backoff: float = 0.1

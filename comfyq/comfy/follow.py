@@ -35,6 +35,8 @@ class Follower:
         self.last_poll = float("-inf")
         self.last_heard = now
         self.started = False  # no message about this prompt seen yet
+        self.last_checked = now
+        self.check_due: float | None = None
 
     def run(self) -> dict[str, Any]:
         """Return the prompt's history entry once it succeeds; raise how it ended otherwise."""
@@ -46,6 +48,9 @@ class Follower:
                 return entry
         while True:
             self._tick()
+            if self.check_due is not None and not self.started and time.monotonic() >= self.check_due:
+                self.check_due, self.last_checked = None, time.monotonic()
+                self._check_server(finish=False)
             if time.monotonic() - self.last_heard >= self.client.silence_check:
                 entry = self._check_server()
                 if entry is not None:
@@ -64,8 +69,11 @@ class Follower:
                 continue
             if event.type == "status" and not self.started:
                 # The queue changed before our prompt began: it may have been deleted.
-                # If it ran already, its messages are still ahead of us on the socket.
-                self._check_server(finish=False)
+                # Ask /queue at most every pending_check seconds, so a prompt that
+                # starts at once costs no extra call. If it ran already, its
+                # messages are still ahead of us on the socket.
+                if self.check_due is None:
+                    self.check_due = max(time.monotonic(), self.last_checked + self.client.pending_check)
                 continue
             if event.prompt_id != self.prompt_id:
                 continue
@@ -133,6 +141,8 @@ class Follower:
         """Return how long the next receive may block."""
         now = time.monotonic()
         until = [self.last_heard + self.client.silence_check]
+        if self.check_due is not None and not self.started:
+            until.append(self.check_due)
         if self.poll is not None:
             until.append(self.last_poll + self.poll_interval)
         if self.deadline is not None:
