@@ -21,7 +21,7 @@ def sim_history(sim: SimProcess, prompt_id: str) -> dict[str, Any]:
 
 
 def test_twenty_jobs_spread_over_both_instances(client: FlaskClient, sims: list[SimProcess]) -> None:
-    jobs = [submit(client, txt2img(seed=i, sim={"5": {"step_seconds": 0.02}})) for i in range(20)]
+    jobs = [submit(client, txt2img(seed=i, sim={"3": {"step_seconds": 0.02}})) for i in range(20)]
     assert all(j["status"] == "queued" and j["queue"] == "comfy" for j in jobs)
     done = [wait_for(client, j["id"]) for j in jobs]
     assert [j["status"] for j in done] == ["succeeded"] * 20, [j["error"] for j in done]
@@ -52,7 +52,7 @@ def test_outputs_download_with_matching_sha256(client: FlaskClient, sims: list[S
     assert hashlib.sha256(body.data).hexdigest() == output["sha256"] and len(body.data) == output["size"]
     assert output["url"].endswith(f"/v1/jobs/{job['id']}/outputs/{output['name']}")
     sim = sims[0] if job["instance"] == "gpu0" else sims[1]
-    ref = sim_history(sim, job["id"])[job["id"]]["outputs"]["7"]["images"][0]
+    ref = sim_history(sim, job["id"])[job["id"]]["outputs"]["9"]["images"][0]
     original = requests.get(f"{sim.url}/view", params=ref, timeout=5).content
     assert hashlib.sha256(original).hexdigest() == output["sha256"]
     missing = client.get(f"/v1/jobs/{job['id']}/outputs/nope.png").get_json()
@@ -80,12 +80,12 @@ def test_progress_is_recorded_and_published(client: FlaskClient, rds: redis.Redi
     steps = [e["value"] for e in events if e["type"] == "progress"]
     assert steps == [1, 2, 3, 4, 5]
     assert kinds.index("executed") > kinds.index("progress")
-    assert {"node": "5", "node_type": "KSampler"}.items() <= next(
+    assert {"node": "3", "node_type": "KSampler"}.items() <= next(
         e for e in events if e["type"] == "progress").items()
 
 
 def test_cancel_queued_job_never_reaches_comfyui(client: FlaskClient, sims: list[SimProcess]) -> None:
-    blocker = submit(client, txt2img(sim={"5": {"node_seconds": 1.5}}), instance="gpu0")
+    blocker = submit(client, txt2img(sim={"3": {"node_seconds": 1.5}}), instance="gpu0")
     wait_for(client, blocker["id"], {"running"})
     queued = submit(client, txt2img(seed=555), instance="gpu0")
     seen = client.get(f"/v1/jobs/{queued['id']}").get_json()
@@ -103,7 +103,7 @@ def test_cancel_queued_job_never_reaches_comfyui(client: FlaskClient, sims: list
 
 
 def test_cancel_running_job_interrupts_it(client: FlaskClient, sims: list[SimProcess]) -> None:
-    job = submit(client, txt2img(steps=100, sim={"5": {"step_seconds": 0.1}}), instance="gpu1")
+    job = submit(client, txt2img(steps=100, sim={"3": {"step_seconds": 0.1}}), instance="gpu1")
     deadline = time.monotonic() + 20
     while True:
         seen = client.get(f"/v1/jobs/{job['id']}").get_json()
@@ -132,19 +132,19 @@ def test_cancel_running_job_interrupts_it(client: FlaskClient, sims: list[SimPro
 
 
 def test_failing_node_fails_the_job_with_node_and_message(client: FlaskClient) -> None:
-    job = wait_for(client, submit(client, txt2img(sim={"6": {"fail": "VAE exploded"}}))["id"])
+    job = wait_for(client, submit(client, txt2img(sim={"8": {"fail": "VAE exploded"}}))["id"])
     assert job["status"] == "failed"
     error = job["error"]
-    assert (error["type"], error["node_id"], error["node_type"]) == ("execution_failed", "6", "VAEDecode")
+    assert (error["type"], error["node_id"], error["node_type"]) == ("execution_failed", "8", "VAEDecode")
     assert "VAE exploded" in error["message"] and job["outputs"] == []
 
 
 def test_comfyui_validation_error_keeps_node_errors(client: FlaskClient) -> None:
     graph = txt2img()
-    graph["1"]["inputs"]["ckpt_name"] = "missing.safetensors"
+    graph["4"]["inputs"]["ckpt_name"] = "missing.safetensors"
     job = wait_for(client, submit(client, graph)["id"])
     assert job["status"] == "failed" and job["error"]["type"] == "prompt_rejected"
-    node_error = job["error"]["node_errors"]["1"]["errors"][0]
+    node_error = job["error"]["node_errors"]["4"]["errors"][0]
     assert node_error["type"] == "value_not_in_list"
     assert node_error["extra_info"]["received_value"] == "missing.safetensors"
 
@@ -162,7 +162,7 @@ def test_list_jobs_newest_first_with_filter_and_pages(client: FlaskClient) -> No
 
 
 def test_instances_report_health_depth_and_running_job(client: FlaskClient) -> None:
-    job = submit(client, txt2img(sim={"5": {"node_seconds": 1.0}}), instance="gpu0")
+    job = submit(client, txt2img(sim={"3": {"node_seconds": 1.0}}), instance="gpu0")
     wait_for(client, job["id"], {"running"})
     body = client.get("/v1/instances").get_json()
     rows = {row["name"]: row for row in body["instances"]}
@@ -175,11 +175,11 @@ def test_instances_report_health_depth_and_running_job(client: FlaskClient) -> N
 
 
 @pytest.mark.parametrize("mutate, fragment", [
-    (lambda g: g["5"].pop("class_type"), "node 5: missing 'class_type'"),
-    (lambda g: g["6"]["inputs"].update(samples=["99", 0]), "links to node '99'"),
-    (lambda g: g.pop("7"), "no output node"),
-    (lambda g: g["5"].update(class_type="ExecutePython"), "'ExecutePython' is not installed"),
-    (lambda g: g["6"]["inputs"].update(vae=["1", 5]), "has 3 output(s)"),
+    (lambda g: g["3"].pop("class_type"), "node 3: missing 'class_type'"),
+    (lambda g: g["8"]["inputs"].update(samples=["99", 0]), "links to node '99'"),
+    (lambda g: g.pop("9"), "no output node"),
+    (lambda g: g["3"].update(class_type="ExecutePython"), "'ExecutePython' is not installed"),
+    (lambda g: g["8"]["inputs"].update(vae=["4", 5]), "has 3 output(s)"),
 ])
 def test_bad_graphs_are_422_with_catalogue(client: FlaskClient, mutate: Any, fragment: str) -> None:
     graph = txt2img()

@@ -49,7 +49,7 @@ def test_up_serves_runs_a_job_and_stops_clean(up, tmp_path: Path) -> None:
     assert lines[0].startswith("comfyq up: no COMFYQ_INSTANCES set, so starting 2 ComfyUI simulators")
     assert requests.get(f"{api}/healthz", timeout=5).json()["status"] == "ok"
     workflow = json.loads((ROOT / "templates_wf/txt2img/workflow.json").read_text())
-    workflow["4"]["inputs"].update(width=64, height=64)
+    workflow["5"]["inputs"].update(width=64, height=64)
     job = requests.post(f"{api}/v1/jobs", json={"workflow": workflow}, timeout=5).json()
     while job["status"] not in ("succeeded", "failed", "cancelled", "timed_out"):
         assert time.monotonic() < deadline, job

@@ -58,7 +58,7 @@ def test_bad_submissions(client: FlaskClient, app: Flask, payload, code: int, fr
 
 def test_oversized_body_is_413(client: FlaskClient) -> None:
     graph = txt2img()
-    graph["2"]["inputs"]["text"] = "x" * 30_000
+    graph["6"]["inputs"]["text"] = "x" * 30_000
     assert_shape(client.post("/v1/jobs", json={"workflow": graph}), 413, "")
 
 

@@ -7,15 +7,15 @@ from tests.conftest import txt2img
 
 def test_messages_fold_into_progress_and_public_events() -> None:
     tracker = ProgressTracker(txt2img())
-    assert tracker.apply("execution_cached", {"nodes": ["1"]}) == {"type": "cached", "nodes": ["1"]}
+    assert tracker.apply("execution_cached", {"nodes": ["4"]}) == {"type": "cached", "nodes": ["4"]}
     assert tracker.apply("status", {}) is None
-    assert tracker.apply("executing", {"node": "5"})["node_type"] == "KSampler"
-    event = tracker.apply("progress", {"value": 3, "max": 4, "node": "5"})
-    assert event == {"type": "progress", "node": "5", "node_type": "KSampler", "value": 3, "max": 4}
-    tracker.apply("executing", {"node": "7"})
-    done = tracker.apply("executed", {"node": "7", "output": {"images": [{"filename": "a.png"}]}})
+    assert tracker.apply("executing", {"node": "3"})["node_type"] == "KSampler"
+    event = tracker.apply("progress", {"value": 3, "max": 4, "node": "3"})
+    assert event == {"type": "progress", "node": "3", "node_type": "KSampler", "value": 3, "max": 4}
+    tracker.apply("executing", {"node": "9"})
+    done = tracker.apply("executed", {"node": "9", "output": {"images": [{"filename": "a.png"}]}})
     assert done["files"] == ["a.png"]
     state = tracker.state
     assert state["nodes_done"] == 3 and state["nodes_total"] == 7
-    assert state["partial_outputs"] == [{"node": "7", "filename": "a.png"}]
+    assert state["partial_outputs"] == [{"node": "9", "filename": "a.png"}]
     assert tracker.apply("executing", {"node": None}) is None

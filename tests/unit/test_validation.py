@@ -32,41 +32,41 @@ def test_valid_graph_passes() -> None:
 
 def test_missing_class_type_names_the_node() -> None:
     graph = txt2img()
-    del graph["5"]["class_type"]
+    del graph["3"]["class_type"]
     exc = problem(graph)
-    assert exc.message.startswith("node 5: missing 'class_type'")
-    assert "5" in exc.errors["workflow"]
+    assert exc.message.startswith("node 3: missing 'class_type'")
+    assert "3" in exc.errors["workflow"]
 
 
 def test_dangling_link_names_source_and_input() -> None:
     graph = txt2img()
-    graph["6"]["inputs"]["samples"] = ["42", 0]
+    graph["8"]["inputs"]["samples"] = ["42", 0]
     assert "input 'samples' links to node '42', which is not in the workflow" in problem(graph).message
 
 
 def test_output_index_past_the_end_is_refused() -> None:
     graph = txt2img()
-    graph["6"]["inputs"]["vae"] = ["1", 3]
+    graph["8"]["inputs"]["vae"] = ["4", 3]
     assert "has 3 output(s)" in problem(graph).message
 
 
 def test_negative_index_and_float_index_are_refused() -> None:
     graph = txt2img()
-    graph["6"]["inputs"]["vae"] = ["1", -1]
+    graph["8"]["inputs"]["vae"] = ["4", -1]
     assert "indexes start at 0" in problem(graph).message
-    graph["6"]["inputs"]["vae"] = ["1", 1.5]
+    graph["8"]["inputs"]["vae"] = ["4", 1.5]
     assert "integer index" in problem(graph).message
 
 
 def test_unknown_class_names_the_instance() -> None:
     graph = txt2img()
-    graph["5"]["class_type"] = "RunPythonCode"
+    graph["3"]["class_type"] = "RunPythonCode"
     assert "not installed on instance(s) gpu0" in problem(graph).message
 
 
 def test_no_output_node() -> None:
     graph = txt2img()
-    del graph["7"]
+    del graph["9"]
     assert "no output node" in problem(graph).message
 
 
@@ -83,11 +83,11 @@ def test_empty_and_too_large() -> None:
 
 def test_several_problems_are_counted() -> None:
     graph = txt2img()
-    del graph["2"]["class_type"]
-    del graph["3"]["class_type"]
+    del graph["6"]["class_type"]
+    del graph["7"]["class_type"]
     exc = problem(graph)
     assert "(and 1 more problem)" in exc.message
-    assert set(exc.errors["workflow"]) == {"2", "3"}
+    assert set(exc.errors["workflow"]) == {"6", "7"}
 
 
 def test_shared_queue_needs_the_class_on_every_instance() -> None:
