@@ -5,15 +5,20 @@ import time
 from typing import Any
 
 import redis
-from sqlalchemy import select
-
 from .config import SHARED_QUEUE, Instance
-from .extensions import db
-from .jobs import JobStatus
-from .models import Job
 
 STATUS_KEY = "comfyq:instance:{}"
 STATUS_TTL = 20  # seconds; a worker refreshes every few seconds, so a missing key means no live worker
+RUNNING_KEY = "comfyq:instance:{}:job"
+RUNNING_TTL = 24 * 3600  # a worker clears it when its task ends; the TTL only bounds a crash
+
+
+def set_running(r: redis.Redis, instance: str, job_id: str | None) -> None:
+    """Record which job a worker's instance is busy with (None: idle)."""
+    if job_id is None:
+        r.delete(RUNNING_KEY.format(instance))
+    else:
+        r.set(RUNNING_KEY.format(instance), job_id, ex=RUNNING_TTL)
 
 
 def report(r: redis.Redis, instance: str, reachable: bool, error: str | None = None,
@@ -27,17 +32,16 @@ def report(r: redis.Redis, instance: str, reachable: bool, error: str | None = N
 
 def describe(r: redis.Redis, instances: dict[str, Instance]) -> dict[str, Any]:
     """Return every instance's health, queue depth and running job, plus the shared queue."""
-    running = dict(db.session.execute(
-        select(Job.instance, Job.id).where(Job.status == JobStatus.RUNNING.value)).all())
     pipe = r.pipeline(transaction=False)
     for inst in instances.values():
         pipe.hgetall(STATUS_KEY.format(inst.name))
         pipe.llen(inst.queue)
+        pipe.get(RUNNING_KEY.format(inst.name))
     pipe.llen(SHARED_QUEUE)
     answers = pipe.execute()
     rows = []
     for i, inst in enumerate(instances.values()):
-        status, depth = answers[2 * i], answers[2 * i + 1]
+        status, depth, running = answers[3 * i: 3 * i + 3]
         rows.append({
             "name": inst.name,
             "worker_online": bool(status),
@@ -46,6 +50,7 @@ def describe(r: redis.Redis, instances: dict[str, Instance]) -> dict[str, Any]:
             "error": (status.get(b"error") or b"").decode() or (None if status else "no worker is reporting"),
             "queue": inst.queue,
             "queue_depth": int(depth),
-            "running_job": running.get(inst.name),
+            # What the worker is busy with, even a job already cancelled whose prompt is being stopped.
+            "running_job": running.decode() if running else None,
         })
     return {"instances": rows, "shared_queue": {"name": SHARED_QUEUE, "depth": int(answers[-1])}}

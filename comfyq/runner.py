@@ -6,9 +6,10 @@ import time
 from typing import Any, Callable
 
 import redis
-from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
+from celery.exceptions import SoftTimeLimitExceeded
+from flask import current_app
 
-from . import events
+from . import events, instances
 from .comfy import (ComfyClient, ComfyProtocolError, ComfyTimeout, ComfyUnreachable, ExecutionFailed,
                     ExecutionInterrupted, PromptLost, PromptRejected)
 from .comfy.payloads import outcome
@@ -17,14 +18,21 @@ from .extensions import db
 from .jobs import JobStatus, is_terminal, set_progress, transition
 from .models import Job, Output
 from .progress import ProgressTracker
-from .storage import LocalStore, content_type, safe_name
+from .storage import LocalStore, content_type, safe_name, unique_name
 
 logger = logging.getLogger(__name__)
 SAVE_EVERY = 0.5  # seconds between progress writes to the DB and the Celery backend
 
 
 class InstanceUnavailable(Exception):
-    """This worker's ComfyUI cannot take the job now; it went back to its queue."""
+    """The job cannot run here now; retry it on ``queue``."""
+
+    def __init__(self, message: str, queue: str) -> None:
+        super().__init__(message, queue)
+        self.message, self.queue = message, queue
+
+    def __str__(self) -> str:
+        return self.message
 
 
 class JobRunner:
@@ -39,6 +47,7 @@ class JobRunner:
         self.redis = r
         self.report = report
         self.cancelling = False
+        self.submitted = False  # from here on, the instance may hold the prompt
         self._saved_at = time.monotonic()
 
     def run(self) -> str:
@@ -49,12 +58,18 @@ class JobRunner:
             return "missing"
         if is_terminal(job.status):
             return job.status
+        elsewhere = job.status == JobStatus.RUNNING and job.instance != self.instance.name
+        if elsewhere and job.instance in current_app.config["INSTANCES"]:
+            # Its prompt may still run there: only that instance's worker may reattach.
+            raise InstanceUnavailable(f"job {job.id} runs on {job.instance}",
+                                      current_app.config["INSTANCES"][job.instance].queue)
         resume = job.status == JobStatus.RUNNING and job.instance == self.instance.name
         if not resume and not transition(
                 job.id, JobStatus.RUNNING, [JobStatus(job.status)], instance=self.instance.name,
                 prompt_id=job.id, attempts=Job.attempts + 1, progress=None):
             return "taken"
         self.tracker = ProgressTracker(job.workflow)
+        instances.set_running(self.redis, self.instance.name, job.id)
         try:
             return self._finish(job, self._execute(job, resume))
         except PromptRejected as exc:
@@ -77,14 +92,20 @@ class JobRunner:
             self._stop_prompt()
             return self._end(JobStatus.TIMED_OUT, {"type": "timed_out", "message": "the job ran past its time limit"})
         except (ComfyUnreachable, ComfyTimeout) as exc:
-            transition(job.id, JobStatus.QUEUED, [JobStatus.RUNNING], error={
-                "type": "instance_unavailable", "message": f"instance {self.instance.name}: {exc}"})
-            raise InstanceUnavailable(str(exc)) from exc
+            message = f"instance {self.instance.name}: {exc}"
+            if self.submitted:  # it may run there still: come back here and reattach
+                raise InstanceUnavailable(message, self.instance.queue) from exc
+            transition(job.id, JobStatus.QUEUED, [JobStatus.RUNNING],
+                       error={"type": "instance_unavailable", "message": message})
+            raise InstanceUnavailable(message, job.queue) from exc
+        finally:
+            instances.set_running(self.redis, self.instance.name, None)
 
     def _execute(self, job: Job, resume: bool) -> dict[str, Any]:
         """Submit (or reattach to) the prompt and follow it to its end."""
         self.client.connect()
         if resume:
+            self.submitted = True
             where = self.client.find_prompt(job.id)
             if where == "done":
                 return outcome(job.id, self.client.history(job.id) or {}, self.client.base_url)
@@ -96,6 +117,7 @@ class JobRunner:
 
     def _submit(self, job: Job) -> None:
         """POST the prompt; after an uncertain answer, look it up instead of posting twice."""
+        self.submitted = True
         try:
             self.client.queue_prompt(job.workflow, job.id)
         except (ComfyUnreachable, ComfyTimeout):
@@ -104,6 +126,7 @@ class JobRunner:
         events.publish(self.redis, job.id, {"type": "running", "instance": self.instance.name})
 
     def _on_event(self, kind: str, data: dict[str, Any]) -> None:
+        """Publish one execution message and, throttled, record the progress."""
         event = self.tracker.apply(kind, data)
         if event is None:
             return
@@ -117,6 +140,7 @@ class JobRunner:
                 self.report(dict(self.tracker.state))
 
     def _poll(self) -> None:
+        """Stop the prompt once a cancel is requested."""
         if not self.cancelling and events.cancel_requested(self.redis, self.job_id):
             self.cancelling = True
             self._stop_prompt()
@@ -131,19 +155,18 @@ class JobRunner:
 
     def _end(self, status: JobStatus, error: dict[str, Any]) -> str:
         """Record a non-success end (a no-op if the job was cancelled meanwhile)."""
-        moved = transition(self.job_id, status, [JobStatus.RUNNING], error=error,
-                           progress=dict(self.tracker.state))
+        if not transition(self.job_id, status, [JobStatus.RUNNING], error=error,
+                          progress=dict(self.tracker.state)):
+            return "superseded"
         events.publish(self.redis, self.job_id, {"type": "finished", "status": status.value, "error": error})
-        return status.value if moved else "superseded"
+        return status.value
 
     def _finish(self, job: Job, history: dict[str, Any]) -> str:
         """Download and store every output, then mark the job succeeded in the same commit."""
-        outputs, taken = [], set()
+        outputs: list[Output] = []
+        taken: set[str] = set()
         for node_id, item in _history_files(history):
-            name = safe_name(item["filename"])
-            if name in taken:
-                name = safe_name(f"{node_id}-{name}")
-            taken.add(name)
+            name = unique_name(safe_name(item["filename"]), taken)
             with self.store.writer(job.id, name) as fh:
                 size, sha256 = self.client.download(
                     item["filename"], item.get("subfolder", ""), item.get("type", "output"), dest=fh)
@@ -170,17 +193,3 @@ def _history_files(history: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
                 files.extend((str(node_id), i) for i in items if isinstance(i, dict) and i.get("filename"))
     return files
 
-
-def give_up(job_id: str, attempts: int, exc: BaseException) -> str:
-    """Fail a job that went back to its queue too often because instances were unreachable."""
-    transition(job_id, JobStatus.FAILED, [JobStatus.QUEUED], error={
-        "type": "instance_unavailable", "message": f"no instance could run the job in {attempts} attempts: {exc}"})
-    return JobStatus.FAILED.value
-
-
-def end_orphaned_job(job_id: str, exc: BaseException) -> None:
-    """End a job whose task failed without recording an outcome (hard limit, bug)."""
-    status = JobStatus.TIMED_OUT if isinstance(exc, TimeLimitExceeded) else JobStatus.FAILED
-    error = {"type": status.value, "message": f"the task ended without an outcome: {exc!r}"}
-    if transition(job_id, status, [JobStatus.RUNNING], error=error):
-        logger.warning("job %s ended %s by the failure handler: %r", job_id, status, exc)

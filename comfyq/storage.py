@@ -15,7 +15,19 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 def safe_name(name: str) -> str:
     """Return ``name`` reduced to a file name that is safe in paths and URLs."""
     cleaned = _UNSAFE.sub("_", name).strip("._") or "output"
-    return cleaned[:200]
+    stem, dot, ext = cleaned.rpartition(".") if "." in cleaned else (cleaned, "", "")
+    return f"{stem[:180]}{dot}{ext[:16]}" if len(cleaned) > 200 else cleaned
+
+
+def unique_name(name: str, taken: set[str]) -> str:
+    """Return ``name``, or ``stem-2.ext``, ``stem-3.ext``…, whichever is not taken yet; record it."""
+    stem, dot, ext = name.rpartition(".") if "." in name else (name, "", "")
+    candidate, n = name, 1
+    while candidate in taken:
+        n += 1
+        candidate = f"{stem}-{n}{dot}{ext}"
+    taken.add(candidate)
+    return candidate
 
 
 def content_type(name: str) -> str:
@@ -28,6 +40,10 @@ class LocalStore:
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root)
+
+    def path(self, relative: str) -> Path:
+        """Return where a stored output lives on disk."""
+        return self.root / relative
 
     def relative(self, job_id: str, name: str) -> str:
         """Return the path of an output relative to the store root."""

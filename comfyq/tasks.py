@@ -5,7 +5,8 @@ from celery import Task, shared_task
 
 from . import binding
 from .extensions import get_redis
-from .runner import InstanceUnavailable, JobRunner, give_up
+from .recovery import give_up
+from .runner import InstanceUnavailable, JobRunner
 
 
 @shared_task(name="comfyq.run_job", bind=True, max_retries=5, ignore_result=True)
@@ -18,5 +19,5 @@ def run_job(self: Task, job_id: str) -> str:
     except InstanceUnavailable as exc:
         if self.request.retries >= self.max_retries:
             return give_up(job_id, self.max_retries + 1, exc)
-        # Back to the same queue: on the shared queue another instance may take it.
-        raise self.retry(exc=exc, countdown=min(2 ** self.request.retries, 30))
+        # The shared queue lets another instance take it; an instance queue brings it back to reattach.
+        raise self.retry(exc=exc, countdown=min(2 ** self.request.retries, 30), queue=exc.queue)

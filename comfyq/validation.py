@@ -34,11 +34,17 @@ def _check_node(node_id: str, node: Any, workflow: Mapping[str, Any],
         problems.append("'inputs' must be an object of input name → value or [node_id, output_index]")
         return problems
     for name, value in inputs.items():
-        if isinstance(value, list) and len(value) == 2 and isinstance(value[0], str) and not _is_link(value):
-            problems.append(f"input {name!r}: a link is [node_id, output_index] with an integer index")
+        if not isinstance(value, list):
+            continue
         if not _is_link(value):
+            # ComfyUI reads every list input as a link.
+            problems.append(f"input {name!r}: a link is [node_id, output_index], "
+                            "a node id string and an integer index")
             continue
         source_id, index = value
+        if source_id == node_id:
+            problems.append(f"input {name!r} links to itself")
+            continue
         source = workflow.get(source_id)
         if not isinstance(source, dict):
             problems.append(f"input {name!r} links to node {source_id!r}, which is not in the workflow")
@@ -55,6 +61,29 @@ def _check_node(node_id: str, node: Any, workflow: Mapping[str, Any],
     return problems
 
 
+def _find_cycle(workflow: Mapping[str, Any]) -> list[str] | None:
+    """Return the node ids of one link cycle, or None when the graph is acyclic."""
+    edges = {node_id: [v[0] for v in node["inputs"].values() if _is_link(v)] for node_id, node in workflow.items()}
+    state: dict[str, int] = {}  # 1: on the current path, 2: finished
+    for start in edges:
+        if state.get(start):
+            continue
+        path, stack = [start], [iter(edges[start])]
+        state[start] = 1
+        while stack:
+            nxt = next(stack[-1], None)
+            if nxt is None:
+                state[path.pop()] = 2
+                stack.pop()
+            elif state.get(nxt) == 1:
+                return path[path.index(nxt):] + [nxt]
+            elif not state.get(nxt):
+                state[nxt] = 1
+                path.append(nxt)
+                stack.append(iter(edges[nxt]))
+    return None
+
+
 def validate_workflow(workflow: Mapping[str, Any], catalogues: Mapping[str, Catalogue],
                       max_nodes: int = 500) -> None:
     """Raise WorkflowInvalid unless ``workflow`` is a runnable API-format graph."""
@@ -67,6 +96,10 @@ def validate_workflow(workflow: Mapping[str, Any], catalogues: Mapping[str, Cata
         problems = _check_node(node_id, node, workflow, catalogues)
         if problems:
             errors[node_id] = problems
+    if not errors:
+        cycle = _find_cycle(workflow)
+        if cycle:
+            errors[cycle[0]] = [f"links form a cycle: {' → '.join(cycle)}"]
     if errors:
         node_id, problems = next(iter(errors.items()))
         more = sum(map(len, errors.values())) - 1

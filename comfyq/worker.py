@@ -10,13 +10,13 @@ import socket
 from typing import Any
 
 from billiard.exceptions import WorkerLostError
-from celery.signals import task_failure, worker_ready, worker_shutting_down
+from celery.signals import task_failure, worker_process_init, worker_ready, worker_shutting_down
 
 from . import create_app
 from .binding import ENV_VAR
-from .extensions import get_redis
+from .extensions import db, get_redis
 from .heartbeat import Heartbeat
-from .runner import end_orphaned_job
+from .recovery import end_orphaned_job
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +54,13 @@ def _start_heartbeat(**_: Any) -> None:
         _heartbeat.start()
 
 
+@worker_process_init.connect
+def _fresh_connections(**_: Any) -> None:
+    # A forked child must not share the parent's pooled database connections.
+    with flask_app.app_context():
+        db.engine.dispose(close=False)
+
+
 @worker_shutting_down.connect
 def _stop_heartbeat(**_: Any) -> None:
     if _heartbeat is not None:
@@ -67,4 +74,4 @@ def _end_orphaned_job(sender: Any = None, exception: BaseException | None = None
     if getattr(sender, "name", None) != "comfyq.run_job" or not args or isinstance(exception, WorkerLostError):
         return
     with flask_app.app_context():
-        end_orphaned_job(args[0], exception)
+        end_orphaned_job(args[0], exception, flask_app.config["INSTANCES"].get(os.environ.get(ENV_VAR, "")))

@@ -5,7 +5,11 @@ import logging
 from typing import Any
 
 from flask_smorest import Api
-from werkzeug.exceptions import HTTPException, InternalServerError
+from sqlalchemy.exc import SQLAlchemyError
+from werkzeug.exceptions import HTTPException, InternalServerError, ServiceUnavailable, default_exceptions
+
+from ..errors import ComfyqError
+from ..extensions import db
 
 logger = logging.getLogger(__name__)
 
@@ -41,10 +45,26 @@ class ComfyqApi(Api):
 
     def _register_error_handlers(self) -> None:
         super()._register_error_handlers()
+        self._app.register_error_handler(ComfyqError, self._handle_domain)
+        self._app.register_error_handler(SQLAlchemyError, self._handle_database)
         self._app.register_error_handler(Exception, self._handle_unexpected)
+
+    def _handle_domain(self, error: ComfyqError) -> tuple[dict[str, Any], int, dict[str, str]]:
+        """Render a domain error with its own status, message and errors."""
+        exc = default_exceptions[error.status]()
+        exc.data = {"message": error.message, "errors": error.errors}  # type: ignore[attr-defined]
+        return self.handle_http_exception(exc)
+
+    def _handle_database(self, error: SQLAlchemyError) -> tuple[dict[str, Any], int, dict[str, str]]:
+        """Answer 503 when the database fails; nothing half-written is left (the session rolls back)."""
+        logger.error("database error: %s", error)
+        db.session.rollback()
+        return self.handle_http_exception(ServiceUnavailable(
+            "the database is unavailable or busy; nothing was changed, try again"))
 
     def _handle_unexpected(self, error: Exception) -> tuple[dict[str, Any], int, dict[str, str]]:
         if isinstance(error, HTTPException):
             return self.handle_http_exception(error)
         logger.exception("unhandled error")
         return self.handle_http_exception(InternalServerError("comfyq hit an internal error; it is logged"))
+

@@ -3,11 +3,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask_smorest import Blueprint
 from redis.exceptions import RedisError
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
+from .parser import Blueprint
 from ..extensions import db, get_redis
 
 bp = Blueprint("health", __name__, description="Health")

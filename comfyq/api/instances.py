@@ -4,9 +4,10 @@ from __future__ import annotations
 from typing import Any
 
 from flask import current_app
-from flask_smorest import Blueprint, abort
+from flask_smorest import abort
 from redis.exceptions import RedisError
 
+from .parser import Blueprint
 from ..extensions import get_redis
 from ..instances import describe
 from .schemas import InstancesSchema

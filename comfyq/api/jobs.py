@@ -2,26 +2,21 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any
 
-from flask import current_app, request, send_file, url_for
+from flask import current_app, send_file, url_for
 from flask.views import MethodView
-from flask_smorest import Blueprint, abort
+from flask_smorest import abort
 
 from ..cancellation import cancel_job
-from ..errors import ComfyqError
 from ..models import Job
 from ..queries import get_job, get_output, list_jobs, queue_position
+from ..storage import LocalStore
 from ..submission import submit_job
+from .parser import Blueprint
 from .schemas import JobCreateSchema, JobListQuerySchema, JobPageSchema, JobSchema
 
 bp = Blueprint("jobs", __name__, url_prefix="/v1/jobs", description="Submit and follow jobs")
-
-
-def fail(exc: ComfyqError) -> None:
-    """Abort with a domain error in the one error shape."""
-    abort(exc.status, message=exc.message, errors=exc.errors)
 
 
 def _utc(moment: datetime | None) -> datetime | None:
@@ -55,10 +50,7 @@ class Jobs(MethodView):
     @bp.response(202, JobSchema)
     def post(self, body: dict[str, Any]) -> dict[str, Any]:
         """Submit a workflow (ComfyUI API format); answers at once with the queued job."""
-        try:
-            return present(submit_job(body["workflow"], body["instance"]), with_position=False)
-        except ComfyqError as exc:
-            fail(exc)
+        return present(submit_job(body["workflow"], body["instance"]), with_position=False)
 
     @bp.arguments(JobListQuerySchema, location="query")
     @bp.response(200, JobPageSchema)
@@ -73,31 +65,22 @@ class Jobs(MethodView):
 @bp.response(200, JobSchema)
 def job(job_id: str) -> dict[str, Any]:
     """Return a job: status, instance, progress, queue position, outputs, error."""
-    try:
-        return present(get_job(job_id))
-    except ComfyqError as exc:
-        fail(exc)
+    return present(get_job(job_id))
 
 
 @bp.route("/<job_id>/cancel", methods=["POST"])
 @bp.response(200, JobSchema)
 def cancel(job_id: str) -> dict[str, Any]:
     """Cancel a queued job (it never runs) or interrupt a running one."""
-    try:
-        return present(cancel_job(job_id))
-    except ComfyqError as exc:
-        fail(exc)
+    return present(cancel_job(job_id))
 
 
 @bp.route("/<job_id>/outputs/<name>")
 @bp.response(200, {"format": "binary", "type": "string"}, content_type="application/octet-stream")
 def output(job_id: str, name: str) -> Any:
     """Download one output file of a job."""
-    try:
-        out = get_output(job_id, name)
-    except ComfyqError as exc:
-        fail(exc)
-    path = Path(current_app.config["OUTPUT_DIR"]) / out.path
+    out = get_output(job_id, name)
+    path = LocalStore(current_app.config["OUTPUT_DIR"]).path(out.path)
     if not path.is_file():
         abort(410, message=f"output {name!r} of job {job_id} is no longer stored")
     return send_file(path, mimetype=out.content_type, download_name=out.name,

@@ -27,8 +27,9 @@ def test_twenty_jobs_spread_over_both_instances(client: FlaskClient, sims: list[
     assert [j["status"] for j in done] == ["succeeded"] * 20, [j["error"] for j in done]
     assert {j["instance"] for j in done} == {"gpu0", "gpu1"}
     for job in done:
-        sim = sims[0] if job["instance"] == "gpu0" else sims[1]
-        assert sim_history(sim, job["id"])[job["id"]]["status"]["status_str"] == "success"
+        ran, idle = (sims[0], sims[1]) if job["instance"] == "gpu0" else (sims[1], sims[0])
+        assert sim_history(ran, job["id"])[job["id"]]["status"]["status_str"] == "success"
+        assert sim_history(idle, job["id"]) == {}  # exactly one instance ran it
         assert len(job["outputs"]) == 1 and job["outputs"][0]["size"] > 0
 
 
@@ -82,6 +83,17 @@ def test_progress_is_recorded_and_published(client: FlaskClient, rds: redis.Redi
     assert kinds.index("executed") > kinds.index("progress")
     assert {"node": "3", "node_type": "KSampler"}.items() <= next(
         e for e in events if e["type"] == "progress").items()
+
+
+def test_progress_is_celery_task_state_too(client: FlaskClient, app) -> None:
+    job = submit(client, txt2img(steps=30, sim={"3": {"step_seconds": 0.05}}), instance="gpu1")
+    result = app.extensions["celery"].AsyncResult(job["id"])
+    deadline = time.monotonic() + 20
+    while result.state != "PROGRESS" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert result.state == "PROGRESS"
+    assert result.info["node_type"] == "KSampler" and result.info["max"] == 30
+    assert wait_for(client, job["id"])["status"] == "succeeded"
 
 
 def test_cancel_queued_job_never_reaches_comfyui(client: FlaskClient, sims: list[SimProcess]) -> None:
@@ -164,6 +176,7 @@ def test_list_jobs_newest_first_with_filter_and_pages(client: FlaskClient) -> No
 def test_instances_report_health_depth_and_running_job(client: FlaskClient) -> None:
     job = submit(client, txt2img(sim={"3": {"node_seconds": 1.0}}), instance="gpu0")
     wait_for(client, job["id"], {"running"})
+    time.sleep(0.1)
     body = client.get("/v1/instances").get_json()
     rows = {row["name"]: row for row in body["instances"]}
     assert set(rows) == {"gpu0", "gpu1"}
@@ -172,6 +185,7 @@ def test_instances_report_health_depth_and_running_job(client: FlaskClient) -> N
     assert body["shared_queue"] == {"name": "comfy", "depth": 0}
     assert "url" not in rows["gpu0"] and "127.0.0.1" not in json.dumps(body)
     wait_for(client, job["id"])
+    assert client.get("/v1/instances").get_json()["instances"][0]["running_job"] is None
 
 
 @pytest.mark.parametrize("mutate, fragment", [

@@ -56,6 +56,34 @@ def test_bad_submissions(client: FlaskClient, app: Flask, payload, code: int, fr
         assert db.session.query(Job).count() == 0
 
 
+@pytest.mark.parametrize("body, fragment", [
+    ('{"workflow": ' + "[" * 5_000 + "]" * 5_000 + "}", "nesting is too deep"),
+    ('{"workflow": {"1": {"class_type": "A", "inputs": {"x": ' + "9" * 5000 + "}}}}", "digit"),
+    ('{"workflow": {"1": {"class_type": "A", "inputs": {"x": NaN}}}}', "NaN is not a JSON number"),
+    ('{"workflow": {"1": {"class_type": "A", "inputs": {"x": -Infinity}}}}', "-Infinity is not a JSON number"),
+    ('{"workflow": {"1": {"class_type": "A", "inputs": {"x": 1e999}}}}', "1e999 is too large"),
+    (b'{"workflow": "\xff\xfe"}', "not valid JSON"),
+])
+def test_hostile_json_is_400(client: FlaskClient, app: Flask, body, fragment: str) -> None:
+    response = client.post("/v1/jobs", data=body, content_type="application/json")
+    assert_shape(response, 400, fragment)
+    with app.app_context():
+        assert db.session.query(Job).count() == 0
+
+
+@pytest.mark.parametrize("workflow, fragment", [
+    (None, "workflow: Field may not be null"),
+    ({"1": None}, "node 1: node must be an object"),
+    ({"1": {"class_type": 5, "inputs": {}}}, "node 1: missing 'class_type'"),
+    ({"1": {"class_type": "SaveImage", "inputs": {"images": [4, 0]}}}, "a link is [node_id, output_index]"),
+    ({"1": {"class_type": "SaveImage", "inputs": {"images": ["1", 0]}}}, "links to itself"),
+    ({"1": {"class_type": "A", "inputs": {"x": ["2", 0]}}, "2": {"class_type": "B", "inputs": {"y": ["1", 0]}}},
+     "cycle"),
+])
+def test_odd_workflows_are_422(client: FlaskClient, workflow, fragment: str) -> None:
+    assert_shape(client.post("/v1/jobs", json={"workflow": workflow}), 422, fragment)
+
+
 def test_oversized_body_is_413(client: FlaskClient) -> None:
     graph = txt2img()
     graph["6"]["inputs"]["text"] = "x" * 30_000

@@ -1,6 +1,8 @@
 """The job state machine's guarded transitions, on a real SQLite file."""
 from __future__ import annotations
 
+import threading
+
 import pytest
 from flask import Flask
 
@@ -33,6 +35,28 @@ def test_only_the_expected_state_moves(app: Flask) -> None:
     job = db.session.get(Job, job_id, populate_existing=True)
     assert (job.status, job.instance) == ("running", "gpu0")
     assert job.started_at is not None and job.finished_at is None
+
+
+def test_racing_claims_move_the_job_once(app: Flask) -> None:
+    job_ids = [make_job() for _ in range(5)]
+    barrier = threading.Barrier(6)
+    wins: list[tuple[str, str]] = []
+
+    def claim(instance: str) -> None:
+        with app.app_context():  # own session, own connection
+            barrier.wait()
+            for job_id in job_ids:
+                if transition(job_id, JobStatus.RUNNING, [JobStatus.QUEUED], instance=instance):
+                    wins.append((job_id, instance))
+
+    threads = [threading.Thread(target=claim, args=(f"gpu{i}",)) for i in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(j for j, _ in wins) == sorted(job_ids)
+    for job_id, instance in wins:
+        assert db.session.get(Job, job_id, populate_existing=True).instance == instance
 
 
 def test_terminal_states_are_final(app: Flask) -> None:

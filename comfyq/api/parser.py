@@ -1,0 +1,52 @@
+"""Request parsing: strict JSON (finite numbers, bounded nesting) for every blueprint."""
+from __future__ import annotations
+
+import json
+import math
+from typing import Any, NoReturn
+
+import flask
+from flask_smorest import Blueprint as SmorestBlueprint
+from flask_smorest import abort
+from webargs import core
+from webargs.flaskparser import FlaskParser, is_json_request
+
+
+def _refuse_constant(name: str) -> NoReturn:
+    raise ValueError(f"{name} is not a JSON number; use a finite number")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text} is too large a number; use a finite number")
+    return value
+
+
+class StrictParser(FlaskParser):
+    """A webargs parser whose JSON errors are 400s with a reason, never 500s."""
+
+    def _raw_load_json(self, req: flask.Request) -> Any:
+        if not is_json_request(req):
+            return core.missing
+        data = req.get_data(cache=True)
+        try:
+            return json.loads(data, parse_constant=_refuse_constant, parse_float=_finite)
+        except json.JSONDecodeError:
+            raise  # webargs turns it into the usual invalid-JSON 400
+        except UnicodeDecodeError:
+            raise
+        except RecursionError:
+            self._refuse("nesting is too deep")
+        except ValueError as exc:  # NaN/Infinity, 1e999, integers past Python's digit limit
+            self._refuse(str(exc))
+
+    @staticmethod
+    def _refuse(reason: str) -> NoReturn:
+        abort(400, message=f"the body is not acceptable JSON: {reason}", errors={"json": [reason]})
+
+
+class Blueprint(SmorestBlueprint):
+    """flask-smorest Blueprint using the strict parser."""
+
+    ARGUMENTS_PARSER = StrictParser()
