@@ -2,7 +2,8 @@
 
 Baseline, in the same run and under the same gunicorn settings: a bare Flask app
 that parses the same body and answers 202 (bench/baseline_app.py). comfyq: the
-real API with SQLite and Redis, no workers running (jobs pile up in the queue).
+real API with SQLite and Redis, no workers running (jobs pile up in the queue), and
+the simulator's node catalogue published so validation checks every node as in production.
 Usage: python bench/submit.py [seconds] [connections]
 """
 from __future__ import annotations
@@ -17,11 +18,13 @@ import tempfile
 import time
 from pathlib import Path
 
+import redis
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.harness import stack  # noqa: E402
 from bench.overhead import WORKFLOW  # noqa: E402
+from comfyq import catalogue  # noqa: E402
 from comfyq.sim.process import free_port  # noqa: E402
 
 GUNICORN = ["--workers", "2", "--worker-class", "gthread", "--threads", "4"]
@@ -79,6 +82,9 @@ def main(seconds: int = 10, connections: int = 8) -> None:
     """Measure both and print the comparison."""
     base = baseline(seconds, connections)
     with stack(sims=1, workers=False) as running:
+        sim_url = running.env["COMFYQ_INSTANCES"].split("=", 1)[1]
+        catalogue.publish(redis.Redis.from_url(running.env["COMFYQ_REDIS_URL"]), "gpu0",
+                          requests.get(f"{sim_url}/object_info", timeout=10).json())
         ours = load(f"http://127.0.0.1:{running.api_port}/v1/jobs", seconds, connections)
     print(f"submit bench: wrk {seconds} s, {connections} connections, gunicorn {' '.join(GUNICORN)}")
     for name, r in (("bare Flask 202 (baseline)", base), ("comfyq POST /v1/jobs", ours)):

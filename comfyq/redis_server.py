@@ -19,10 +19,12 @@ def binary() -> str:
     return str(path)
 
 
-def command(port: int, data_dir: str | os.PathLike[str], host: str = "127.0.0.1") -> list[str]:
-    """Return the command line of a local, non-persistent Redis on ``host:port``."""
-    return [binary(), "--port", str(port), "--bind", host, "--dir", str(data_dir),
-            "--save", "", "--appendonly", "no", "--daemonize", "no", "--protected-mode", "yes"]
+def command(port: int, data_dir: str | os.PathLike[str], host: str = "127.0.0.1",
+            persist: bool = False) -> list[str]:
+    """Return the command line of a local Redis on ``host:port``; ``persist`` keeps an append-only file."""
+    return [binary(), "--port", str(port), "--bind", host, "--dir", str(data_dir), "--save", "",
+            "--appendonly", "yes" if persist else "no", "--appendfsync", "everysec",
+            "--daemonize", "no", "--protected-mode", "yes"]
 
 
 def start(port: int, data_dir: str | os.PathLike[str], **popen: object) -> subprocess.Popen[bytes]:

@@ -17,6 +17,8 @@ from . import redis_server
 from .config import default_data_dir, parse_instances
 
 SIM_PORTS = (8188, 8189)
+# Stop order: no new jobs first, then workers finish theirs, Redis goes last.
+STOP_RANK = {"api": 0, "worker": 1, "flower": 2, "sim": 3, "redis": 4}
 
 
 @dataclass
@@ -26,6 +28,7 @@ class Child:
     name: str
     proc: subprocess.Popen[bytes]
     output: TextIO
+    rank: int
     pump: threading.Thread = field(init=False)
 
     def __post_init__(self) -> None:
@@ -56,17 +59,17 @@ class Stack:
         self.env["COMFYQ_DATA_DIR"] = str(self.data_dir)
         self.env["PYTHONUNBUFFERED"] = "1"
 
-    def spawn(self, name: str, argv: list[str]) -> Child:
+    def spawn(self, name: str, role: str, argv: list[str]) -> Child:
         """Start a child in its own session so we alone decide when it stops."""
         proc = subprocess.Popen(argv, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, start_new_session=True)
-        child = Child(name, proc, self.output)
+        child = Child(name, proc, self.output, STOP_RANK[role])
         self.children.append(child)
         return child
 
     def comfyq(self, name: str, *args: str) -> Child:
-        """Start ``comfyq ARGS`` as a child."""
-        return self.spawn(name, [sys.executable, "-m", "comfyq", *args])
+        """Start ``comfyq ARGS`` as a child; its first argument is its role."""
+        return self.spawn(name, args[0], [sys.executable, "-m", "comfyq", *args])
 
     def start(self) -> None:
         """Start everything and wait until the API is healthy."""
@@ -85,7 +88,7 @@ class Stack:
             self.env["COMFYQ_REDIS_URL"] = f"redis://127.0.0.1:{self.redis_port}/0"
             redis_dir = self.data_dir / "redis"
             redis_dir.mkdir(parents=True, exist_ok=True)
-            child = self.spawn("redis", redis_server.command(self.redis_port, redis_dir))
+            child = self.spawn("redis", "redis", redis_server.command(self.redis_port, redis_dir, persist=True))
             redis_server.wait_ready(self.env["COMFYQ_REDIS_URL"], child.proc)
         else:
             redis_server.wait_ready(self.env["COMFYQ_REDIS_URL"])
@@ -120,26 +123,29 @@ class Stack:
             if child.proc.poll() is not None:
                 raise RuntimeError(f"{child.name} exited with code {child.proc.returncode}")
 
-    def stop(self, grace: float = 10.0) -> None:
-        """Stop children newest first: SIGTERM their process groups, then SIGKILL stragglers."""
-        for child in reversed(self.children):
-            _signal_group(child.proc, signal.SIGTERM)
-        deadline = time.monotonic() + grace
-        for child in reversed(self.children):
-            try:
-                child.proc.wait(max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                pass
-            _signal_group(child.proc, signal.SIGKILL)  # also reaps pool children left in the group
-            child.proc.wait()
+    def stop(self, grace: float = 20.0) -> None:
+        """Stop children rank by rank: SIGTERM the leader (a warm shutdown), then SIGKILL its group."""
+        for rank in sorted({child.rank for child in self.children}):
+            group = [child for child in self.children if child.rank == rank]
+            for child in group:
+                if child.proc.poll() is None:
+                    child.proc.terminate()
+            deadline = time.monotonic() + grace
+            for child in group:
+                try:
+                    child.proc.wait(max(0.1, deadline - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    pass
+                _signal_group(child.proc, signal.SIGKILL)  # whatever is left in its group
+                child.proc.wait()
         for child in self.children:
             child.pump.join(timeout=2)
         self.children.clear()
 
     def run(self) -> int:
-        """Start, supervise until Ctrl-C/SIGTERM or a child's death, then stop; return an exit code."""
-        signal.signal(signal.SIGTERM, lambda *_: self.stopping.set())
-        signal.signal(signal.SIGINT, lambda *_: self.stopping.set())
+        """Start, supervise until Ctrl-C/SIGTERM/SIGHUP or a child's death, then stop; return an exit code."""
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(sig, lambda *_: self.stopping.set())
         code = 0
         try:
             self.start()
@@ -156,6 +162,7 @@ class Stack:
 
 
 def _signal_group(proc: subprocess.Popen[bytes], sig: signal.Signals) -> None:
+    """Signal a child's whole process group, if any of it is left."""
     try:
         os.killpg(proc.pid, sig)
     except (ProcessLookupError, PermissionError):

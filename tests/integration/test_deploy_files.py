@@ -85,3 +85,8 @@ def test_procfile_lines_run_real_commands() -> None:
         result = runner.invoke(main, [argv[1], "--help"])
         assert result.exit_code == 0, (name, result.output)
     assert lines["worker_gpu1"].split() == ["comfyq", "worker", "gpu1"]
+    env = dict(line.split("=", 1) for line in (ROOT / ".env.example").read_text().splitlines()
+               if line and not line.startswith("#"))
+    instances = parse_instances(env["COMFYQ_INSTANCES"])
+    for name in ("worker_gpu0", "worker_gpu1"):
+        assert lines[name].split()[-1] in instances  # each worker line names a configured instance

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -74,6 +75,13 @@ def test_up_serves_runs_a_job_and_stops_clean(up, tmp_path: Path) -> None:
     saved = Path(printed[-1])
     assert saved.parent.parent == tmp_path / "got" and saved.read_bytes()[:4] == b"\x89PNG"
 
+    slow = json.loads(json.dumps(workflow))
+    slow["3"]["_meta"] = {"sim": {"node_seconds": 2.0}}
+    running = requests.post(f"{api}/v1/jobs", json={"workflow": slow}, timeout=5).json()
+    while requests.get(f"{api}/v1/jobs/{running['id']}", timeout=5).json()["status"] != "running":
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+
     family = psutil.Process(proc.pid).children(recursive=True)
     assert len(family) >= 6  # redis, 2 sims, api (+ gunicorn workers), 2 workers (+ pool children), flower
     proc.send_signal(signal.SIGINT)
@@ -81,3 +89,8 @@ def test_up_serves_runs_a_job_and_stops_clean(up, tmp_path: Path) -> None:
     gone, alive = psutil.wait_procs(family, timeout=10)
     assert not alive, [p.info if hasattr(p, "info") else p for p in alive]
     assert "comfyq up: stopped" in "".join(lines)
+    # Workers shut down warm: the job that was running when Ctrl-C came still finished.
+    with sqlite3.connect(tmp_path / "data" / "comfyq.db") as conn:
+        status = conn.execute("SELECT status FROM jobs WHERE id = ?", (running["id"],)).fetchone()[0]
+    assert status == "succeeded"
+    assert (tmp_path / "data" / "redis" / "appendonly.aof").exists()  # queued work survives a restart
