@@ -27,7 +27,7 @@ from bench.overhead import WORKFLOW  # noqa: E402
 from comfyq import catalogue  # noqa: E402
 from comfyq.sim.process import free_port  # noqa: E402
 
-GUNICORN = ["--workers", "2", "--worker-class", "gthread", "--threads", "4"]
+GUNICORN = ["--workers", "2"]  # what `comfyq api` runs by default (sync workers)
 
 
 def ensure_wrk() -> str:
