@@ -52,6 +52,7 @@ def default_data_dir() -> Path:
 
 
 def _float(env: Mapping[str, str], key: str, default: float) -> float:
+    """Read a number from ``env``, or ``default`` when unset."""
     raw = env.get(key)
     try:
         return float(raw) if raw not in (None, "") else default

@@ -21,6 +21,7 @@ db = SQLAlchemy(model_class=Base, session_options={"expire_on_commit": False})
 
 @event.listens_for(Engine, "connect")
 def _tune_sqlite(dbapi_connection: object, _record: object) -> None:
+    """Set WAL mode and a busy timeout on every new SQLite connection."""
     # API processes and workers write the same file: WAL lets readers run during
     # a write, and busy_timeout makes writers wait instead of failing.
     if isinstance(dbapi_connection, sqlite3.Connection):

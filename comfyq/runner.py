@@ -10,7 +10,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 from flask import current_app
 
 from . import events, instances
-from .comfy import (ComfyClient, ComfyProtocolError, ComfyTimeout, ComfyUnreachable, ExecutionFailed,
+from .comfy import (ComfyClient, ComfyConnectFailed, ComfyProtocolError, ComfyTimeout, ComfyUnreachable, ExecutionFailed,
                     ExecutionInterrupted, PromptLost, PromptRejected)
 from .comfy.payloads import outcome
 from .config import Instance
@@ -120,6 +120,9 @@ class JobRunner:
         self.submitted = True
         try:
             self.client.queue_prompt(job.workflow, job.id)
+        except ComfyConnectFailed:
+            self.submitted = False  # the request never left, so the instance cannot hold the prompt
+            raise
         except (ComfyUnreachable, ComfyTimeout):
             if self.client.find_prompt(job.id) == "unknown":
                 raise

@@ -12,6 +12,7 @@ class WorkflowInvalid(InvalidRequest):
 
 
 def _is_link(value: Any) -> bool:
+    """Return whether ``value`` is a ``[node_id, output_index]`` link."""
     return (isinstance(value, list) and len(value) == 2 and isinstance(value[0], str)
             and isinstance(value[1], int) and not isinstance(value[1], bool))
 

@@ -45,6 +45,7 @@ def start_worker(instance: str, loglevel: str = "INFO") -> None:
 
 @worker_ready.connect
 def _start_heartbeat(**_: Any) -> None:
+    """Start reporting the bound instance once the worker is ready."""
     global _heartbeat
     name = os.environ.get(ENV_VAR)
     if name:
@@ -56,6 +57,7 @@ def _start_heartbeat(**_: Any) -> None:
 
 @worker_process_init.connect
 def _fresh_connections(**_: Any) -> None:
+    """Drop pooled DB connections inherited from the parent."""
     # A forked child must not share the parent's pooled database connections.
     with flask_app.app_context():
         db.engine.dispose(close=False)
@@ -63,6 +65,7 @@ def _fresh_connections(**_: Any) -> None:
 
 @worker_shutting_down.connect
 def _stop_heartbeat(**_: Any) -> None:
+    """Stop reporting when the worker shuts down."""
     if _heartbeat is not None:
         _heartbeat.stop()
 
@@ -70,6 +73,7 @@ def _stop_heartbeat(**_: Any) -> None:
 @task_failure.connect
 def _end_orphaned_job(sender: Any = None, exception: BaseException | None = None,
                       args: Any = None, **_: Any) -> None:
+    """End a run_job whose task failed without recording how the job ended."""
     # A child lost to a crash is requeued (reject_on_worker_lost); the redelivery resumes it.
     if getattr(sender, "name", None) != "comfyq.run_job" or not args or isinstance(exception, WorkerLostError):
         return

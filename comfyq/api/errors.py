@@ -63,6 +63,7 @@ class ComfyqApi(Api):
             "the database is unavailable or busy; nothing was changed, try again"))
 
     def _handle_unexpected(self, error: Exception) -> tuple[dict[str, Any], int, dict[str, str]]:
+        """Log anything unforeseen and answer 500 in the one error shape."""
         if isinstance(error, HTTPException):
             return self.handle_http_exception(error)
         logger.exception("unhandled error")

@@ -13,10 +13,12 @@ from webargs.flaskparser import FlaskParser, is_json_request
 
 
 def _refuse_constant(name: str) -> NoReturn:
+    """Refuse NaN and the infinities, which JSON does not have."""
     raise ValueError(f"{name} is not a JSON number; use a finite number")
 
 
 def _finite(text: str) -> float:
+    """Parse a JSON number that must stay finite."""
     value = float(text)
     if not math.isfinite(value):
         raise ValueError(f"{text} is too large a number; use a finite number")
@@ -27,6 +29,7 @@ class StrictParser(FlaskParser):
     """A webargs parser whose JSON errors are 400s with a reason, never 500s."""
 
     def _raw_load_json(self, req: flask.Request) -> Any:
+        """Parse a JSON body strictly; malformed bodies become 400s."""
         if not is_json_request(req):
             return core.missing
         data = req.get_data(cache=True)
@@ -43,6 +46,7 @@ class StrictParser(FlaskParser):
 
     @staticmethod
     def _refuse(reason: str) -> NoReturn:
+        """Answer 400 with the reason the body was refused."""
         abort(400, message=f"the body is not acceptable JSON: {reason}", errors={"json": [reason]})
 
 

@@ -1,6 +1,6 @@
 """ComfyUI client: the only code in comfyq that talks to a ComfyUI server."""
 from .client import ComfyClient
-from .errors import (ComfyError, ComfyProtocolError, ComfyTimeout, ComfyUnreachable,
+from .errors import (ComfyConnectFailed, ComfyError, ComfyProtocolError, ComfyTimeout, ComfyUnreachable,
                      ExecutionFailed, ExecutionInterrupted, OutputMissing, PromptLost,
                      PromptRejected)
 
@@ -8,6 +8,7 @@ __all__ = [
     "ComfyClient",
     "ComfyError",
     "ComfyUnreachable",
+    "ComfyConnectFailed",
     "ComfyTimeout",
     "ComfyProtocolError",
     "OutputMissing",

@@ -4,6 +4,7 @@
 
     ComfyError
      ├── ComfyUnreachable        connection refused/reset, DNS, websocket cannot connect
+     │    └── ComfyConnectFailed  no connection opened: the request was never sent
      ├── ComfyTimeout            a call or follow() ran past its timeout
      ├── ComfyProtocolError      unexpected status or body shape (e.g. plain-text 500)
      │    └── OutputMissing      /view answered 404
@@ -23,6 +24,7 @@ from typing import Any
 __all__ = [
     "ComfyError",
     "ComfyUnreachable",
+    "ComfyConnectFailed",
     "ComfyTimeout",
     "ComfyProtocolError",
     "OutputMissing",
@@ -47,6 +49,10 @@ class ComfyError(Exception):
 
 class ComfyUnreachable(ComfyError):
     """The server could not be reached, or dropped the connection."""
+
+
+class ComfyConnectFailed(ComfyUnreachable):
+    """No connection could be opened, so the server never saw the request."""
 
 
 class ComfyTimeout(ComfyError):

@@ -8,10 +8,10 @@ from typing import Any
 
 import requests
 from requests.adapters import HTTPAdapter
-from urllib3.exceptions import ReadTimeoutError
+from urllib3.exceptions import NewConnectionError, ReadTimeoutError
 from urllib3.util.retry import Retry
 
-from .errors import ComfyError, ComfyProtocolError, ComfyTimeout, ComfyUnreachable
+from .errors import ComfyConnectFailed, ComfyError, ComfyProtocolError, ComfyTimeout, ComfyUnreachable
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ def translated_errors(url: str, timeout: Timeout) -> Iterator[None]:
         yield
     except requests.exceptions.ConnectTimeout as exc:
         # Before ReadTimeout/ConnectionError: it subclasses both.
-        raise ComfyUnreachable(f"connect timed out after {timeout[0]} s: {exc}", url) from exc
+        raise ComfyConnectFailed(f"connect timed out after {timeout[0]} s: {exc}", url) from exc
     except requests.exceptions.ReadTimeout as exc:
         raise ComfyTimeout(f"no answer within {timeout[1]} s", url, timeout[1]) from exc
     except (requests.exceptions.ConnectionError,
@@ -73,6 +73,8 @@ def translated_errors(url: str, timeout: Timeout) -> Iterator[None]:
         if exc.args and isinstance(exc.args[0], ReadTimeoutError):
             # requests reports a read timeout while streaming a body this way.
             raise ComfyTimeout(f"body stalled for {timeout[1]} s", url, timeout[1]) from exc
+        if exc.args and isinstance(getattr(exc.args[0], "reason", None), NewConnectionError):
+            raise ComfyConnectFailed(f"cannot connect: {exc}", url) from exc
         raise ComfyUnreachable(f"connection failed: {exc}", url) from exc
     except requests.exceptions.RequestException as exc:
         raise ComfyError(f"request failed: {exc}", url) from exc

@@ -8,7 +8,7 @@ import pytest
 import requests
 from urllib3.exceptions import MaxRetryError, NewConnectionError, ReadTimeoutError
 
-from comfyq.comfy import (ComfyError, ComfyProtocolError, ComfyTimeout, ComfyUnreachable,
+from comfyq.comfy import (ComfyConnectFailed, ComfyError, ComfyProtocolError, ComfyTimeout, ComfyUnreachable,
                           ExecutionFailed, ExecutionInterrupted, OutputMissing, PromptLost,
                           PromptRejected)
 from comfyq.comfy import payloads
@@ -18,6 +18,7 @@ from comfyq.comfy.http import GetOnlyRetry, HttpTransport, build_session, transl
 ERRORS = [
     ComfyError("boom", "http://h:1/x"),
     ComfyUnreachable("refused", "http://h:1/prompt"),
+    ComfyConnectFailed("cannot connect", "http://h:1/prompt"),
     ComfyTimeout("slow", "http://h:1/history/p", 2.5),
     ComfyProtocolError("bad body", "http://h:1/queue", 500, "Internal Server Error"),
     OutputMissing("no output file a.png", "http://h:1/view", 404),
@@ -177,7 +178,7 @@ def test_session_adapter_retries_gets_only() -> None:
 
 
 @pytest.mark.parametrize("raised, expected", [
-    (requests.exceptions.ConnectTimeout("connect"), ComfyUnreachable),
+    (requests.exceptions.ConnectTimeout("connect"), ComfyConnectFailed),
     (requests.exceptions.ReadTimeout("read"), ComfyTimeout),
     (requests.exceptions.ConnectionError("reset"), ComfyUnreachable),
     (requests.exceptions.ChunkedEncodingError("cut"), ComfyUnreachable),
@@ -208,3 +209,20 @@ def test_capped_read_timeout_is_restored() -> None:
         assert transport.timeout == (3.05, 30.0)
     assert transport.timeout == (3.05, 30.0) and transport.url("/x") == "http://h:1/x"
     transport.close()
+
+
+def test_refused_connection_is_connect_failed() -> None:
+    import socket
+
+    from comfyq.comfy import ComfyClient, ComfyConnectFailed, ComfyUnreachable
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # closed again before the call: nothing listens there
+    with ComfyClient(f"http://127.0.0.1:{port}", retries=0) as client:
+        try:
+            client.queue_prompt({"1": {"class_type": "SaveImage", "inputs": {}}}, "p1")
+        except ComfyConnectFailed as exc:
+            assert isinstance(exc, ComfyUnreachable)
+        else:
+            raise AssertionError("queue_prompt to a closed port did not fail")
