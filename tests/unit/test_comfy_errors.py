@@ -47,12 +47,12 @@ def test_error_tree_shape() -> None:
                 PromptLost, ExecutionFailed, ExecutionInterrupted):
         assert cls.__bases__ == (ComfyError,)
     assert OutputMissing.__bases__ == (ComfyProtocolError,)
+    assert ComfyConnectFailed.__bases__ == (ComfyUnreachable,)
     assert issubclass(ComfyError, Exception)
 
 
 def test_error_context_attributes() -> None:
-    failed = ERRORS[7]
-    assert isinstance(failed, ExecutionFailed)
+    failed = next(e for e in ERRORS if isinstance(e, ExecutionFailed))
     assert (failed.prompt_id, failed.node_id, failed.node_type) == ("p3", "5", "KSampler")
     assert failed.message == "division by zero"
     assert failed.exception_type == "ZeroDivisionError"
