@@ -57,7 +57,7 @@ def test_error_context_attributes() -> None:
     assert failed.message == "division by zero"
     assert failed.exception_type == "ZeroDivisionError"
     assert "node 5 (KSampler)" in str(failed) and "division by zero" in str(failed)
-    rejected = ERRORS[5]
+    rejected = next(e for e in ERRORS if isinstance(e, PromptRejected))
     assert isinstance(rejected, PromptRejected)
     assert rejected.status_code == 400 and "5" in rejected.node_errors
     assert "prompt_outputs_failed_validation" in str(rejected)
