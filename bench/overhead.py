@@ -18,7 +18,7 @@ import redis
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.harness import percentile, stack, summary  # noqa: E402
+from bench.harness import stack, summary  # noqa: E402
 from comfyq.comfy import ComfyClient  # noqa: E402
 
 WORKFLOW = {

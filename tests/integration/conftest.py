@@ -6,7 +6,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import pytest
 import redis
@@ -14,7 +14,9 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from comfyq import create_app, redis_server
+from comfyq.comfy import ComfyClient
 from comfyq.sim.process import SimProcess, free_port
+from comfyq.sim.testing import Listener
 
 TERMINAL = {"succeeded", "failed", "timed_out", "cancelled"}
 
@@ -38,6 +40,49 @@ def sims(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[SimProcess]]
     yield started
     for sim in started:
         sim.stop()
+
+
+@pytest.fixture(scope="module")
+def sim() -> Iterator[SimProcess]:
+    """One simulator of its own for a test module."""
+    with SimProcess() as process:
+        yield process
+
+
+@pytest.fixture
+def listener(sim: SimProcess) -> Iterator[Listener]:
+    """A websocket client of ``sim``, past its greeting ``status``."""
+    client = Listener(sim.ws_url)
+    client.recv()
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def comfy(sim: SimProcess) -> Iterator[ComfyClient]:
+    """A connected ComfyClient of ``sim``; leaves the simulator idle afterwards."""
+    with ComfyClient(sim.url, read_timeout=10) as client:
+        client.connect()
+        yield client
+        client.clear_queue()
+        wait_until(lambda: (client.interrupt() or client.queue_remaining() == 0))
+
+
+@pytest.fixture
+def own_sim(tmp_path: Path) -> Iterator[SimProcess]:
+    """A simulator for one test alone (to kill, freeze or reconfigure)."""
+    proc = SimProcess(output_dir=str(tmp_path))
+    proc.start()
+    yield proc
+    proc.kill()
+
+
+def wait_until(check: Callable[[], object], timeout: float = 10.0) -> None:
+    """Poll check() until it is true."""
+    end = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < end, "condition never became true"
+        time.sleep(0.02)
 
 
 @pytest.fixture(scope="session")

@@ -7,8 +7,6 @@ import io
 import itertools
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,6 +14,7 @@ from PIL import Image
 
 from comfyq.comfy import ComfyClient, ComfyProtocolError, ExecutionInterrupted, OutputMissing
 from comfyq.sim.process import SimProcess
+from tests.integration.conftest import wait_until
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -52,40 +51,6 @@ def new_id() -> str:
 def slow(seconds_per_step: float) -> dict[str, Any]:
     """Return extra_data making every sampler step take this long."""
     return {"sim": {"step_seconds": seconds_per_step}}
-
-
-def wait_until(check: Callable[[], object], timeout: float = 10.0) -> None:
-    """Poll check() until it is true."""
-    end = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < end, "condition never became true"
-        time.sleep(0.02)
-
-
-@pytest.fixture(scope="module")
-def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimProcess]:
-    proc = SimProcess(output_dir=str(tmp_path_factory.mktemp("sim")))
-    proc.start()
-    yield proc
-    proc.stop()
-
-
-@pytest.fixture
-def comfy(sim: SimProcess) -> Iterator[ComfyClient]:
-    with ComfyClient(sim.url, read_timeout=10) as client:
-        client.connect()
-        yield client
-        # Leave the shared simulator idle for the next test.
-        client.clear_queue()
-        wait_until(lambda: (client.interrupt() or client.queue_remaining() == 0))
-
-
-@pytest.fixture
-def own_sim(tmp_path: Path) -> Iterator[SimProcess]:
-    proc = SimProcess(output_dir=str(tmp_path))
-    proc.start()
-    yield proc
-    proc.kill()
 
 
 # -- server facts --------------------------------------------------------------

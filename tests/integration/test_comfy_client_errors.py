@@ -13,12 +13,8 @@ from comfyq.comfy import (ComfyClient, ComfyProtocolError, ComfyTimeout, ComfyUn
 from comfyq.comfy.http import decode_json
 from comfyq.sim.process import SimProcess, free_port
 
-try:  # tests/integration is a package or a rootdir-relative folder
-    from .test_comfy_client import (GRAPH, comfy, graph, new_id, own_sim, sim,  # noqa: F401
-                                    slow, wait_until)
-except ImportError:
-    from test_comfy_client import (GRAPH, comfy, graph, new_id, own_sim, sim,  # noqa: F401
-                                   slow, wait_until)
+from tests.integration.conftest import wait_until
+from tests.integration.test_comfy_client import GRAPH, graph, new_id, slow
 
 
 # -- transport -------------------------------------------------------------------

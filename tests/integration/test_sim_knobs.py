@@ -5,7 +5,7 @@ import itertools
 import socket
 import threading
 import time
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 import requests
@@ -15,20 +15,6 @@ from comfyq.sim.process import SimProcess, free_port
 from comfyq.sim.testing import Listener, txt2img, with_node_knobs
 
 SEEDS = itertools.count(9000)
-
-
-@pytest.fixture(scope="module")
-def sim() -> Iterator[SimProcess]:
-    with SimProcess() as process:
-        yield process
-
-
-@pytest.fixture
-def listener(sim: SimProcess) -> Iterator[Listener]:
-    client = Listener(sim.ws_url)
-    client.recv()
-    yield client
-    client.close()
 
 
 def post(sim: SimProcess, prompt: dict[str, Any], client_id: str | None, **body: Any) -> str:

@@ -5,9 +5,8 @@ import itertools
 import os
 import statistics
 import time
-from typing import Any, Iterator
+from typing import Any
 
-import pytest
 import requests
 import websocket
 
@@ -15,20 +14,6 @@ from comfyq.sim.process import SimProcess
 from comfyq.sim.testing import Listener, of_prompt, txt2img, with_node_knobs
 
 SEEDS = itertools.count(1000)
-
-
-@pytest.fixture(scope="module")
-def sim() -> Iterator[SimProcess]:
-    with SimProcess() as process:
-        yield process
-
-
-@pytest.fixture
-def listener(sim: SimProcess) -> Iterator[Listener]:
-    client = Listener(sim.ws_url)
-    client.recv()  # the status greeting
-    yield client
-    client.close()
 
 
 def post(sim: SimProcess, prompt: dict[str, Any], client_id: str | None = None, **body: Any) -> dict[str, Any]:

@@ -13,20 +13,6 @@ from comfyq.sim.testing import Listener, txt2img, with_node_knobs
 SEEDS = itertools.count(5000)
 
 
-@pytest.fixture(scope="module")
-def sim() -> Iterator[SimProcess]:
-    with SimProcess() as process:
-        yield process
-
-
-@pytest.fixture
-def listener(sim: SimProcess) -> Iterator[Listener]:
-    client = Listener(sim.ws_url)
-    client.recv()
-    yield client
-    client.close()
-
-
 def post(sim: SimProcess, prompt: dict[str, Any], client_id: str, **body: Any) -> dict[str, Any]:
     response = requests.post(f"{sim.url}/prompt", json={"prompt": prompt, "client_id": client_id, **body}, timeout=5)
     assert response.status_code == 200, response.text
