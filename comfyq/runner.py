@@ -10,8 +10,8 @@ from celery.exceptions import SoftTimeLimitExceeded
 from flask import current_app
 
 from . import events, instances
-from .comfy import (ComfyClient, ComfyConnectFailed, ComfyProtocolError, ComfyTimeout, ComfyUnreachable, ExecutionFailed,
-                    ExecutionInterrupted, PromptLost, PromptRejected)
+from .comfy import (ComfyClient, ComfyConnectFailed, ComfyError, ComfyProtocolError, ComfyTimeout,
+                    ComfyUnreachable, ExecutionFailed, ExecutionInterrupted, PromptLost, PromptRejected)
 from .comfy.payloads import outcome
 from .config import Instance
 from .extensions import db
@@ -90,6 +90,7 @@ class JobRunner:
                                                 "message": f"ComfyUI answered unexpectedly: {exc}"})
         except SoftTimeLimitExceeded:
             self._stop_prompt()
+            self.store.remove_job(job.id)  # outputs of a download the limit cut short
             return self._end(JobStatus.TIMED_OUT, {"type": "timed_out", "message": "the job ran past its time limit"})
         except (ComfyUnreachable, ComfyTimeout) as exc:
             message = f"instance {self.instance.name}: {exc}"
@@ -153,11 +154,12 @@ class JobRunner:
         try:
             self.client.interrupt(self.job_id)
             self.client.delete_from_queue([self.job_id])
-        except (ComfyUnreachable, ComfyTimeout) as exc:
+        except ComfyError as exc:
             logger.warning("could not stop prompt %s on %s: %s", self.job_id, self.instance.name, exc)
 
     def _end(self, status: JobStatus, error: dict[str, Any]) -> str:
         """Record a non-success end (a no-op if the job was cancelled meanwhile)."""
+        db.session.rollback()  # never commit output rows of a run that did not succeed
         if not transition(self.job_id, status, [JobStatus.RUNNING], error=error,
                           progress=dict(self.tracker.state)):
             return "superseded"
