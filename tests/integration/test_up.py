@@ -1,6 +1,7 @@
 """`comfyq up`: the whole stack as child processes, a job through it, and a clean stop."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -34,9 +35,16 @@ def up(tmp_path: Path):
                             daemon=True)
     pump.start()
     yield proc, ports, lines
-    if proc.poll() is None:
-        proc.kill()
-        proc.wait()
+    if proc.poll() is None:  # the test failed midway: stop the stack as a user would, then make sure
+        family = psutil.Process(proc.pid).children(recursive=True)
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        for child in family:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                child.kill()
 
 
 def test_up_serves_runs_a_job_and_stops_clean(up, tmp_path: Path) -> None:
