@@ -16,22 +16,24 @@ from comfyq.config import CONTROL_QUEUE, SHARED_QUEUE, Config
 def settings(config: Mapping[str, Any]) -> dict[str, Any]:
     """Return Celery's lowercase settings for a comfyq configuration."""
     instances = config["INSTANCES"].values()
-    hard = float(config["HARD_TIME_LIMIT"])
+    grace = float(config["TIME_LIMIT_GRACE"])
+    longest_hard = float(config["MAX_TIME_LIMIT"]) + grace
+    extra_queues = sorted({q for i in instances for q in i.queues()})
     return {
         "broker_url": config["BROKER_URL"],
         "result_backend": config["REDIS_URL"],
         "broker_connection_retry_on_startup": True,
         "broker_transport_options": {
-            # Must exceed the hard time limit, or Redis hands a still-running job
-            # to a second worker.
-            "visibility_timeout": int(hard) + 120,
+            # Must exceed the longest hard time limit a job can get, or Redis hands a
+            # still-running job to a second worker.
+            "visibility_timeout": int(longest_hard) + 120,
             # Scan for messages of crashed workers every 5 s instead of every 100 s.
             "unacked_restore_interval": 5,
             "unacked_restore_throttle": 1,
             "unacked_restore_limit": 100,
         },
         "task_queues": [Queue(SHARED_QUEUE, routing_key=SHARED_QUEUE),
-                        *(Queue(i.queue, routing_key=i.queue) for i in instances),
+                        *(Queue(name, routing_key=name) for name in extra_queues),
                         Queue(CONTROL_QUEUE, routing_key=CONTROL_QUEUE)],
         "task_default_queue": SHARED_QUEUE,
         "task_routes": {"comfyq.run_job": {"queue": SHARED_QUEUE}},
@@ -45,7 +47,7 @@ def settings(config: Mapping[str, Any]) -> dict[str, Any]:
         "task_ignore_result": True,
         "result_expires": 86400,
         "task_soft_time_limit": float(config["SOFT_TIME_LIMIT"]),
-        "task_time_limit": hard,
+        "task_time_limit": float(config["SOFT_TIME_LIMIT"]) + grace,
         "task_serializer": "json",
         "accept_content": ["json"],
         "worker_cancel_long_running_tasks_on_connection_loss": False,

@@ -12,6 +12,7 @@ from .api import init_api
 from .celery_app import celery_init_app
 from .config import Config
 from .extensions import db, init_app
+from .templates import TemplateStore, simulator_catalogue
 
 logger = logging.getLogger(__name__)
 
@@ -22,11 +23,15 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     flask_app.config.from_mapping(Config().as_dict())
     flask_app.config.from_mapping(config or {})
     flask_app.json.sort_keys = False
-    Path(flask_app.config["OUTPUT_DIR"]).mkdir(parents=True, exist_ok=True)
+    for folder in ("OUTPUT_DIR", "INPUT_DIR"):
+        Path(flask_app.config[folder]).mkdir(parents=True, exist_ok=True)
     if flask_app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite:///"):
         Path(flask_app.config["SQLALCHEMY_DATABASE_URI"][len("sqlite:///"):]).parent.mkdir(
             parents=True, exist_ok=True)
     init_app(flask_app)
+    # A broken template stops start-up here, naming its file, never at a user's request.
+    flask_app.extensions["templates"] = TemplateStore.load(flask_app.config["TEMPLATES_DIR"],
+                                                           simulator_catalogue())
     init_api(flask_app)
     celery_init_app(flask_app)
     with flask_app.app_context():

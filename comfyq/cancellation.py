@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any, Mapping
 
 from flask import current_app
 
@@ -12,6 +13,11 @@ from .jobs import JobStatus, transition
 from .models import Job
 
 logger = logging.getLogger(__name__)
+
+
+def cancel_flag_ttl(config: Mapping[str, Any]) -> int:
+    """Return how long a cancel flag must live: as long as the longest job may run."""
+    return int(config["MAX_TIME_LIMIT"] + config["TIME_LIMIT_GRACE"]) + 60
 
 
 def cancel_job(job_id: str) -> Job:
@@ -25,7 +31,7 @@ def cancel_job(job_id: str) -> Job:
             logger.warning("revoke of %s failed: %s", job_id, exc)
     elif transition(job_id, JobStatus.CANCELLED, [JobStatus.RUNNING], error=reason):
         # The worker that owns the prompt sees the flag and interrupts only this prompt.
-        events.request_cancel(get_redis(), job_id, int(current_app.config["HARD_TIME_LIMIT"]) + 60)
+        events.request_cancel(get_redis(), job_id, cancel_flag_ttl(current_app.config))
         events.publish(get_redis(), job_id, {"type": "cancelling"})
     job = db.session.get(Job, job_id, populate_existing=True)
     if job is None:

@@ -1,7 +1,9 @@
 """The ``comfyq`` command: up, api, worker, flower, sim, submit."""
 from __future__ import annotations
 
+import base64
 import json
+import mimetypes
 import os
 import sys
 from pathlib import Path
@@ -92,26 +94,54 @@ def _describe(job: dict[str, Any]) -> str:
     return f"{job['status']}{where}"
 
 
+def _param(text: str) -> tuple[str, Any]:
+    """Parse ``name=value``: JSON if it parses, ``@file`` for an image, else the plain string."""
+    name, sep, raw = text.partition("=")
+    if not sep or not name:
+        raise click.BadParameter(f"{text!r}: write name=value", param_hint="-p")
+    if raw.startswith("@"):
+        path = Path(raw[1:])
+        if not path.is_file():
+            raise click.BadParameter(f"{raw[1:]!r} is not a file", param_hint="-p")
+        mime = mimetypes.guess_type(path.name)[0] or "image/png"
+        return name, f"data:{mime};base64,{base64.b64encode(path.read_bytes()).decode()}"
+    try:
+        return name, json.loads(raw)
+    except ValueError:
+        return name, raw
+
+
 @main.command()
-@click.argument("workflow", type=click.File("r"))
+@click.argument("what")
+@click.option("-p", "--param", "params", multiple=True, help="Template parameter name=value (repeatable); "
+              "name=@file.png sends an image.")
+@click.option("--mode", type=click.Choice(["novice", "expert"]), default="novice", show_default=True)
 @click.option("--api-url", envvar="COMFYQ_API_URL", default="http://127.0.0.1:8000", show_default=True)
 @click.option("--instance", default=None, help="Pin the job to this instance.")
 @click.option("--wait/--no-wait", default=False, help="Follow the job and download its outputs.")
 @click.option("--out", "out_dir", default="outputs", show_default=True, type=click.Path(file_okay=False),
               help="Where --wait puts the outputs (a folder per job).")
-def submit(workflow: Any, api_url: str, instance: str | None, wait: bool, out_dir: str) -> None:
-    """Submit WORKFLOW (ComfyUI API-format JSON); with --wait, follow it to the end."""
+def submit(what: str, params: tuple[str, ...], mode: str, api_url: str, instance: str | None, wait: bool,
+           out_dir: str) -> None:
+    """Submit WHAT: a template (txt2img, txt2img@2) with -p params, or a workflow JSON file."""
     from .client import Client, ComfyqAPIError
 
-    try:
-        graph = json.load(workflow)
-    except ValueError as exc:
-        raise click.ClickException(f"{workflow.name} is not JSON: {exc}") from exc
-    if isinstance(graph, dict) and "workflow" in graph and "instance" not in graph:
-        graph = graph["workflow"]
+    body: dict[str, Any]
+    if Path(what).is_file():
+        try:
+            graph = json.loads(Path(what).read_text())
+        except ValueError as exc:
+            raise click.ClickException(f"{what} is not JSON: {exc}") from exc
+        body = {"workflow": graph["workflow"] if isinstance(graph, dict) and "workflow" in graph else graph}
+        if params:
+            raise click.BadParameter("-p goes with a template, not a workflow file", param_hint="-p")
+    else:
+        body = {"template": what, "params": dict(_param(p) for p in params), "mode": mode}
+    if instance:
+        body["instance"] = instance
     client = Client(api_url)
     try:
-        job = client.submit(graph, instance)
+        job = client.post_job(body)
         click.echo(f"job {job['id']} queued on {job['queue']}")
         if not wait:
             return
@@ -131,3 +161,60 @@ def submit(workflow: Any, api_url: str, instance: str | None, wait: bool, out_di
         raise click.ClickException(f"job {job['id']} {job['status']}: {(job.get('error') or {}).get('message')}")
     for output in job["outputs"]:
         click.echo(str(client.download(output, Path(out_dir) / job["id"])))
+
+
+@main.group()
+def templates() -> None:
+    """Inspect and check the workflow templates."""
+
+
+@templates.command("list")
+def templates_list() -> None:
+    """List every template version with its description."""
+    from .config import Config
+    from .templates import TemplateStore, simulator_catalogue
+
+    store = TemplateStore.load(Config().TEMPLATES_DIR, simulator_catalogue())
+    for template in store.all():
+        click.echo(f"{template.ref:<24} {template.description}")
+
+
+@templates.command("show")
+@click.argument("ref")
+def templates_show(ref: str) -> None:
+    """Show one template (name or name@version) as JSON."""
+    from .config import Config
+    from .errors import ComfyqError
+    from .templates import TemplateStore, simulator_catalogue
+
+    store = TemplateStore.load(Config().TEMPLATES_DIR, simulator_catalogue())
+    try:
+        click.echo(json.dumps(store.get(ref).describe(), indent=2))
+    except ComfyqError as exc:
+        raise click.ClickException(exc.message) from exc
+
+
+@templates.command("check")
+@click.option("--live/--no-live", default=True, show_default=True,
+              help="Also check against the object_info of every reachable configured instance.")
+def templates_check(live: bool) -> None:
+    """Validate every template; exit 1 listing each problem."""
+    from .comfy import ComfyClient, ComfyError
+    from .config import Config
+    from .templates import check_templates, simulator_catalogue
+
+    config = Config()
+    catalogues = {"simulator": simulator_catalogue()}
+    for instance in config.INSTANCES.values() if live else ():
+        try:
+            with ComfyClient(instance.url, connect_timeout=2, read_timeout=10, retries=0) as client:
+                catalogues[instance.name] = client.object_info()
+        except ComfyError as exc:
+            click.echo(f"skipping {instance.name}: {exc}", err=True)
+    problems = [f"[{name}] {p}" for name, cat in catalogues.items()
+                for p in check_templates(config.TEMPLATES_DIR, cat)]
+    for problem in problems:
+        click.echo(problem, err=True)
+    if problems:
+        sys.exit(1)
+    click.echo(f"templates in {config.TEMPLATES_DIR}: all good against {', '.join(catalogues)}")

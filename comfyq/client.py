@@ -40,10 +40,18 @@ class Client:
         return response.json()
 
     def submit(self, workflow: dict[str, Any], instance: str | None = None) -> dict[str, Any]:
-        """Submit a workflow; return the queued job."""
+        """Submit a raw workflow; return the queued job."""
         body: dict[str, Any] = {"workflow": workflow}
         if instance:
             body["instance"] = instance
+        return self.post_job(body)
+
+    def run_template(self, template: str, params: dict[str, Any], mode: str = "novice") -> dict[str, Any]:
+        """Submit a template with parameters; return the queued job."""
+        return self.post_job({"template": template, "params": params, "mode": mode})
+
+    def post_job(self, body: dict[str, Any]) -> dict[str, Any]:
+        """POST a job body as is; return the queued job."""
         return self._call("POST", "/v1/jobs", json=body)
 
     def job(self, job_id: str) -> dict[str, Any]:

@@ -5,11 +5,19 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from itertools import combinations
+from typing import Any, Iterable, Mapping
 
 INSTANCE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
+CAPABILITY = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,31}$")
 SHARED_QUEUE = "comfy"
 CONTROL_QUEUE = "control"
+# Nodes that run arbitrary code or write arbitrary files; raw workflows may not use them.
+DEFAULT_BLOCKLIST = (
+    "ExecutePython", "PythonScript", "RunPythonCode", "Exec Python Code", "KY_Eval_Python", "Eval",
+    "ShellCommand", "RunCommand", "Execute Command", "SaveText|pysssss", "Save Text File",
+    "Text to File", "WriteToFile", "SaveFile", "LoadFileFromPath",
+)
 
 
 class ConfigError(ValueError):
@@ -22,11 +30,23 @@ class Instance:
 
     name: str
     url: str
+    capabilities: frozenset[str] = frozenset()
 
     @property
     def queue(self) -> str:
         """Return the name of this instance's own Celery queue."""
         return f"{SHARED_QUEUE}.{self.name}"
+
+    def queues(self) -> list[str]:
+        """Return every queue this instance's worker consumes besides the shared one."""
+        caps = sorted(self.capabilities)
+        subsets = [combo for n in range(1, len(caps) + 1) for combo in combinations(caps, n)]
+        return [self.queue, *(capability_queue(combo) for combo in subsets)]
+
+
+def capability_queue(capabilities: Iterable[str]) -> str:
+    """Return the queue of jobs that need every one of ``capabilities``."""
+    return f"{SHARED_QUEUE}.need.{'+'.join(sorted(capabilities))}"
 
 
 def parse_instances(spec: str) -> dict[str, Instance]:
@@ -46,9 +66,39 @@ def parse_instances(spec: str) -> dict[str, Instance]:
     return instances
 
 
+def parse_capabilities(spec: str, instances: dict[str, Instance]) -> dict[str, Instance]:
+    """Apply ``gpu1=sdxl+flux,gpu0=sd15`` to ``instances``; return the updated mapping."""
+    caps: dict[str, set[str]] = {}
+    for item in filter(None, (part.strip() for part in spec.split(","))):
+        name, sep, values = item.partition("=")
+        name = name.strip()
+        if not sep or name not in instances:
+            raise ConfigError(f"COMFYQ_CAPABILITIES entry {item!r}: expected instance=cap+cap "
+                              f"for a configured instance ({', '.join(instances) or 'none'})")
+        for cap in filter(None, (c.strip() for c in values.split("+"))):
+            if not CAPABILITY.match(cap):
+                raise ConfigError(f"COMFYQ_CAPABILITIES entry {item!r}: {cap!r} is not a lowercase name")
+            caps.setdefault(name, set()).add(cap)
+    return {name: Instance(inst.name, inst.url, frozenset(caps.get(name, ()))) for name, inst in instances.items()}
+
+
+def default_templates_dir() -> Path:
+    """Return ./templates_wf if there is one, else the one beside the comfyq package (a checkout)."""
+    here = Path.cwd() / "templates_wf"
+    return here if here.is_dir() else Path(__file__).resolve().parent.parent / "templates_wf"
+
+
 def default_data_dir() -> Path:
     """Return the directory for embedded defaults (database, outputs)."""
     return Path(os.environ.get("COMFYQ_DATA_DIR", Path.cwd() / "var")).resolve()
+
+
+def _names(env: Mapping[str, str], key: str, default: Iterable[str]) -> frozenset[str]:
+    """Read a comma-separated list of node class names ("-" for none)."""
+    raw = env.get(key)
+    if raw is None:
+        return frozenset(default)
+    return frozenset(n.strip() for n in raw.split(",") if n.strip() and n.strip() != "-")
 
 
 def _float(env: Mapping[str, str], key: str, default: float) -> float:
@@ -72,14 +122,23 @@ class Config:
         self.BROKER_URL = env.get("COMFYQ_BROKER_URL") or self.REDIS_URL
         self.OUTPUT_DIR = env.get("COMFYQ_OUTPUT_DIR") or str(data_dir / "outputs")
         self.PUBLIC_URL = (env.get("COMFYQ_PUBLIC_URL") or "").rstrip("/")
-        self.INSTANCES = parse_instances(env.get("COMFYQ_INSTANCES", ""))
+        self.INSTANCES = parse_capabilities(env.get("COMFYQ_CAPABILITIES", ""),
+                                            parse_instances(env.get("COMFYQ_INSTANCES", "")))
+        self.TEMPLATES_DIR = env.get("COMFYQ_TEMPLATES_DIR") or str(default_templates_dir())
+        self.INPUT_DIR = env.get("COMFYQ_INPUT_DIR") or str(data_dir / "inputs")
         self.SOFT_TIME_LIMIT = _float(env, "COMFYQ_SOFT_TIME_LIMIT", 600.0)
-        self.HARD_TIME_LIMIT = _float(env, "COMFYQ_HARD_TIME_LIMIT", 660.0)
-        self.MAX_WORKFLOW_BYTES = int(_float(env, "COMFYQ_MAX_WORKFLOW_BYTES", 1_000_000))
+        self.TIME_LIMIT_GRACE = _float(env, "COMFYQ_TIME_LIMIT_GRACE", 60.0)
+        self.MAX_TIME_LIMIT = _float(env, "COMFYQ_MAX_TIME_LIMIT", 3600.0)
+        self.MAX_BODY_BYTES = int(_float(env, "COMFYQ_MAX_BODY_BYTES", 16_000_000))
         self.MAX_WORKFLOW_NODES = int(_float(env, "COMFYQ_MAX_WORKFLOW_NODES", 500))
+        self.MAX_BATCH_JOBS = int(_float(env, "COMFYQ_MAX_BATCH_JOBS", 100))
         self.CATALOGUE_TTL = _float(env, "COMFYQ_CATALOGUE_TTL", 30.0)
-        if self.SOFT_TIME_LIMIT >= self.HARD_TIME_LIMIT:
-            raise ConfigError("COMFYQ_SOFT_TIME_LIMIT must be below COMFYQ_HARD_TIME_LIMIT")
+        self.NODE_BLOCKLIST = _names(env, "COMFYQ_NODE_BLOCKLIST", DEFAULT_BLOCKLIST)
+        self.NODE_ALLOWLIST = _names(env, "COMFYQ_NODE_ALLOWLIST", ())
+        if not 0 < self.SOFT_TIME_LIMIT <= self.MAX_TIME_LIMIT:
+            raise ConfigError("COMFYQ_SOFT_TIME_LIMIT must be positive and at most COMFYQ_MAX_TIME_LIMIT")
+        if self.TIME_LIMIT_GRACE <= 0:
+            raise ConfigError("COMFYQ_TIME_LIMIT_GRACE must be positive (the hard limit is soft + grace)")
         self.SQLALCHEMY_ENGINE_OPTIONS: dict[str, Any] = {}
         self.API_TITLE = "comfyq"
         self.API_VERSION = "v1"
@@ -89,7 +148,7 @@ class Config:
         self.OPENAPI_SWAGGER_UI_PATH = "docs"
         self.OPENAPI_SWAGGER_UI_URL = None  # set below only when a local copy exists
         self.OPENAPI_REDOC_PATH = "redoc"
-        self.MAX_CONTENT_LENGTH = self.MAX_WORKFLOW_BYTES + 64_000
+        self.MAX_CONTENT_LENGTH = self.MAX_BODY_BYTES
         self.TESTING = False
         for key, value in overrides.items():
             setattr(self, key, value)

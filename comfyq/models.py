@@ -5,7 +5,7 @@ import uuid
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import JSON, DateTime, Float, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from .extensions import db
@@ -34,6 +34,13 @@ class Job(db.Model):
     instance: Mapped[str | None] = mapped_column(String(32))
     prompt_id: Mapped[str | None] = mapped_column(String(64))
     workflow: Mapped[dict[str, Any]] = mapped_column(JSON)
+    template: Mapped[str | None] = mapped_column(String(64))
+    template_version: Mapped[int | None] = mapped_column(Integer)
+    params: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    cost: Mapped[int | None] = mapped_column(Integer)
+    soft_time_limit: Mapped[float | None] = mapped_column(Float)
+    inputs: Mapped[list[str] | None] = mapped_column(JSON)
+    batch_id: Mapped[str | None] = mapped_column(ForeignKey("batches.id"), index=True)
     progress: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     error: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
@@ -43,6 +50,19 @@ class Job(db.Model):
 
     outputs: Mapped[list["Output"]] = relationship(
         back_populates="job", order_by="Output.id", cascade="all, delete-orphan", lazy="selectin")
+
+
+class Batch(db.Model):
+    """Jobs made from one template with varied parameters, created all at once."""
+
+    __tablename__ = "batches"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_job_id)
+    template: Mapped[str] = mapped_column(String(64))
+    template_version: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    jobs: Mapped[list[Job]] = relationship(order_by="Job.created_at", lazy="selectin")
 
 
 class Output(db.Model):

@@ -8,10 +8,11 @@ from typing import Any, Mapping
 class ProgressTracker:
     """Fold one prompt's websocket messages into a progress snapshot."""
 
-    def __init__(self, workflow: Mapping[str, Any]) -> None:
+    def __init__(self, workflow: Mapping[str, Any], labels: Mapping[str, str] | None = None) -> None:
         self.workflow = workflow
+        self.labels = labels or {}
         self.state: dict[str, Any] = {
-            "node": None, "node_type": None, "value": 0, "max": 0,
+            "node": None, "node_type": None, "label": None, "value": 0, "max": 0,
             "nodes_done": 0, "nodes_total": len(workflow), "cached": [], "partial_outputs": [],
         }
         self._done: set[str] = set()
@@ -31,12 +32,13 @@ class ProgressTracker:
             if state["node"] is not None:
                 self._done.add(str(state["node"]))
             node = str(data["node"])
-            state.update(node=node, node_type=self._class_of(node), value=0, max=0)
-            event = {"type": "executing", "node": node, "node_type": state["node_type"]}
+            node_type = self._class_of(node)
+            state.update(node=node, node_type=node_type, label=self.labels.get(node, node_type), value=0, max=0)
+            event = {"type": "executing", "node": node, "node_type": node_type, "label": state["label"]}
         elif kind == "progress":
             state.update(value=data.get("value", 0), max=data.get("max", 0))
             event = {"type": "progress", "node": state["node"], "node_type": state["node_type"],
-                     "value": state["value"], "max": state["max"]}
+                     "label": state["label"], "value": state["value"], "max": state["max"]}
         elif kind == "executed":
             node = str(data.get("node"))
             self._done.add(node)

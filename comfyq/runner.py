@@ -14,6 +14,7 @@ from .comfy import (ComfyClient, ComfyConnectFailed, ComfyError, ComfyProtocolEr
                     ComfyUnreachable, ExecutionFailed, ExecutionInterrupted, PromptLost, PromptRejected)
 from .comfy.payloads import outcome
 from .config import Instance
+from .errors import ComfyqError
 from .extensions import db
 from .jobs import JobStatus, is_terminal, set_progress, transition
 from .models import Job, Output
@@ -39,11 +40,13 @@ class JobRunner:
     """Claim a job, run its prompt on one instance, and record how it ended."""
 
     def __init__(self, job_id: str, instance: Instance, client: ComfyClient, store: LocalStore,
-                 r: redis.Redis, report: Callable[[dict[str, Any]], None] | None = None) -> None:
+                 r: redis.Redis, report: Callable[[dict[str, Any]], None] | None = None,
+                 inputs: LocalStore | None = None) -> None:
         self.job_id = job_id
         self.instance = instance
         self.client = client
         self.store = store
+        self.inputs = inputs or LocalStore(current_app.config["INPUT_DIR"])
         self.redis = r
         self.report = report
         self.cancelling = False
@@ -68,7 +71,7 @@ class JobRunner:
                 job.id, JobStatus.RUNNING, [JobStatus(job.status)], instance=self.instance.name,
                 prompt_id=job.id, attempts=Job.attempts + 1, progress=None):
             return "taken"
-        self.tracker = ProgressTracker(job.workflow)
+        self.tracker = ProgressTracker(job.workflow, self._labels(job))
         instances.set_running(self.redis, self.instance.name, job.id)
         try:
             return self._finish(job, self._execute(job, resume))
@@ -102,6 +105,15 @@ class JobRunner:
         finally:
             instances.set_running(self.redis, self.instance.name, None)
 
+    def _labels(self, job: Job) -> dict[str, str]:
+        """Return the friendly node names of the job's template (none for raw workflows)."""
+        if not job.template:
+            return {}
+        try:
+            return dict(current_app.extensions["templates"].get(f"{job.template}@{job.template_version}").node_labels)
+        except ComfyqError:  # this worker's templates lack that version: class types will do
+            return {}
+
     def _execute(self, job: Job, resume: bool) -> dict[str, Any]:
         """Submit (or reattach to) the prompt and follow it to its end."""
         self.client.connect()
@@ -116,8 +128,17 @@ class JobRunner:
             self._submit(job)
         return self.client.follow(job.id, self._on_event, poll=self._poll)
 
+    def _stage_inputs(self, job: Job) -> None:
+        """Upload the job's input images the instance does not have yet (names are content hashes)."""
+        for name in job.inputs or ():
+            if not self.client.has_file(name, type="input"):
+                answer = self.client.upload_image(self.inputs.path(name).read_bytes(), name, overwrite=True)
+                if answer["name"] != name:
+                    raise ComfyProtocolError(f"input {name} was stored as {answer['name']}", self.client.base_url)
+
     def _submit(self, job: Job) -> None:
         """POST the prompt; after an uncertain answer, look it up instead of posting twice."""
+        self._stage_inputs(job)
         self.submitted = True
         try:
             self.client.queue_prompt(job.workflow, job.id)

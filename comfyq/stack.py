@@ -82,6 +82,9 @@ class Stack:
                             "--output-dir", str(self.data_dir / f"sim{i}"))
             self.env["COMFYQ_INSTANCES"] = ",".join(
                 f"gpu{i}=http://127.0.0.1:{port}" for i, port in enumerate(self.sim_ports))
+            if len(self.sim_ports) > 1:
+                # So templates that require SDXL have an instance to run on.
+                self.env.setdefault("COMFYQ_CAPABILITIES", "gpu1=sdxl")
         else:
             print(f"comfyq up: instances {self.env['COMFYQ_INSTANCES']}", file=self.output, flush=True)
         if not self.env.get("COMFYQ_REDIS_URL"):

@@ -14,6 +14,7 @@ from celery.signals import task_failure, worker_process_init, worker_ready, work
 
 from . import create_app
 from .binding import ENV_VAR
+from .config import SHARED_QUEUE
 from .extensions import db, get_redis
 from .heartbeat import Heartbeat
 from .recovery import end_orphaned_job
@@ -28,8 +29,8 @@ _heartbeat: Heartbeat | None = None
 
 def worker_argv(instance: str, loglevel: str = "INFO") -> list[str]:
     """Return the celery worker arguments that bind a worker to ``instance``."""
-    queue = flask_app.config["INSTANCES"][instance].queue
-    return ["worker", "-n", f"{instance}@{socket.gethostname()}", "-Q", f"comfy,{queue}",
+    queues = ",".join([SHARED_QUEUE, *flask_app.config["INSTANCES"][instance].queues()])
+    return ["worker", "-n", f"{instance}@{socket.gethostname()}", "-Q", queues,
             "-P", "prefork", "-c", "1", "--prefetch-multiplier", "1", "-E", "-l", loglevel,
             "--without-gossip", "--without-mingle"]
 

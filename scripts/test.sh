@@ -13,4 +13,6 @@ if ! command -v docker-compose >/dev/null 2>&1; then
 fi
 
 python3 -m pip install -q --disable-pip-version-check -e '.[test]'
+# Every shipped template must load and fit the simulator's node catalogue.
+python3 -m comfyq templates check --no-live
 exec python3 -m pytest "$@"

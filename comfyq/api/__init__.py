@@ -10,11 +10,14 @@ from .errors import ComfyqApi
 
 def init_api(flask_app: Flask) -> ComfyqApi:
     """Register the blueprints, the OpenAPI document and the interactive docs."""
-    from . import health, instances, jobs
+    from . import batches, health, instances, jobs, templates
 
     _serve_swagger_ui(flask_app)
     api = ComfyqApi(flask_app, spec_kwargs={"info": {"description": "comfyq job queue API"}})
     api.register_blueprint(jobs.bp)
+    api.register_blueprint(jobs.estimate_bp)
+    api.register_blueprint(batches.bp)
+    api.register_blueprint(templates.bp)
     api.register_blueprint(instances.bp)
     api.register_blueprint(health.bp)
     return api

@@ -12,9 +12,9 @@ from ..cancellation import cancel_job
 from ..models import Job
 from ..queries import get_job, get_output, list_jobs, queue_position
 from ..storage import LocalStore
-from ..submission import submit_job
+from ..submission import estimate_job, submit_job
 from .parser import Blueprint
-from .schemas import JobCreateSchema, JobListQuerySchema, JobPageSchema, JobSchema
+from .schemas import EstimateSchema, JobCreateSchema, JobListQuerySchema, JobPageSchema, JobSchema
 
 bp = Blueprint("jobs", __name__, url_prefix="/v1/jobs", description="Submit and follow jobs")
 
@@ -34,7 +34,9 @@ def present(job: Job, with_position: bool = True) -> dict[str, Any]:
         else url_for("jobs.output", job_id=job.id, name=o.name, _external=True),
     } for o in job.outputs]
     return {
-        "id": job.id, "status": job.status, "queue": job.queue, "instance": job.instance,
+        "id": job.id, "status": job.status, "template": job.template, "template_version": job.template_version,
+        "params": job.params, "cost": job.cost, "soft_time_limit": job.soft_time_limit, "batch_id": job.batch_id,
+        "queue": job.queue, "instance": job.instance,
         "instance_requested": job.instance_requested,
         "queue_position": queue_position(job) if with_position else None,
         "progress": job.progress, "error": job.error, "created_at": _utc(job.created_at),
@@ -49,8 +51,8 @@ class Jobs(MethodView):
     @bp.arguments(JobCreateSchema)
     @bp.response(202, JobSchema)
     def post(self, body: dict[str, Any]) -> dict[str, Any]:
-        """Submit a workflow (ComfyUI API format); answers at once with the queued job."""
-        return present(submit_job(body["workflow"], body["instance"]), with_position=False)
+        """Submit a template with params, or a raw workflow; answers at once with the queued job."""
+        return present(submit_job(body), with_position=False)
 
     @bp.arguments(JobListQuerySchema, location="query")
     @bp.response(200, JobPageSchema)
@@ -59,6 +61,18 @@ class Jobs(MethodView):
         items, total = list_jobs(args["status"], args["page"], args["page_size"])
         return {"items": [present(j, with_position=False) for j in items], "page": args["page"],
                 "page_size": args["page_size"], "total": total}
+
+
+# Flask joins a blueprint prefix and a rule with "/", so the colon route needs its own blueprint.
+estimate_bp = Blueprint("estimates", __name__, description="Price a job before submitting it")
+
+
+@estimate_bp.route("/v1/jobs:estimate", methods=["POST"])
+@estimate_bp.arguments(JobCreateSchema)
+@estimate_bp.response(200, EstimateSchema)
+def estimate(body: dict[str, Any]) -> dict[str, Any]:
+    """Say what a submission would cost, its time limit, queue position and guard verdict; create nothing."""
+    return estimate_job(body)
 
 
 @bp.route("/<job_id>")

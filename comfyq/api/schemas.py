@@ -1,22 +1,63 @@
 """Marshmallow schemas for request bodies, query strings and responses."""
 from __future__ import annotations
 
-from marshmallow import Schema, fields, validate
+from typing import Any
+
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from ..jobs import JobStatus
 
 
-class JobCreateSchema(Schema):
-    """Body of ``POST /v1/jobs``."""
+TEMPLATE_REF = validate.Regexp(r"^[a-z0-9][a-z0-9_-]{0,63}(@[0-9]{1,6})?$",
+                               error="must be a template name, optionally with @version (e.g. txt2img@2)")
 
-    workflow = fields.Dict(
-        required=True, keys=fields.String(),
-        error_messages={"invalid": "must be a JSON object mapping node ids to nodes "
-                                   "(ComfyUI API format: Workflow → Export (API))",
-                        "required": "give the ComfyUI workflow in API format under 'workflow'"})
+
+class TemplateRequestSchema(Schema):
+    """A template reference with parameters."""
+
+    template = fields.String(validate=TEMPLATE_REF, metadata={"description": "name or name@version"})
+    params = fields.Dict(keys=fields.String(), load_default=dict,
+                         error_messages={"invalid": "must be a JSON object of parameter name → value"})
+    mode = fields.String(load_default="novice", validate=validate.OneOf(["novice", "expert"]),
+                         metadata={"description": "novice requests may set only novice parameters"})
     instance = fields.String(
         load_default=None, validate=validate.Length(min=1, max=32),
         metadata={"description": "pin the job to this instance"})
+
+
+class JobCreateSchema(TemplateRequestSchema):
+    """Body of ``POST /v1/jobs`` and ``POST /v1/jobs:estimate``: a raw workflow or a template."""
+
+    workflow = fields.Dict(
+        keys=fields.String(),
+        error_messages={"invalid": "must be a JSON object mapping node ids to nodes "
+                                   "(ComfyUI API format: Workflow → Export (API))"})
+
+    @validates_schema
+    def _one_kind(self, data: dict[str, Any], **_: Any) -> None:
+        if ("workflow" in data) == ("template" in data):
+            raise ValidationError("give either 'template' (with 'params') or a raw 'workflow' in ComfyUI API "
+                                  "format, not both and not neither", "_schema")
+        if "workflow" in data and data.get("params"):
+            raise ValidationError("'params' go with 'template'; a raw workflow carries its own values", "params")
+
+
+class BatchCreateSchema(TemplateRequestSchema):
+    """Body of ``POST /v1/batches``: base params and either variants or a grid."""
+
+    template = fields.String(required=True, validate=TEMPLATE_REF,
+                             error_messages={"required": "name the template the batch runs"})
+    variants = fields.List(fields.Dict(keys=fields.String()), validate=validate.Length(min=1),
+                           metadata={"description": "parameter sets, each overlaid on params"})
+    grid = fields.Dict(keys=fields.String(), values=fields.List(fields.Raw(), validate=validate.Length(min=1)),
+                       validate=validate.Length(min=1),
+                       metadata={"description": "parameter → values; one job per combination"})
+
+    @validates_schema
+    def _one_shape(self, data: dict[str, Any], **_: Any) -> None:
+        if ("variants" in data) == ("grid" in data):
+            raise ValidationError("give either 'variants' (a list of param sets) or 'grid' "
+                                  "(param → list of values), not both and not neither", "_schema")
 
 
 class JobListQuerySchema(Schema):
@@ -44,6 +85,12 @@ class JobSchema(Schema):
 
     id = fields.String()
     status = fields.String()
+    template = fields.String(allow_none=True)
+    template_version = fields.Integer(allow_none=True)
+    params = fields.Dict(allow_none=True)
+    cost = fields.Integer(allow_none=True)
+    soft_time_limit = fields.Float(allow_none=True)
+    batch_id = fields.String(allow_none=True)
     queue = fields.String()
     instance = fields.String(allow_none=True)
     instance_requested = fields.String(allow_none=True)
@@ -83,3 +130,31 @@ class InstancesSchema(Schema):
 
     instances = fields.List(fields.Nested(InstanceSchema))
     shared_queue = fields.Dict()
+
+
+class EstimateSchema(Schema):
+    """What a submission would cost and meet."""
+
+    template = fields.String(allow_none=True)
+    template_version = fields.Integer(allow_none=True)
+    params = fields.Dict(allow_none=True)
+    cost = fields.Integer(allow_none=True, metadata={"description": "credits; null for raw workflows"})
+    soft_time_limit = fields.Float()
+    hard_time_limit = fields.Float()
+    queue = fields.String()
+    queue_position = fields.Integer(metadata={"description": "queued jobs ahead in that queue"})
+    instances_idle = fields.List(fields.String(), metadata={"description": "capable instances free right now"})
+    guards = fields.Dict()
+
+
+class BatchSchema(Schema):
+    """A batch and its jobs."""
+
+    id = fields.String()
+    template = fields.String()
+    template_version = fields.Integer()
+    created_at = fields.DateTime()
+    status = fields.String()
+    counts = fields.Dict(keys=fields.String(), values=fields.Integer())
+    total = fields.Integer()
+    jobs = fields.List(fields.Nested(JobSchema))

@@ -179,6 +179,11 @@ class ComfyClient:
                     size += len(chunk)
         return size, digest.hexdigest()
 
+    def has_file(self, filename: str, subfolder: str = "", type: str = "input") -> bool:
+        """Say whether the server has a file, without fetching it (HEAD /view)."""
+        params = {"filename": filename, "subfolder": subfolder, "type": type}
+        return self.http.request("HEAD", "/view", params=params, ok=(200, 404)).status_code == 200
+
     def upload_image(self, data: bytes, filename: str, *, subfolder: str = "",
                      type: str = "input", overwrite: bool = False) -> dict[str, Any]:
         """Upload an image; return where the server stored it ({"name", "subfolder", "type"})."""

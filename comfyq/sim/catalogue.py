@@ -23,6 +23,7 @@ SCHEDULERS = [
 IMAGE_METHODS = ["nearest-exact", "bilinear", "area", "bicubic", "lanczos"]
 LATENT_METHODS = ["nearest-exact", "bilinear", "area", "bicubic", "bislerp"]
 CROP_METHODS = ["disabled", "center"]
+MASK_CHANNELS = ["alpha", "red", "green", "blue"]
 SAVE_HIDDEN = {"prompt": "PROMPT", "extra_pnginfo": "EXTRA_PNGINFO"}
 PREFIX_TOOLTIP = ("The prefix for the file to save. This may include formatting information such as "
                   "%date:yyyy-MM-dd% or %Empty Latent Image.width% to include values from nodes.")
@@ -155,6 +156,30 @@ SPECS: dict[str, NodeSpec] = {spec.name: spec for spec in [
         lambda env: {"required": {"image": (env.folders.input_images(), {"image_upload": True})}},
         ("IMAGE", "MASK"),
         custom_validated=("image",),
+    ),
+    NodeSpec(
+        "LoadImageMask", "Load Image (as Mask)", "mask",
+        lambda env: {"required": {
+            "image": (env.folders.input_images(), {"image_upload": True}),
+            "channel": (list(MASK_CHANNELS),),
+        }},
+        ("MASK",),
+        custom_validated=("image",),
+    ),
+    NodeSpec(
+        "VAEEncodeForInpaint", "VAE Encode (for Inpainting)", "latent/inpaint",
+        lambda env: {"required": {
+            "pixels": ("IMAGE",),
+            "vae": ("VAE",),
+            "mask": ("MASK",),
+            "grow_mask_by": ("INT", {"default": 6, "min": 0, "max": 64, "step": 1}),
+        }},
+        ("LATENT",),
+    ),
+    NodeSpec(
+        "SetLatentNoiseMask", "Set Latent Noise Mask", "latent/inpaint",
+        lambda env: {"required": {"samples": ("LATENT",), "mask": ("MASK",)}},
+        ("LATENT",),
     ),
     NodeSpec(
         "ImageScale", "Upscale Image", "image/upscaling",

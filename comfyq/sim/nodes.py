@@ -1,74 +1,21 @@
 """What each simulated node does: synthetic models and latents, real images."""
 from __future__ import annotations
 
-import asyncio
 import json
 import math
 import os
 import re
-from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable
 
 from PIL import Image, ImageOps
 
 from comfyq.sim import images as imaging
+from comfyq.sim import masks
 from comfyq.sim.files import Folders, file_digest, next_save_path, temp_prefix
-from comfyq.sim.knobs import NodeKnobs
+from comfyq.sim.values import Conditioning, Handle, Latent, NodeContext
+from comfyq.sim.values import offload as _offload
 
-# Above this many pixels, Pillow work leaves the event loop so HTTP stays responsive.
-OFFLOAD_PIXELS = 512 * 512
-
-Progress = Callable[[int, int, "Image.Image | None"], Awaitable[None]]
-
-
-@dataclass(frozen=True)
-class Handle:
-    """A stand-in for a loaded model object (MODEL, CLIP, VAE, UPSCALE_MODEL)."""
-
-    kind: str
-    name: str
-
-    def __str__(self) -> str:
-        return f"<{self.kind} object for {self.name}>"
-
-
-@dataclass(frozen=True)
-class Conditioning:
-    """A stand-in for encoded text."""
-
-    text: str
-    clip: str
-
-
-@dataclass(frozen=True)
-class Latent:
-    """A stand-in latent batch: its pixel size and a key that decides its pictures."""
-
-    width: int
-    height: int
-    batch: int
-    key: str
-
-
-@dataclass
-class NodeContext:
-    """What a running node may use besides its inputs."""
-
-    node_id: str
-    class_type: str
-    prompt_id: str
-    prompt: dict[str, Any]
-    extra_data: dict[str, Any]
-    knobs: NodeKnobs
-    folders: Folders
-    progress: Progress
-    previews: list[Image.Image] = field(default_factory=list)
-
-
-async def _offload(pixels: int, fn: Callable[..., Any], *args: Any) -> Any:
-    if pixels > OFFLOAD_PIXELS:
-        return await asyncio.to_thread(fn, *args)
-    return fn(*args)
+__all__ = ["IMPLEMENTATIONS", "NodeContext", "fingerprint"]
 
 
 async def checkpoint_loader(ctx: NodeContext, ckpt_name: str) -> tuple[Any, ...]:
@@ -237,14 +184,17 @@ IMPLEMENTATIONS: dict[str, Callable[..., Awaitable[Any]]] = {
     "ImageInvert": image_invert,
     "UpscaleModelLoader": upscale_model_loader,
     "ImageUpscaleWithModel": upscale_with_model,
+    "LoadImageMask": masks.load_image_mask,
+    "VAEEncodeForInpaint": masks.vae_encode_for_inpaint,
+    "SetLatentNoiseMask": masks.set_latent_noise_mask,
     "SaveImage": save_image,
     "PreviewImage": preview_image,
 }
 
 
 def fingerprint(class_type: str, inputs: dict[str, Any], folders: Folders) -> Any:
-    """Return ComfyUI's IS_CHANGED value: LoadImage changes when its file does."""
-    if class_type == "LoadImage":
+    """Return ComfyUI's IS_CHANGED value: image loaders change when their file does."""
+    if class_type in ("LoadImage", "LoadImageMask"):
         path = folders.input_path(str(inputs.get("image")))
         return file_digest(path) if os.path.isfile(path) else None
     return None

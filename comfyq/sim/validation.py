@@ -165,7 +165,7 @@ class _Validator:
 
     def custom(self, spec: NodeSpec, name: str, value: Any) -> str | None:
         """Run a node's own VALIDATE_INPUTS; return the complaint or None."""
-        if spec.name == "LoadImage" and not os.path.isfile(self.env.folders.input_path(str(value))):
+        if spec.name in ("LoadImage", "LoadImageMask") and not os.path.isfile(self.env.folders.input_path(str(value))):
             return f"Invalid image file: {value}"
         return None
 

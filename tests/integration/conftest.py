@@ -96,7 +96,9 @@ def stack_env(redis_url: str, sims: list[SimProcess], tmp_path_factory: pytest.T
         "COMFYQ_DATABASE_URL": f"sqlite:///{data}/comfyq.db",
         "COMFYQ_OUTPUT_DIR": str(data / "outputs"),
         "COMFYQ_SOFT_TIME_LIMIT": "60",
-        "COMFYQ_HARD_TIME_LIMIT": "90",
+        "COMFYQ_TIME_LIMIT_GRACE": "30",
+        "COMFYQ_MAX_TIME_LIMIT": "120",
+        "COMFYQ_CAPABILITIES": "gpu1=sdxl",
         "COMFYQ_CATALOGUE_TTL": "0",
     }
 

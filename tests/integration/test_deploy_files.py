@@ -53,7 +53,7 @@ def test_workers_are_bound_to_their_instances(compose: dict) -> None:
         instances = parse_instances(worker["environment"]["COMFYQ_INSTANCES"])
         assert instances[gpu].url == f"http://comfyui-{gpu}:8188"
         assert f"comfyui-{gpu}" in worker["depends_on"]
-        assert "/var/lib/comfyq/outputs" in targets(worker)
+        assert {"/var/lib/comfyq/outputs", "/var/lib/comfyq/inputs"} <= targets(worker)
 
 
 def test_comfyq_services_share_broker_database_and_outputs(compose: dict) -> None:
@@ -62,6 +62,7 @@ def test_comfyq_services_share_broker_database_and_outputs(compose: dict) -> Non
     assert all(e["COMFYQ_REDIS_URL"] == "redis://redis:6379/0" for e in envs)
     assert all(e["COMFYQ_DATABASE_URL"].startswith("postgresql+psycopg://") for e in envs)
     assert services["api"]["ports"][0]["target"] == 8000
+    assert {"/var/lib/comfyq/outputs", "/var/lib/comfyq/inputs"} <= targets(services["api"])
     assert services["flower"]["command"][:2] == ["comfyq", "flower"]
 
 

@@ -192,7 +192,7 @@ def test_instances_report_health_depth_and_running_job(client: FlaskClient) -> N
     (lambda g: g["3"].pop("class_type"), "node 3: missing 'class_type'"),
     (lambda g: g["8"]["inputs"].update(samples=["99", 0]), "links to node '99'"),
     (lambda g: g.pop("9"), "no output node"),
-    (lambda g: g["3"].update(class_type="ExecutePython"), "'ExecutePython' is not installed"),
+    (lambda g: g["3"].update(class_type="FancyCustomNode"), "'FancyCustomNode' is not installed"),
     (lambda g: g["8"]["inputs"].update(vae=["4", 5]), "has 3 output(s)"),
 ])
 def test_bad_graphs_are_422_with_catalogue(client: FlaskClient, mutate: Any, fragment: str) -> None:

@@ -15,14 +15,17 @@ from tests.integration.conftest import submit, wait_for
 
 def test_soft_time_limit_interrupts_and_times_out(app: Flask, sims: list[SimProcess]) -> None:
     # Limits travel with each message, so an API configured with short ones is enough.
-    strict = create_app({**app.config, "SOFT_TIME_LIMIT": 1.5, "HARD_TIME_LIMIT": 5.0}).test_client()
+    strict = create_app({**app.config, "SOFT_TIME_LIMIT": 3.0, "TIME_LIMIT_GRACE": 3.0}).test_client()
     started = time.monotonic()
     job = submit(strict, txt2img(steps=200, sim={"3": {"step_seconds": 0.05}}), instance="gpu0")
     done = wait_for(strict, job["id"], timeout=30)
     assert done["status"] == "timed_out" and done["error"]["type"] == "timed_out"
     assert time.monotonic() - started < 8  # 200 steps would take 10 s; the prompt was interrupted
-    entry = requests.get(f"{sims[0].url}/history/{job['id']}", timeout=5).json()[job["id"]]
-    assert [m[0] for m in entry["status"]["messages"]][-1] == "execution_interrupted"
+    found = requests.get(f"{sims[0].url}/history/{job['id']}", timeout=5).json()
+    if found:  # it ran, and was interrupted mid-sampling
+        assert [m[0] for m in found[job["id"]]["status"]["messages"]][-1] == "execution_interrupted"
+    else:  # on a loaded machine it may still have been pending: then it was taken out of the queue
+        assert job["id"] not in requests.get(f"{sims[0].url}/queue", timeout=5).text
     assert wait_for(strict, submit(strict, txt2img(seed=31), instance="gpu0")["id"])["status"] == "succeeded"
 
 

@@ -39,7 +39,7 @@ def assert_shape(response, code: int, fragment: str) -> None:
     ("not json", 400, "not valid JSON"),
     ({"workflow": "text"}, 422, "workflow: must be a JSON object"),
     ({"workflow": [1, 2]}, 422, "workflow: must be a JSON object"),
-    ({}, 422, "give the ComfyUI workflow"),
+    ({}, 422, "give either 'template'"),
     ({"workflow": {"1": {"inputs": {}}}}, 422, "node 1: missing 'class_type'"),
     ({"workflow": {"1": {"class_type": "SaveImage", "inputs": {"images": ["9", 0]}}}}, 422,
      "links to node '9'"),

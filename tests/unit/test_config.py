@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 import celeryconfig
-from comfyq.config import Config, ConfigError, parse_instances
+from comfyq.config import Config, ConfigError, capability_queue, parse_capabilities, parse_instances
 
 
 def test_instances_parse_in_order() -> None:
@@ -12,6 +12,18 @@ def test_instances_parse_in_order() -> None:
     assert list(found) == ["gpu0", "gpu1"]
     assert found["gpu0"].url == "http://127.0.0.1:8188"
     assert found["gpu1"].queue == "comfy.gpu1"
+
+
+def test_capabilities_add_queues() -> None:
+    instances = parse_capabilities("gpu1=sdxl+flux", parse_instances("gpu0=http://a:1,gpu1=http://b:2"))
+    assert instances["gpu0"].queues() == ["comfy.gpu0"]
+    assert instances["gpu1"].queues() == ["comfy.gpu1", "comfy.need.flux", "comfy.need.sdxl",
+                                          "comfy.need.flux+sdxl"]
+    assert capability_queue(["sdxl", "flux"]) == "comfy.need.flux+sdxl"
+    with pytest.raises(ConfigError, match="configured instance"):
+        parse_capabilities("gpu9=sdxl", instances)
+    with pytest.raises(ConfigError, match="lowercase"):
+        parse_capabilities("gpu0=SDXL", instances)
 
 
 @pytest.mark.parametrize("spec, fragment", [
@@ -29,19 +41,25 @@ def test_defaults_live_under_the_data_dir(tmp_path) -> None:
     assert cfg.INSTANCES == {}
 
 
-def test_soft_limit_must_be_below_hard_limit() -> None:
-    with pytest.raises(ConfigError, match="below"):
-        Config({"COMFYQ_SOFT_TIME_LIMIT": "100", "COMFYQ_HARD_TIME_LIMIT": "50"})
+def test_time_limits_must_make_sense() -> None:
+    with pytest.raises(ConfigError, match="at most COMFYQ_MAX_TIME_LIMIT"):
+        Config({"COMFYQ_SOFT_TIME_LIMIT": "100", "COMFYQ_MAX_TIME_LIMIT": "50"})
+    with pytest.raises(ConfigError, match="grace"):
+        Config({"COMFYQ_TIME_LIMIT_GRACE": "0"})
     with pytest.raises(ConfigError, match="not a number"):
         Config({"COMFYQ_SOFT_TIME_LIMIT": "soon"})
 
 
 def test_celery_settings_follow_the_config(tmp_path) -> None:
     cfg = Config({"COMFYQ_DATA_DIR": str(tmp_path), "COMFYQ_INSTANCES": "gpu0=http://a:1,gpu1=http://b:2",
-                  "COMFYQ_HARD_TIME_LIMIT": "900", "COMFYQ_SOFT_TIME_LIMIT": "800"}).as_dict()
+                  "COMFYQ_CAPABILITIES": "gpu1=sdxl", "COMFYQ_SOFT_TIME_LIMIT": "800",
+                  "COMFYQ_TIME_LIMIT_GRACE": "100", "COMFYQ_MAX_TIME_LIMIT": "2000"}).as_dict()
     conf = celeryconfig.settings(cfg)
-    assert [q.name for q in conf["task_queues"]] == ["comfy", "comfy.gpu0", "comfy.gpu1", "control"]
-    assert conf["broker_transport_options"]["visibility_timeout"] > conf["task_time_limit"] == 900
+    assert [q.name for q in conf["task_queues"]] == ["comfy", "comfy.gpu0", "comfy.gpu1", "comfy.need.sdxl",
+                                                      "control"]
+    assert conf["task_time_limit"] == 900
+    # longer than any job's hard limit: the longest soft limit plus the grace
+    assert conf["broker_transport_options"]["visibility_timeout"] > 2000 + 100
     assert conf["task_soft_time_limit"] < conf["task_time_limit"]
     assert conf["task_acks_late"] and conf["task_reject_on_worker_lost"]
     assert conf["worker_prefetch_multiplier"] == 1 and conf["worker_concurrency"] == 1

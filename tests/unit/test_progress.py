@@ -11,7 +11,8 @@ def test_messages_fold_into_progress_and_public_events() -> None:
     assert tracker.apply("status", {}) is None
     assert tracker.apply("executing", {"node": "3"})["node_type"] == "KSampler"
     event = tracker.apply("progress", {"value": 3, "max": 4, "node": "3"})
-    assert event == {"type": "progress", "node": "3", "node_type": "KSampler", "value": 3, "max": 4}
+    assert event == {"type": "progress", "node": "3", "node_type": "KSampler", "label": "KSampler",
+                     "value": 3, "max": 4}
     tracker.apply("executing", {"node": "9"})
     done = tracker.apply("executed", {"node": "9", "output": {"images": [{"filename": "a.png"}]}})
     assert done["files"] == ["a.png"]
@@ -19,3 +20,11 @@ def test_messages_fold_into_progress_and_public_events() -> None:
     assert state["nodes_done"] == 3 and state["nodes_total"] == 7
     assert state["partial_outputs"] == [{"node": "9", "filename": "a.png"}]
     assert tracker.apply("executing", {"node": None}) is None
+
+
+def test_template_labels_name_the_nodes() -> None:
+    tracker = ProgressTracker(txt2img(), {"3": "Sampling"})
+    assert tracker.apply("executing", {"node": "3"})["label"] == "Sampling"
+    assert tracker.apply("progress", {"value": 1, "max": 4})["label"] == "Sampling"
+    assert tracker.apply("executing", {"node": "8"})["label"] == "VAEDecode"
+    assert tracker.state["label"] == "VAEDecode"

@@ -1,0 +1,36 @@
+"""Batch endpoints: many jobs from one template, all validated before any is created."""
+from __future__ import annotations
+
+from typing import Any
+
+from flask import current_app
+
+from ..batches import create_batch, get_batch, summary
+from ..models import Batch
+from .jobs import present
+from .parser import Blueprint
+from .schemas import BatchCreateSchema, BatchSchema
+
+bp = Blueprint("batches", __name__, url_prefix="/v1/batches", description="Run a template over many params")
+
+
+def present_batch(batch: Batch) -> dict[str, Any]:
+    """Return the client's view of a batch."""
+    return {"id": batch.id, "template": batch.template, "template_version": batch.template_version,
+            "created_at": batch.created_at, **summary(batch),
+            "jobs": [present(job, with_position=False) for job in batch.jobs]}
+
+
+@bp.route("", methods=["POST"])
+@bp.arguments(BatchCreateSchema)
+@bp.response(202, BatchSchema)
+def create(body: dict[str, Any]) -> dict[str, Any]:
+    """Create one job per variant or grid point; nothing is created unless every member is valid."""
+    return present_batch(create_batch(body, current_app.config["MAX_BATCH_JOBS"]))
+
+
+@bp.route("/<batch_id>")
+@bp.response(200, BatchSchema)
+def batch(batch_id: str) -> dict[str, Any]:
+    """Return a batch: overall status, counts by status, and every job with its outputs."""
+    return present_batch(get_batch(batch_id))

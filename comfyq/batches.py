@@ -1,0 +1,89 @@
+"""Batches: one template, many parameter sets, validated all together before any job exists."""
+from __future__ import annotations
+
+import itertools
+import logging
+from typing import Any
+
+from .errors import InvalidRequest, NotFound, Unavailable
+from .extensions import db
+from .jobs import TERMINAL, JobStatus, transition
+from .models import Batch
+from .planning import Plan, plan_template
+from .submission import ENQUEUE_ERRORS, enqueue, new_job
+
+logger = logging.getLogger(__name__)
+
+
+def expand(base: dict[str, Any], variants: list[dict[str, Any]] | None,
+           grid: dict[str, list[Any]] | None) -> list[dict[str, Any]]:
+    """Return the parameter sets of a batch: base params overlaid with each variant or grid point."""
+    if variants is not None:
+        return [{**base, **variant} for variant in variants]
+    assert grid is not None
+    names = list(grid)
+    return [{**base, **dict(zip(names, point))} for point in itertools.product(*(grid[n] for n in names))]
+
+
+def create_batch(body: dict[str, Any], max_jobs: int) -> Batch:
+    """Plan every member (all or nothing), then create and enqueue the batch's jobs."""
+    members = expand(body.get("params") or {}, body.get("variants"), body.get("grid"))
+    if not members:
+        raise InvalidRequest("the batch is empty: give at least one variant or grid value",
+                             {"json": {"variants": ["empty"]}})
+    if len(members) > max_jobs:
+        raise InvalidRequest(f"the batch would make {len(members)} jobs; the limit is {max_jobs}",
+                             {"json": {"grid" if body.get("grid") else "variants": ["too many jobs"]}})
+    plans: list[Plan] = []
+    for index, params in enumerate(members):
+        try:
+            plans.append(plan_template(body["template"], params, body.get("mode") or "novice",
+                                       body.get("instance")))
+        except InvalidRequest as exc:
+            raise InvalidRequest(f"member {index} ({_label(params, body)}): {exc.message}",
+                                 {"json": {"members": {str(index): exc.errors}}}) from exc
+    batch = Batch(template=plans[0].template, template_version=plans[0].template_version)
+    db.session.add(batch)
+    db.session.flush()
+    jobs = [new_job(plan, batch.id) for plan in plans]
+    db.session.add_all(jobs)
+    db.session.commit()
+    for number, job in enumerate(jobs):
+        try:
+            enqueue(job)
+        except ENQUEUE_ERRORS as exc:
+            logger.error("batch %s: enqueue failed after %d jobs: %s", batch.id, number, exc)
+            for rest in jobs:
+                transition(rest.id, JobStatus.CANCELLED, [JobStatus.QUEUED],
+                           error={"type": "enqueue_failed", "message": "the queue was unreachable"})
+            raise Unavailable("the queue (Redis) is unreachable; the batch was cancelled, try again") from exc
+    return batch
+
+
+def _label(params: dict[str, Any], body: dict[str, Any]) -> str:
+    """Describe a member by the params its variant or grid point sets."""
+    keys = list(body.get("grid") or {}) or sorted({k for v in body.get("variants") or [] for k in v})
+    return ", ".join(f"{k}={params.get(k)!r}" for k in keys) or "base params"
+
+
+def get_batch(batch_id: str) -> Batch:
+    """Return a batch or raise NotFound."""
+    batch = db.session.get(Batch, batch_id)
+    if batch is None:
+        raise NotFound(f"no batch {batch_id!r}; check the id returned by POST /v1/batches")
+    return batch
+
+
+def summary(batch: Batch) -> dict[str, Any]:
+    """Return counts by status and the batch's overall status."""
+    counts: dict[str, int] = {}
+    for job in batch.jobs:
+        counts[job.status] = counts.get(job.status, 0) + 1
+    done = all(job.status in TERMINAL for job in batch.jobs)
+    if not done:
+        status = "running" if counts.get("running") else "queued"
+    elif counts.get("succeeded") == len(batch.jobs):
+        status = "succeeded"
+    else:
+        status = "finished_with_errors"
+    return {"status": status, "counts": counts, "total": len(batch.jobs)}

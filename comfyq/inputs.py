@@ -1,0 +1,66 @@
+"""Input images: decode what a request sends, store it content-addressed, name it for ComfyUI."""
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import io
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import Image, UnidentifiedImageError
+
+from .errors import InvalidRequest
+
+DATA_URL = re.compile(r"^data:(?P<mime>image/[a-z0-9.+-]+)?;base64,(?P<data>.*)$", re.S)
+STAGED = re.compile(r"^[0-9a-f]{64}\.(png|jpg|webp)$")
+EXTENSIONS = {"PNG": "png", "JPEG": "jpg", "WEBP": "webp"}
+
+
+@dataclass(frozen=True)
+class StagedImage:
+    """An image stored once under its sha256, as ComfyUI's LoadImage will name it."""
+
+    name: str
+    width: int
+    height: int
+
+
+def _bad(param: str, message: str) -> InvalidRequest:
+    return InvalidRequest(f"params.{param}: {message}", {"json": {"params": {param: [message]}}})
+
+
+def stage(value: object, param: str, folder: str | os.PathLike[str]) -> StagedImage:
+    """Store a ``data:image/…;base64,…`` value (or find an already staged name); return it."""
+    folder = Path(folder)
+    if isinstance(value, str) and STAGED.match(value):
+        path = folder / value
+        if not path.is_file():
+            raise _bad(param, f"no staged image {value!r}; send the image itself as a data: URL")
+        with Image.open(path) as image:
+            return StagedImage(value, image.width, image.height)
+    match = DATA_URL.match(value) if isinstance(value, str) else None
+    if match is None:
+        raise _bad(param, "give the image as a data URL: data:image/png;base64,<base64 bytes>")
+    try:
+        data = base64.b64decode(match["data"], validate=True)
+    except (binascii.Error, ValueError):
+        raise _bad(param, "the data URL is not valid base64") from None
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            image.verify()
+            kind, width, height = image.format, image.width, image.height
+    except (UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError):
+        raise _bad(param, "the data is not a readable image") from None
+    if kind not in EXTENSIONS:
+        raise _bad(param, f"{kind} images are not accepted; send PNG, JPEG or WebP")
+    name = f"{hashlib.sha256(data).hexdigest()}.{EXTENSIONS[kind]}"
+    target = folder / name
+    if not target.exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_suffix(f".{os.getpid()}.part")
+        tmp.write_bytes(data)
+        os.replace(tmp, target)
+    return StagedImage(name, width, height)

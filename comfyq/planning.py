@@ -1,0 +1,117 @@
+"""Turn a request into a runnable plan: the graph, its queue, cost and time limit.
+
+A request is a raw workflow (validated, checked against the node policy and the
+instances' catalogues) or a template reference with parameters (filled,
+guarded, costed). Nothing is written here except staged input images.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from flask import current_app
+from redis.exceptions import RedisError
+
+from . import catalogue
+from .config import SHARED_QUEUE, Instance, capability_queue
+from .errors import InvalidRequest, Unavailable
+from .extensions import get_redis
+from .inputs import stage
+from .safety import check_nodes
+from .validation import validate_workflow
+
+
+@dataclass
+class Plan:
+    """Everything needed to create and enqueue one job."""
+
+    queue: str
+    workflow: dict[str, Any]
+    instance: str | None = None
+    template: str | None = None
+    template_version: int | None = None
+    params: dict[str, Any] | None = None
+    cost: int | None = None
+    soft_time_limit: float = 0.0
+    inputs: list[str] = field(default_factory=list)
+    guard_failures: list[str] = field(default_factory=list)
+    candidates: list[Instance] = field(default_factory=list)
+
+    @property
+    def hard_time_limit(self) -> float:
+        """Return the limit at which the worker child is killed."""
+        return self.soft_time_limit + current_app.config["TIME_LIMIT_GRACE"]
+
+
+def route(instance: str | None, requires: tuple[str, ...] = ()) -> tuple[str, list[Instance]]:
+    """Return the queue for a job and the instances that may run it."""
+    instances: dict[str, Instance] = current_app.config["INSTANCES"]
+    need = set(requires)
+    if instance is not None:
+        if instance not in instances:
+            known = ", ".join(sorted(instances)) or "none configured"
+            raise InvalidRequest(f"unknown instance {instance!r}; known instances: {known}",
+                                 {"json": {"instance": [f"not one of: {known}"]}})
+        lacking = need - instances[instance].capabilities
+        if lacking:
+            raise InvalidRequest(f"instance {instance!r} lacks {', '.join(sorted(lacking))}, which this "
+                                 "template requires", {"json": {"instance": ["lacks a required capability"]}})
+        return instances[instance].queue, [instances[instance]]
+    if need:
+        capable = [i for i in instances.values() if need <= i.capabilities]
+        if not capable:
+            raise InvalidRequest(f"no instance offers {', '.join(sorted(need))}, which this template requires",
+                                 {"json": {"template": ["no capable instance"]}})
+        return capability_queue(need), capable
+    return SHARED_QUEUE, list(instances.values())
+
+
+def _catalogues(instances: list[Instance]) -> dict[str, catalogue.Catalogue]:
+    """Return the published catalogues of ``instances`` (those known so far)."""
+    r, ttl = get_redis(), current_app.config["CATALOGUE_TTL"]
+    try:
+        found = {inst.name: catalogue.load(r, inst.name, ttl) for inst in instances}
+    except RedisError as exc:
+        raise Unavailable(f"Redis is unreachable ({exc}); nothing was queued, try again") from exc
+    return {name: cat for name, cat in found.items() if cat is not None}
+
+
+def plan_raw(workflow: dict[str, Any], instance: str | None) -> Plan:
+    """Check a raw workflow and plan it on the default time limit."""
+    config = current_app.config
+    queue, candidates = route(instance)
+    # Structure first, so a malformed graph gets its 422 even when Redis is down.
+    validate_workflow(workflow, {}, config["MAX_WORKFLOW_NODES"])
+    check_nodes(workflow, config["NODE_BLOCKLIST"], config["NODE_ALLOWLIST"])
+    catalogues = _catalogues(candidates)
+    if catalogues:
+        validate_workflow(workflow, catalogues, config["MAX_WORKFLOW_NODES"])
+    return Plan(queue, workflow, instance, soft_time_limit=config["SOFT_TIME_LIMIT"], candidates=candidates)
+
+
+def plan_template(ref: str, params: dict[str, Any], mode: str, instance: str | None,
+                  check_guards: bool = True) -> Plan:
+    """Fill a template with parameters (staging input images) and plan it."""
+    config = current_app.config
+    template = current_app.extensions["templates"].get(ref)
+    params, inputs, measured = dict(params), [], {}
+    for name, param in template.params.items():
+        if param.type in ("image", "mask") and name in params:
+            staged = stage(params[name], name, config["INPUT_DIR"])
+            params[name] = staged.name
+            inputs.append(staged.name)
+            measured.update({f"{name}_width": staged.width, f"{name}_height": staged.height})
+    resolved = template.resolve(params, mode, check_guards=check_guards,
+                                measured={k: v for k, v in measured.items() if k in template.params})
+    queue, candidates = route(instance, template.requires)
+    return Plan(queue, resolved.workflow, instance, template.name, template.version, resolved.params,
+                resolved.cost, min(resolved.soft_time_limit, config["MAX_TIME_LIMIT"]), inputs,
+                resolved.guard_failures, candidates)
+
+
+def plan_job(body: dict[str, Any], check_guards: bool = True) -> Plan:
+    """Plan a job from a request body of either kind."""
+    if body.get("template"):
+        return plan_template(body["template"], body.get("params") or {}, body.get("mode") or "novice",
+                             body.get("instance"), check_guards)
+    return plan_raw(body["workflow"], body.get("instance"))
