@@ -89,7 +89,8 @@ def _describe(job: dict[str, Any]) -> str:
         return f"queued (position {job.get('queue_position')})"
     if progress.get("node"):
         step = f" {progress['value']}/{progress['max']}" if progress.get("max") else ""
-        return (f"{job['status']}{where}: node {progress['node']} {progress.get('node_type') or ''}{step} "
+        name = progress.get("label") or progress.get("node_type") or ""
+        return (f"{job['status']}{where}: node {progress['node']} {name}{step} "
                 f"({progress.get('nodes_done', 0)}/{progress.get('nodes_total', '?')} nodes)")
     return f"{job['status']}{where}"
 

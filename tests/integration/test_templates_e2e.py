@@ -173,3 +173,16 @@ def test_template_time_limit_reaches_the_task(app: Flask, tmp_path: Path) -> Non
     assert job["soft_time_limit"] == 3.0
     done = wait_for(strict, job["id"], timeout=30)
     assert done["status"] == "timed_out" and time.monotonic() - started < 8
+
+
+def test_templates_are_listed_and_described(client: FlaskClient) -> None:
+    listing = client.get("/v1/templates").get_json()["templates"]
+    assert [t["name"] for t in listing] == ["img2img", "inpaint", "txt2img", "txt2img_sdxl", "upscale"]
+    txt2img = next(t for t in listing if t["name"] == "txt2img")
+    assert txt2img["versions"] == [1] and txt2img["cost"].startswith("ceil(")
+    assert txt2img["params"]["steps"]["mode"] == "novice" and txt2img["params"]["cfg"]["mode"] == "expert"
+    assert txt2img["params"]["steps"]["max"] == 150
+    one = client.get("/v1/templates/upscale@1").get_json()
+    assert one["ref"] == "upscale@1" and "16 megapixels" in " ".join(one["guards"])
+    missing = client.get("/v1/templates/nope").get_json()
+    assert missing["code"] == 422 and "nope" in missing["message"]

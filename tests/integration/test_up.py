@@ -82,6 +82,12 @@ def test_up_serves_runs_a_job_and_stops_clean(up, tmp_path: Path) -> None:
     assert printed[0].startswith("job ") and "queued on comfy" in printed[0]
     saved = Path(printed[-1])
     assert saved.parent.parent == tmp_path / "got" and saved.read_bytes()[:4] == b"\x89PNG"
+    cli = subprocess.run([sys.executable, "-m", "comfyq", "submit", "txt2img", "-p", "prompt=a city at night",
+                          "-p", "steps=3", "-p", "width=64", "-p", "height=64", "--wait", "--api-url", api,
+                          "--out", str(tmp_path / "got")], capture_output=True, text=True, timeout=60)
+    assert cli.returncode == 0, cli.stderr
+    assert "Sampling" in cli.stdout or "succeeded" in cli.stdout
+    assert Path(cli.stdout.strip().splitlines()[-1]).read_bytes()[:4] == b"\x89PNG"
 
     slow = json.loads(json.dumps(workflow))
     slow["3"]["_meta"] = {"sim": {"node_seconds": 2.0}}

@@ -119,3 +119,13 @@ def test_healthz_names_the_failed_dependency(client: FlaskClient) -> None:
     response = client.get("/healthz")
     assert response.status_code == 503
     assert response.get_json()["checks"] == {"database": "ok", "redis": "error: ConnectionError"}
+
+
+def test_broken_template_stops_start_up_naming_the_file(tmp_path) -> None:
+    from comfyq.templates import TemplateError
+    from comfyq.templates.testing import sample_spec, write_template
+
+    write_template(tmp_path / "t", "demo", sample_spec(cost="ceil(width * 2"))
+    with pytest.raises(TemplateError, match="demo/spec.yaml"):
+        create_app({"SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path}/t.db", "TEMPLATES_DIR": str(tmp_path / "t"),
+                    "OUTPUT_DIR": str(tmp_path / "out"), "INPUT_DIR": str(tmp_path / "in")})
