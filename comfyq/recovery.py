@@ -30,7 +30,7 @@ def end_orphaned_job(job_id: str, exc: BaseException, instance: Instance | None)
         # The killed child cannot interrupt its own prompt; the instance would stay busy.
         try:
             with ComfyClient(instance.url, connect_timeout=2.0, read_timeout=5.0, retries=0) as client:
+                client.delete_from_queue([job_id])  # first, so a prompt starting meanwhile is still caught
                 client.interrupt(job_id)
-                client.delete_from_queue([job_id])
         except ComfyError as err:
             logger.warning("could not stop prompt %s on %s: %s", job_id, instance.name, err)

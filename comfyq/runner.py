@@ -171,10 +171,11 @@ class JobRunner:
             self._stop_prompt()
 
     def _stop_prompt(self) -> None:
-        """Interrupt this job's prompt if it is the one running, and drop it if pending."""
+        """Drop this job's prompt if pending, and interrupt it if it is the one running."""
         try:
-            self.client.interrupt(self.job_id)
+            # In this order a prompt that starts between the two calls is still caught.
             self.client.delete_from_queue([self.job_id])
+            self.client.interrupt(self.job_id)
         except ComfyError as exc:
             logger.warning("could not stop prompt %s on %s: %s", self.job_id, self.instance.name, exc)
 
