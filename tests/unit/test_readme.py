@@ -13,7 +13,7 @@ CI = Path(__file__).resolve().parents[2] / ".ci" / "run"
 
 def test_readme_renders_without_warnings() -> None:
     warnings = io.StringIO()
-    docutils.core.publish_string(README.read_text(), writer_name="null",
+    docutils.core.publish_string(README.read_text(), writer="null",
                                  settings_overrides={"warning_stream": warnings, "report_level": 2})
     assert warnings.getvalue() == ""
 
