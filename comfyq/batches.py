@@ -3,7 +3,11 @@ from __future__ import annotations
 
 import itertools
 import logging
+import math
+import random
 from typing import Any
+
+from flask import current_app
 
 from .errors import InvalidRequest, NotFound, Unavailable
 from .extensions import db
@@ -25,15 +29,35 @@ def expand(base: dict[str, Any], variants: list[dict[str, Any]] | None,
     return [{**base, **dict(zip(names, point))} for point in itertools.product(*(grid[n] for n in names))]
 
 
+def size(body: dict[str, Any]) -> int:
+    """Return how many jobs a batch body makes, without building them."""
+    if body.get("variants") is not None:
+        return len(body["variants"])
+    return math.prod(len(values) for values in (body.get("grid") or {}).values()) if body.get("grid") else 0
+
+
+def shared_seeds(body: dict[str, Any]) -> dict[str, Any]:
+    """Return base params with one random value for every seed no member sets, so members differ only as asked."""
+    template = current_app.extensions["templates"].get(body["template"])
+    varied = set(body.get("grid") or {}) | {k for v in body.get("variants") or [] for k in v}
+    base = dict(body.get("params") or {})
+    for name, param in template.params.items():
+        if param.type == "seed" and base.get(name) is None and name not in varied:
+            if param.mode == "novice" or body.get("mode") == "expert":
+                base[name] = random.SystemRandom().randrange(2**32)
+    return base
+
+
 def create_batch(body: dict[str, Any], max_jobs: int) -> Batch:
     """Plan every member (all or nothing), then create and enqueue the batch's jobs."""
-    members = expand(body.get("params") or {}, body.get("variants"), body.get("grid"))
+    count = size(body)
+    if count > max_jobs:
+        raise InvalidRequest(f"the batch would make {count} jobs; the limit is {max_jobs}",
+                             {"json": {"grid" if body.get("grid") else "variants": ["too many jobs"]}})
+    members = expand(shared_seeds(body), body.get("variants"), body.get("grid"))
     if not members:
         raise InvalidRequest("the batch is empty: give at least one variant or grid value",
                              {"json": {"variants": ["empty"]}})
-    if len(members) > max_jobs:
-        raise InvalidRequest(f"the batch would make {len(members)} jobs; the limit is {max_jobs}",
-                             {"json": {"grid" if body.get("grid") else "variants": ["too many jobs"]}})
     plans: list[Plan] = []
     for index, params in enumerate(members):
         try:
@@ -41,7 +65,7 @@ def create_batch(body: dict[str, Any], max_jobs: int) -> Batch:
                                        body.get("instance")))
         except InvalidRequest as exc:
             raise InvalidRequest(f"member {index} ({_label(params, body)}): {exc.message}",
-                                 {"json": {"members": {str(index): exc.errors}}}) from exc
+                                 {"json": {"members": {str(index): exc.errors.get("json", exc.errors)}}}) from exc
     batch = Batch(template=plans[0].template, template_version=plans[0].template_version)
     db.session.add(batch)
     db.session.flush()

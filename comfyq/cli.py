@@ -169,14 +169,21 @@ def templates() -> None:
     """Inspect and check the workflow templates."""
 
 
+def _store() -> Any:
+    """Load the template store, or exit saying which template is broken."""
+    from .config import Config
+    from .templates import TemplateError, TemplateStore, simulator_catalogue
+
+    try:
+        return TemplateStore.load(Config().TEMPLATES_DIR, simulator_catalogue())
+    except TemplateError as exc:
+        raise click.ClickException(f"{exc} (run `comfyq templates check` for every problem)") from exc
+
+
 @templates.command("list")
 def templates_list() -> None:
     """List every template version with its description."""
-    from .config import Config
-    from .templates import TemplateStore, simulator_catalogue
-
-    store = TemplateStore.load(Config().TEMPLATES_DIR, simulator_catalogue())
-    for template in store.all():
+    for template in _store().all():
         click.echo(f"{template.ref:<24} {template.description}")
 
 
@@ -184,13 +191,10 @@ def templates_list() -> None:
 @click.argument("ref")
 def templates_show(ref: str) -> None:
     """Show one template (name or name@version) as JSON."""
-    from .config import Config
     from .errors import ComfyqError
-    from .templates import TemplateStore, simulator_catalogue
 
-    store = TemplateStore.load(Config().TEMPLATES_DIR, simulator_catalogue())
     try:
-        click.echo(json.dumps(store.get(ref).describe(), indent=2))
+        click.echo(json.dumps(_store().get(ref).describe(), indent=2))
     except ComfyqError as exc:
         raise click.ClickException(exc.message) from exc
 

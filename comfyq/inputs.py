@@ -7,6 +7,7 @@ import hashlib
 import io
 import os
 import re
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,7 +61,8 @@ def stage(value: object, param: str, folder: str | os.PathLike[str]) -> StagedIm
     target = folder / name
     if not target.exists():
         folder.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_suffix(f".{os.getpid()}.part")
-        tmp.write_bytes(data)
-        os.replace(tmp, target)
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".part-")
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, target)  # same bytes whoever wins: the name is their hash
     return StagedImage(name, width, height)

@@ -96,7 +96,7 @@ def plan_template(ref: str, params: dict[str, Any], mode: str, instance: str | N
     template = current_app.extensions["templates"].get(ref)
     params, inputs, measured = dict(params), [], {}
     for name, param in template.params.items():
-        if param.type in ("image", "mask") and name in params:
+        if param.type in ("image", "mask") and params.get(name) is not None:
             staged = stage(params[name], name, config["INPUT_DIR"])
             params[name] = staged.name
             inputs.append(staged.name)

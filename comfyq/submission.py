@@ -18,7 +18,8 @@ from .planning import Plan, plan_job
 
 logger = logging.getLogger(__name__)
 TASK_NAME = "comfyq.run_job"
-ENQUEUE_ERRORS = (BrokerError, RedisError, OSError)
+# Anything send_task raises means no message may exist: the job must not stay queued.
+ENQUEUE_ERRORS = (BrokerError, RedisError, OSError, RuntimeError)
 
 
 def new_job(plan: Plan, batch_id: str | None = None) -> Job:
@@ -32,7 +33,7 @@ def new_job(plan: Plan, batch_id: str | None = None) -> Job:
 def enqueue(job: Job) -> None:
     """Send the job's task to its queue, with its own time limits."""
     current_app.extensions["celery"].send_task(
-        TASK_NAME, args=[job.id], task_id=job.id, queue=job.queue,
+        TASK_NAME, args=[job.id], task_id=job.id, queue=job.queue, ignore_result=True,
         soft_time_limit=job.soft_time_limit,
         time_limit=job.soft_time_limit + current_app.config["TIME_LIMIT_GRACE"])
 

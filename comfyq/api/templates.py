@@ -5,6 +5,7 @@ from typing import Any
 
 from flask import current_app
 
+from ..errors import InvalidRequest, NotFound
 from .parser import Blueprint
 
 bp = Blueprint("templates", __name__, url_prefix="/v1/templates", description="Workflow templates")
@@ -25,6 +26,9 @@ def templates() -> dict[str, Any]:
 @bp.response(200)
 def template(ref: str) -> dict[str, Any]:
     """Describe one template (``name`` for the newest, ``name@version`` for one version)."""
-    found = current_app.extensions["templates"].get(ref)
+    try:
+        found = current_app.extensions["templates"].get(ref)
+    except InvalidRequest as exc:  # a missing resource here, not a bad field
+        raise NotFound(exc.message) from exc
     return dict(found.describe(), versions=[t.version for t in current_app.extensions["templates"].all()
                                             if t.name == found.name])

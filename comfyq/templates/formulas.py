@@ -78,8 +78,12 @@ def evaluate(source: str, values: Mapping[str, Any]) -> Any:
 def number(source: str, values: Mapping[str, Any]) -> float:
     """Compute a formula that must give a finite number."""
     result = evaluate(source, values)
-    if isinstance(result, bool) or not isinstance(result, (int, float)) or not math.isfinite(result):
-        raise FormulaError(source, f"{source!r} gave {result!r}, not a finite number")
+    try:
+        finite = not isinstance(result, bool) and isinstance(result, (int, float)) and math.isfinite(result)
+    except OverflowError:  # an int too large for a float
+        finite = False
+    if not finite or abs(result) > 2**53:
+        raise FormulaError(source, f"{source!r} gave {result!r}, not a finite number of usable size")
     return result
 
 

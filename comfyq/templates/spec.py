@@ -13,7 +13,8 @@ from .errors import TemplateError
 from .formulas import RESERVED
 from .params import MODES, NUMERIC, TYPES
 
-NAME = Regexp(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", error="must be letters, digits, '_', '.' or '-' (no '@' or '/')")
+NAME = Regexp(r"^[a-z0-9][a-z0-9_-]{0,63}$",
+              error="must be 1-64 lowercase letters, digits, '_' or '-', starting with a letter or digit")
 IDENTIFIER = Regexp(r"^[A-Za-z_][A-Za-z0-9_]*$", error="must be an identifier (letters, digits, '_') for formulas")
 TARGET = Regexp(r"^[^.\s]+\.\S+$", error="must be node_id.input_name, e.g. '3.seed'")
 

@@ -80,7 +80,7 @@ class TemplateStore:
         listed = ", ".join(map(str, sorted(versions)))
         if not at:
             return versions[max(versions)]
-        if not written.isdigit() or int(written) not in versions:
+        if not (written.isascii() and written.isdigit()) or int(written) not in versions:
             raise UnknownTemplate.for_ref(ref, f"no version {written!r} of {name}; versions: {listed}")
         return versions[int(written)]
 

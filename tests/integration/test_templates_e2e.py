@@ -138,6 +138,7 @@ def test_batch_grid_runs_every_point(client: FlaskClient) -> None:
     assert batch["total"] == 4 and batch["status"] in ("queued", "running")
     assert sorted((j["params"]["steps"], j["params"]["cfg"]) for j in batch["jobs"]) == [
         (2, 6.0), (2, 8.0), (3, 6.0), (3, 8.0)]
+    assert len({j["params"]["seed"] for j in batch["jobs"]}) == 1  # members differ only where the grid says
     for job in batch["jobs"]:
         wait_for(client, job["id"])
     done = client.get(f"/v1/batches/{batch['id']}").get_json()
@@ -185,4 +186,4 @@ def test_templates_are_listed_and_described(client: FlaskClient) -> None:
     one = client.get("/v1/templates/upscale@1").get_json()
     assert one["ref"] == "upscale@1" and "16 megapixels" in " ".join(one["guards"])
     missing = client.get("/v1/templates/nope").get_json()
-    assert missing["code"] == 422 and "nope" in missing["message"]
+    assert missing["code"] == 404 and "nope" in missing["message"]

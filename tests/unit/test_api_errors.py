@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 from flask import Flask
@@ -92,8 +93,27 @@ def test_oversized_body_is_413(client: FlaskClient) -> None:
 
 def test_redis_down_is_503_and_writes_nothing(client: FlaskClient, app: Flask) -> None:
     assert_shape(client.post("/v1/jobs", json={"workflow": txt2img()}), 503, "nothing was queued")
+    # A template job needs no Redis until it is enqueued: the row must still go.
+    body = {"template": "txt2img", "params": {"prompt": "x"}}
+    assert_shape(client.post("/v1/jobs", json=body), 503, "nothing was queued")
+    batch = {"template": "txt2img", "params": {"prompt": "x"}, "grid": {"steps": [2, 3]}}
+    assert_shape(client.post("/v1/batches", json=batch), 503, "the batch was cancelled")
     with app.app_context():
-        assert db.session.query(Job).count() == 0
+        assert db.session.query(Job).filter(Job.status == "queued").count() == 0
+        assert db.session.query(Job).count() == 2  # the batch's two, kept as cancelled records
+
+
+def test_huge_grid_is_refused_before_it_is_built(client: FlaskClient) -> None:
+    grid = {name: list(range(300)) for name in ("steps", "cfg", "width")}
+    started = time.monotonic()
+    response = client.post("/v1/batches", json={"template": "txt2img", "params": {"prompt": "x"}, "grid": grid})
+    assert_shape(response, 422, "the batch would make 27000000 jobs; the limit is 100")
+    assert time.monotonic() - started < 2
+
+
+def test_template_refs_with_odd_digits_are_404(client: FlaskClient) -> None:
+    assert_shape(client.get("/v1/templates/txt2img@²"), 404, "txt2img@²")
+    assert_shape(client.get("/v1/templates/nope"), 404, "nope")
 
 
 def test_unknown_job_unknown_route_wrong_method(client: FlaskClient) -> None:
