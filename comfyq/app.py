@@ -12,7 +12,7 @@ from .api import init_api
 from .celery_app import celery_init_app
 from .config import Config
 from .extensions import db, init_app
-from .templates import TemplateStore, simulator_catalogue
+from .templates.deployment import open_store
 
 logger = logging.getLogger(__name__)
 
@@ -30,8 +30,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
             parents=True, exist_ok=True)
     init_app(flask_app)
     # A broken template stops start-up here, naming its file, never at a user's request.
-    flask_app.extensions["templates"] = TemplateStore.load(flask_app.config["TEMPLATES_DIR"],
-                                                           simulator_catalogue())
+    flask_app.extensions["templates"] = open_store(flask_app.config)
     init_api(flask_app)
     celery_init_app(flask_app)
     with flask_app.app_context():

@@ -172,10 +172,11 @@ def templates() -> None:
 def _store() -> Any:
     """Load the template store, or exit saying which template is broken."""
     from .config import Config
-    from .templates import TemplateError, TemplateStore, simulator_catalogue
+    from .templates import TemplateError
+    from .templates.deployment import open_store
 
     try:
-        return TemplateStore.load(Config().TEMPLATES_DIR, simulator_catalogue())
+        return open_store(Config().as_dict())
     except TemplateError as exc:
         raise click.ClickException(f"{exc} (run `comfyq templates check` for every problem)") from exc
 
@@ -206,18 +207,17 @@ def templates_check(live: bool) -> None:
     """Validate every template; exit 1 listing each problem."""
     from .comfy import ComfyClient, ComfyError
     from .config import Config
-    from .templates import check_templates, simulator_catalogue
+    from .templates.deployment import check_store, deployment_catalogue
 
     config = Config()
-    catalogues = {"simulator": simulator_catalogue()}
+    catalogues = {"configured": deployment_catalogue(config.TEMPLATE_CATALOGUE)}
     for instance in config.INSTANCES.values() if live else ():
         try:
             with ComfyClient(instance.url, connect_timeout=2, read_timeout=10, retries=0) as client:
                 catalogues[instance.name] = client.object_info()
         except ComfyError as exc:
             click.echo(f"skipping {instance.name}: {exc}", err=True)
-    problems = [f"[{name}] {p}" for name, cat in catalogues.items()
-                for p in check_templates(config.TEMPLATES_DIR, cat)]
+    problems = [f"[{name}] {p}" for name, cat in catalogues.items() for p in check_store(config.as_dict(), cat)]
     for problem in problems:
         click.echo(problem, err=True)
     if problems:

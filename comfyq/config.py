@@ -126,6 +126,9 @@ class Config:
                                             parse_instances(env.get("COMFYQ_INSTANCES", "")))
         self.TEMPLATES_DIR = env.get("COMFYQ_TEMPLATES_DIR") or str(default_templates_dir())
         self.INPUT_DIR = env.get("COMFYQ_INPUT_DIR") or str(data_dir / "inputs")
+        # An exported /object_info (custom nodes) that templates are checked against, over the simulator's.
+        self.TEMPLATE_CATALOGUE = env.get("COMFYQ_TEMPLATE_CATALOGUE") or None
+        self.MAX_OUTPUT_PIXELS = _float(env, "COMFYQ_MAX_OUTPUT_PIXELS", 4096 * 4096)
         self.SOFT_TIME_LIMIT = _float(env, "COMFYQ_SOFT_TIME_LIMIT", 600.0)
         self.TIME_LIMIT_GRACE = _float(env, "COMFYQ_TIME_LIMIT_GRACE", 60.0)
         self.MAX_TIME_LIMIT = _float(env, "COMFYQ_MAX_TIME_LIMIT", 3600.0)

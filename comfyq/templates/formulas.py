@@ -14,8 +14,18 @@ from typing import Any, Mapping
 from simpleeval import SimpleEval
 
 FUNCTIONS = {"ceil": math.ceil, "floor": math.floor, "min": min, "max": max, "round": round, "abs": abs}
+# Deployment limits formulas may name (COMFYQ_MAX_OUTPUT_PIXELS), set by configure_limits().
+LIMITS: dict[str, float] = {"max_output_pixels": 4096 * 4096}
 CONSTANTS = {"True": True, "False": False}
-RESERVED = frozenset(FUNCTIONS) | frozenset(CONSTANTS)
+RESERVED = frozenset(FUNCTIONS) | frozenset(CONSTANTS) | frozenset(LIMITS)
+
+
+def configure_limits(**limits: float) -> None:
+    """Set the deployment limits formulas see (known names only)."""
+    unknown = set(limits) - set(LIMITS)
+    if unknown:
+        raise ValueError(f"unknown formula limit(s): {', '.join(sorted(unknown))}")
+    LIMITS.update(limits)
 ALLOWED = (
     ast.Expression, ast.Constant, ast.Name, ast.Load, ast.Call, ast.BinOp, ast.UnaryOp, ast.BoolOp, ast.Compare,
     ast.IfExp, ast.Add, ast.Sub, ast.Mult, ast.Div, ast.FloorDiv, ast.Mod, ast.Pow, ast.USub, ast.UAdd, ast.Not,
@@ -68,7 +78,7 @@ def _parsed(source: str) -> ast.AST:
 
 def evaluate(source: str, values: Mapping[str, Any]) -> Any:
     """Compute a formula from param values; raise FormulaError when it cannot be."""
-    evaluator = SimpleEval(functions=dict(FUNCTIONS), names={**CONSTANTS, **values})
+    evaluator = SimpleEval(functions=dict(FUNCTIONS), names={**CONSTANTS, **LIMITS, **values})
     try:
         return evaluator.eval(source, previously_parsed=_parsed(source))
     except Exception as exc:  # simpleeval's own errors, ZeroDivisionError, TypeError, OverflowError...

@@ -9,6 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from comfyq.cli import main
+from comfyq.sim.testing import txt2img
 from comfyq.templates.testing import sample_spec, write_template
 
 SHIPPED = Path(__file__).resolve().parents[2] / "templates_wf"
@@ -43,3 +44,23 @@ def test_check_lists_every_problem_and_fails(runner: CliRunner, monkeypatch: pyt
     assert "one/spec.yaml" in checked.output and "two/spec.yaml" in checked.output and "speed" in checked.output
     listed = runner.invoke(main, ["templates", "list"])
     assert listed.exit_code == 1 and "templates check" in listed.output and "Traceback" not in listed.output
+
+
+def test_custom_nodes_come_from_an_exported_catalogue(runner: CliRunner, monkeypatch: pytest.MonkeyPatch,
+                                                      tmp_path: Path) -> None:
+    graph = txt2img()
+    graph["10"] = {"class_type": "FancyUpscale", "inputs": {"image": ["8", 0], "factor": 2}}
+    graph["9"]["inputs"]["images"] = ["10", 0]
+    write_template(tmp_path / "t", "fancy", sample_spec("fancy"), graph)
+    monkeypatch.setenv("COMFYQ_TEMPLATES_DIR", str(tmp_path / "t"))
+    refused = runner.invoke(main, ["templates", "check", "--no-live"])
+    assert refused.exit_code == 1 and "FancyUpscale" in refused.output
+    exported = tmp_path / "object_info.json"
+    exported.write_text(json.dumps({"FancyUpscale": {
+        "input": {"required": {"image": ["IMAGE"], "factor": ["INT", {"default": 2, "min": 1, "max": 8}]}},
+        "input_order": {"required": ["image", "factor"]}, "output": ["IMAGE"], "output_is_list": [False],
+        "output_name": ["IMAGE"], "name": "FancyUpscale", "display_name": "Fancy", "description": "",
+        "category": "image", "output_node": False}}))
+    monkeypatch.setenv("COMFYQ_TEMPLATE_CATALOGUE", str(exported))
+    accepted = runner.invoke(main, ["templates", "check", "--no-live"])
+    assert accepted.exit_code == 0, accepted.output

@@ -7,6 +7,8 @@ from typing import Any
 
 import pytest
 
+from comfyq.templates.formulas import configure_limits
+
 from comfyq.sim.catalogue import Env
 from comfyq.sim.files import Folders
 from comfyq.sim.knobs import Knobs
@@ -111,8 +113,13 @@ def test_upscale_guard_caps_the_output_area(shipped: TemplateStore) -> None:
     assert upscale.measured == {"image_width": "image", "image_height": "image"}
     small = upscale.resolve({"image": IMAGE, "scale": 8}, measured={"image_width": 512, "image_height": 512})
     assert small.workflow["2"]["inputs"]["scale_by"] == 8.0 and small.cost == 4
-    with pytest.raises(GuardFailed, match="larger than 16 megapixels"):
+    with pytest.raises(GuardFailed, match="larger than this deployment allows"):
         upscale.resolve({"image": IMAGE, "scale": 8}, measured={"image_width": 1024, "image_height": 1024})
+    configure_limits(max_output_pixels=8192 * 8192)  # the cap is the deployment's
+    try:
+        upscale.resolve({"image": IMAGE, "scale": 8}, measured={"image_width": 1024, "image_height": 1024})
+    finally:
+        configure_limits(max_output_pixels=4096 * 4096)
     times = [upscale.resolve({"image": IMAGE, "scale": s}, measured={"image_width": 512, "image_height": 512})
              .soft_time_limit for s in (1, 4, 8)]
     assert times[0] < times[1] < times[2]
