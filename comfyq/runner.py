@@ -41,12 +41,13 @@ class JobRunner:
 
     def __init__(self, job_id: str, instance: Instance, client: ComfyClient, store: LocalStore,
                  r: redis.Redis, report: Callable[[dict[str, Any]], None] | None = None,
-                 inputs: LocalStore | None = None) -> None:
+                 inputs: LocalStore | None = None, time_limits: dict[str, float | None] | None = None) -> None:
         self.job_id = job_id
         self.instance = instance
         self.client = client
         self.store = store
         self.inputs = inputs or LocalStore(current_app.config["INPUT_DIR"])
+        self.time_limits = time_limits or {}
         self.redis = r
         self.report = report
         self.cancelling = False
@@ -72,6 +73,7 @@ class JobRunner:
                 prompt_id=job.id, attempts=Job.attempts + 1, progress=None):
             return "taken"
         self.tracker = ProgressTracker(job.workflow, self._labels(job))
+        self.tracker.state["time_limits"] = self.time_limits  # as the worker enforces them
         instances.set_running(self.redis, self.instance.name, job.id)
         try:
             return self._finish(job, self._execute(job, resume))
@@ -148,7 +150,8 @@ class JobRunner:
         except (ComfyUnreachable, ComfyTimeout):
             if self.client.find_prompt(job.id) == "unknown":
                 raise
-        events.publish(self.redis, job.id, {"type": "running", "instance": self.instance.name})
+        events.publish(self.redis, job.id, {"type": "running", "instance": self.instance.name,
+                                            "time_limits": self.time_limits})
 
     def _on_event(self, kind: str, data: dict[str, Any]) -> None:
         """Publish one execution message and, throttled, record the progress."""

@@ -12,8 +12,10 @@ from .runner import InstanceUnavailable, JobRunner
 @shared_task(name="comfyq.run_job", bind=True, max_retries=5, ignore_result=True)
 def run_job(self: Task, job_id: str) -> str:
     """Run one job on this worker's ComfyUI instance."""
+    hard, soft = self.request.timelimit or (None, None)
     runner = JobRunner(job_id, binding.bound_instance(), binding.client(), binding.store(), get_redis(),
-                       report=lambda meta: self.update_state(state="PROGRESS", meta=meta))
+                       report=lambda meta: self.update_state(state="PROGRESS", meta=meta),
+                       time_limits={"soft": soft, "hard": hard})
     try:
         return runner.run()
     except InstanceUnavailable as exc:

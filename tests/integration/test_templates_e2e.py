@@ -175,6 +175,8 @@ def test_template_time_limit_reaches_the_task(app: Flask, tmp_path: Path) -> Non
     job = post(strict, {"template": "quick", "params": {"prompt": "x", "steps": 100, "size": 64}})
     assert job["soft_time_limit"] == 3.0
     done = wait_for(strict, job["id"], timeout=30)
+    # The task itself carried the template's limits: soft 3 s, hard 3 + 30 s grace.
+    assert done["progress"]["time_limits"] == {"soft": 3.0, "hard": 33.0}
     assert done["status"] == "timed_out" and time.monotonic() - started < 8
 
 
@@ -189,3 +191,16 @@ def test_templates_are_listed_and_described(client: FlaskClient) -> None:
     assert one["ref"] == "upscale@1" and "larger than this deployment allows" in " ".join(one["guards"])
     missing = client.get("/v1/templates/nope").get_json()
     assert missing["code"] == 404 and "nope" in missing["message"]
+
+
+def test_versions_side_by_side(app: Flask, tmp_path: Path) -> None:
+    write_template(tmp_path, "demo", sample_spec("demo", version=1))
+    write_template(tmp_path, "demo@2", sample_spec("demo", version=2, description="The second take."))
+    client = create_app({**app.config, "TEMPLATES_DIR": str(tmp_path)}).test_client()
+    newest = client.get("/v1/templates/demo").get_json()
+    assert (newest["version"], newest["versions"]) == (2, [1, 2])
+    first = post(client, {"template": "demo@1", "params": {"prompt": "x", "size": 64, "steps": 2}})
+    latest = post(client, {"template": "demo", "params": {"prompt": "x", "size": 64, "steps": 2}})
+    assert (first["template_version"], latest["template_version"]) == (1, 2)
+    for job in (first, latest):
+        assert wait_for(client, job["id"])["status"] == "succeeded"
