@@ -24,9 +24,8 @@ def expand(base: dict[str, Any], variants: list[dict[str, Any]] | None,
     """Return the parameter sets of a batch: base params overlaid with each variant or grid point."""
     if variants is not None:
         return [{**base, **variant} for variant in variants]
-    assert grid is not None
-    names = list(grid)
-    return [{**base, **dict(zip(names, point))} for point in itertools.product(*(grid[n] for n in names))]
+    names = list(grid or {})
+    return [{**base, **dict(zip(names, point))} for point in itertools.product(*((grid or {})[n] for n in names))]
 
 
 def size(body: dict[str, Any]) -> int:
