@@ -16,6 +16,7 @@ import psutil
 import pytest
 import requests
 
+from comfyq.client import Client, ComfyqAPIError
 from comfyq.sim.process import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -89,8 +90,15 @@ def test_up_serves_runs_a_job_and_stops_clean(up, tmp_path: Path) -> None:
     assert "Sampling" in cli.stdout or "succeeded" in cli.stdout
     assert Path(cli.stdout.strip().splitlines()[-1]).read_bytes()[:4] == b"\x89PNG"
 
+    client = Client(api)  # the Python client: templates, raw workflows, cancel
+    made = client.wait(client.run_template("txt2img", {"prompt": "x", "width": 64, "height": 64, "steps": 2})["id"])
+    assert made["status"] == "succeeded" and made["template"] == "txt2img"
     slow = json.loads(json.dumps(workflow))
     slow["3"]["_meta"] = {"sim": {"node_seconds": 2.0}}
+    assert client.cancel(client.submit(slow)["id"])["status"] == "cancelled"
+    with pytest.raises(ComfyqAPIError) as refused:
+        client.run_template("txt2img", {"prompt": "x", "steps": 0})
+    assert refused.value.status == 422 and "steps" in refused.value.message
     running = requests.post(f"{api}/v1/jobs", json={"workflow": slow}, timeout=5).json()
     while requests.get(f"{api}/v1/jobs/{running['id']}", timeout=5).json()["status"] != "running":
         assert time.monotonic() < deadline
