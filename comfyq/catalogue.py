@@ -39,8 +39,3 @@ def load(r: redis.Redis, instance: str, ttl: float = 30.0) -> Catalogue | None:
     catalogue = {k: (v[0], v[1]) for k, v in json.loads(raw).items()} if raw else None
     _cache[instance] = (now, catalogue)
     return catalogue
-
-
-def clear_cache() -> None:
-    """Forget in-process copies (tests, after a worker republishes)."""
-    _cache.clear()

@@ -27,14 +27,18 @@ def get_output(job_id: str, name: str) -> Output:
     raise NotFound(f"job {job_id} has no output {name!r}; its outputs: {names}")
 
 
+def queued_ahead(queue: str, job: Job | None = None) -> int:
+    """Return how many queued jobs wait in ``queue`` (before ``job``, when one is given)."""
+    query = select(func.count()).select_from(Job).where(Job.status == JobStatus.QUEUED.value, Job.queue == queue)
+    if job is not None:
+        query = query.where((Job.created_at < job.created_at)
+                            | ((Job.created_at == job.created_at) & (Job.id < job.id)))
+    return db.session.scalar(query) or 0
+
+
 def queue_position(job: Job) -> int | None:
     """Return how many queued jobs are ahead of ``job`` in its queue, or None if not queued."""
-    if job.status != JobStatus.QUEUED:
-        return None
-    return db.session.scalar(
-        select(func.count()).select_from(Job).where(
-            Job.status == JobStatus.QUEUED.value, Job.queue == job.queue,
-            (Job.created_at < job.created_at) | ((Job.created_at == job.created_at) & (Job.id < job.id))))
+    return queued_ahead(job.queue, job) if job.status == JobStatus.QUEUED else None
 
 
 def list_jobs(status: str | None, page: int, page_size: int) -> tuple[list[Job], int]:

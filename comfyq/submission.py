@@ -7,7 +7,7 @@ from typing import Any
 from flask import current_app
 from kombu.exceptions import OperationalError as BrokerError
 from redis.exceptions import RedisError
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete
 
 from . import instances
 from .errors import Unavailable
@@ -15,6 +15,7 @@ from .extensions import db, get_redis
 from .jobs import JobStatus
 from .models import Job
 from .planning import Plan, plan_job
+from .queries import queued_ahead
 
 logger = logging.getLogger(__name__)
 TASK_NAME = "comfyq.run_job"
@@ -57,8 +58,7 @@ def submit_job(body: dict[str, Any]) -> Job:
 def estimate_job(body: dict[str, Any]) -> dict[str, Any]:
     """Answer what a submission would cost and meet, without creating a job."""
     plan = plan_job(body, check_guards=False)
-    ahead = db.session.scalar(select(func.count()).select_from(Job).where(
-        Job.status == JobStatus.QUEUED.value, Job.queue == plan.queue)) or 0
+    ahead = queued_ahead(plan.queue)
     try:
         described = instances.describe(get_redis(), {i.name: i for i in plan.candidates})["instances"]
     except RedisError as exc:

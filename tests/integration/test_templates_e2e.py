@@ -134,6 +134,18 @@ def test_estimate_creates_nothing_and_reports_guards(client: FlaskClient) -> Non
     assert client.get("/v1/jobs?page_size=1").get_json()["total"] == before
 
 
+def test_estimate_counts_the_jobs_waiting_ahead(client: FlaskClient) -> None:
+    blocker = post(client, {"workflow": with_node_knobs(txt2img(seed=71), "3", node_seconds=1.5), "instance": "gpu0"})
+    wait_for(client, blocker["id"], {"running"})
+    waiting = post(client, {"workflow": txt2img(seed=72), "instance": "gpu0"})
+    asked = post(client, {"template": "txt2img", "instance": "gpu0", "params": {"prompt": "x", **SMALL}},
+                 "/v1/jobs:estimate", 200)
+    assert asked["queue"] == "comfy.gpu0" and asked["queue_position"] == 1
+    assert asked["instances_idle"] == []  # gpu0 is busy with the blocker
+    for job in (blocker, waiting):
+        assert wait_for(client, job["id"])["status"] == "succeeded"
+
+
 def test_batch_grid_runs_every_point(client: FlaskClient) -> None:
     batch = post(client, {"template": "txt2img", "params": {"prompt": "grid", "width": 64, "height": 64},
                           "grid": {"steps": [2, 3], "cfg": [6.0, 8.0]}, "mode": "expert"}, "/v1/batches")
