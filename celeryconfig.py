@@ -17,18 +17,17 @@ def settings(config: Mapping[str, Any]) -> dict[str, Any]:
     """Return Celery's lowercase settings for a comfyq configuration."""
     instances = config["INSTANCES"].values()
     grace = float(config["TIME_LIMIT_GRACE"])
-    longest_hard = float(config["MAX_TIME_LIMIT"]) + grace
     extra_queues = sorted({q for i in instances for q in i.queues()})
     return {
         "broker_url": config["BROKER_URL"],
         "result_backend": config["REDIS_URL"],
         "broker_connection_retry_on_startup": True,
         "broker_transport_options": {
-            # Must exceed the longest hard time limit a job can get, or Redis hands a
-            # still-running job to a second worker.
-            "visibility_timeout": int(longest_hard) + 120,
-            # Scan for messages of crashed workers every 5 s instead of every 100 s.
-            "unacked_restore_interval": 5,
+            # Short, because each live worker renews the messages it holds every second (comfyq.lease):
+            # only a dead worker's messages age past it and go back to their queue.
+            "visibility_timeout": float(config["VISIBILITY_TIMEOUT"]),
+            # Scan for such messages every 2 s instead of every 100 s.
+            "unacked_restore_interval": 2,
             "unacked_restore_throttle": 1,
             "unacked_restore_limit": 100,
         },
@@ -36,7 +35,12 @@ def settings(config: Mapping[str, Any]) -> dict[str, Any]:
                         *(Queue(name, routing_key=name) for name in extra_queues),
                         Queue(CONTROL_QUEUE, routing_key=CONTROL_QUEUE)],
         "task_default_queue": SHARED_QUEUE,
-        "task_routes": {"comfyq.run_job": {"queue": SHARED_QUEUE}},
+        "task_routes": {"comfyq.run_job": {"queue": SHARED_QUEUE},
+                        "comfyq.reconcile": {"queue": CONTROL_QUEUE}},
+        "beat_schedule": {"reconcile": {
+            "task": "comfyq.reconcile", "schedule": float(config["RECONCILE_INTERVAL"]),
+            # A pass nobody ran in time is skipped, not stacked up behind the next one.
+            "options": {"queue": CONTROL_QUEUE, "expires": float(config["RECONCILE_INTERVAL"])}}},
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
         "worker_prefetch_multiplier": 1,

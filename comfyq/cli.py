@@ -1,4 +1,4 @@
-"""The ``comfyq`` command: up, api, worker, flower, sim, submit."""
+"""The ``comfyq`` command: up, api, worker, beat, flower, sim, submit."""
 from __future__ import annotations
 
 import base64
@@ -56,11 +56,45 @@ def api(host: str, port: int, workers: int, threads: int) -> None:
 @main.command()
 @click.argument("instance")
 @click.option("--loglevel", default="INFO", show_default=True)
-def worker(instance: str, loglevel: str) -> None:
-    """Run the Celery worker that owns INSTANCE (e.g. gpu0)."""
-    from .worker import start_worker
+@click.option("--comfy-cmd", envvar="COMFYQ_COMFY_CMD", default=None,
+              help="Start and own this ComfyUI process (e.g. \"python main.py --port 8188 --cuda-device 0\"); "
+                   "it must serve the instance's configured URL.")
+@click.option("--comfy-log", default=None, type=click.Path(dir_okay=False), help="Append its output here.")
+@click.option("--comfy-ready-timeout", default=300.0, show_default=True, help="Seconds to wait for it to answer.")
+@click.option("--comfy-max-jobs", envvar="COMFYQ_COMFY_MAX_JOBS", default=0, show_default=True,
+              help="Restart it, when idle, after this many jobs (0: never).")
+@click.option("--comfy-max-rss-mb", envvar="COMFYQ_COMFY_MAX_RSS_MB", default=0.0, show_default=True,
+              help="Restart it, when idle, once its memory (RSS, with children) exceeds this (0: never).")
+@click.option("--comfy-free-after-idle", envvar="COMFYQ_COMFY_FREE_AFTER_IDLE", default=0.0, show_default=True,
+              help="POST /free (unload models) after this many idle seconds (0: never).")
+def worker(instance: str, loglevel: str, comfy_cmd: str | None, comfy_log: str | None,
+           comfy_ready_timeout: float, comfy_max_jobs: int, comfy_max_rss_mb: float,
+           comfy_free_after_idle: float) -> None:
+    """Run the Celery worker that owns INSTANCE (e.g. gpu0), and with --comfy-cmd its ComfyUI too."""
+    from .supervisor import ComfySupervisor, SupervisorError
+    from .worker import flask_app, start_worker
 
-    start_worker(instance, loglevel)
+    supervisor = None
+    if comfy_cmd:
+        known = flask_app.config["INSTANCES"].get(instance)
+        if known is None:
+            raise click.BadParameter(f"unknown instance {instance!r}", param_hint="INSTANCE")
+        supervisor = ComfySupervisor(comfy_cmd, known.url, name=instance, ready_timeout=comfy_ready_timeout,
+                                     max_jobs=comfy_max_jobs, max_rss_bytes=int(comfy_max_rss_mb * 2 ** 20),
+                                     free_after_idle=comfy_free_after_idle, log_path=comfy_log)
+    try:
+        start_worker(instance, loglevel, supervisor)
+    except SupervisorError as exc:
+        raise click.ClickException(f"ComfyUI for {instance} did not start: {exc}") from exc
+
+
+@main.command()
+@click.option("--loglevel", default="INFO", show_default=True)
+def beat(loglevel: str) -> None:
+    """Run Celery beat with the control worker: the reconciler's passes."""
+    from .worker import start_control
+
+    start_control(loglevel)
 
 
 @main.command()
@@ -80,19 +114,6 @@ def sim(args: tuple[str, ...]) -> None:
     from .sim.__main__ import main as sim_main
 
     sim_main(list(args))
-
-
-def _describe(job: dict[str, Any]) -> str:
-    progress = job.get("progress") or {}
-    where = f" on {job['instance']}" if job.get("instance") else ""
-    if job["status"] == "queued":
-        return f"queued (position {job.get('queue_position')})"
-    if progress.get("node"):
-        step = f" {progress['value']}/{progress['max']}" if progress.get("max") else ""
-        name = progress.get("label") or progress.get("node_type") or ""
-        return (f"{job['status']}{where}: node {progress['node']} {name}{step} "
-                f"({progress.get('nodes_done', 0)}/{progress.get('nodes_total', '?')} nodes)")
-    return f"{job['status']}{where}"
 
 
 def _param(text: str) -> tuple[str, Any]:
@@ -125,7 +146,7 @@ def _param(text: str) -> tuple[str, Any]:
 def submit(what: str, params: tuple[str, ...], mode: str, api_url: str, instance: str | None, wait: bool,
            out_dir: str) -> None:
     """Submit WHAT: a template (txt2img, txt2img@2) with -p params, or a workflow JSON file."""
-    from .client import Client, ComfyqAPIError
+    from .client import Client, ComfyqAPIError, describe
 
     body: dict[str, Any]
     if Path(what).is_file():
@@ -150,7 +171,7 @@ def submit(what: str, params: tuple[str, ...], mode: str, api_url: str, instance
 
         def show(update: dict[str, Any]) -> None:
             nonlocal last
-            line = _describe(update)
+            line = describe(update)
             if line != last:
                 click.echo(line)
                 last = line

@@ -10,6 +10,20 @@ import requests
 TERMINAL = frozenset({"succeeded", "failed", "timed_out", "cancelled"})
 
 
+def describe(job: dict[str, Any]) -> str:
+    """Return a one-line summary of where a job stands, for people watching it."""
+    progress = job.get("progress") or {}
+    where = f" on {job['instance']}" if job.get("instance") else ""
+    if job["status"] == "queued":
+        return f"queued (position {job.get('queue_position')})"
+    if progress.get("node"):
+        step = f" {progress['value']}/{progress['max']}" if progress.get("max") else ""
+        name = progress.get("label") or progress.get("node_type") or ""
+        return (f"{job['status']}{where}: node {progress['node']} {name}{step} "
+                f"({progress.get('nodes_done', 0)}/{progress.get('nodes_total', '?')} nodes)")
+    return f"{job['status']}{where}"
+
+
 class ComfyqAPIError(Exception):
     """The API answered with its error shape."""
 

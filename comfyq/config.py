@@ -138,10 +138,29 @@ class Config:
         self.CATALOGUE_TTL = _float(env, "COMFYQ_CATALOGUE_TTL", 30.0)
         self.NODE_BLOCKLIST = _names(env, "COMFYQ_NODE_BLOCKLIST", DEFAULT_BLOCKLIST)
         self.NODE_ALLOWLIST = _names(env, "COMFYQ_NODE_ALLOWLIST", ())
+        # Reliability: how long a soft-limited prompt may take to stop before its instance counts as stuck.
+        self.INTERRUPT_GRACE = _float(env, "COMFYQ_INTERRUPT_GRACE", 10.0)
+        # A live worker renews its messages every second, so this only bounds how late a crash is noticed.
+        self.VISIBILITY_TIMEOUT = _float(env, "COMFYQ_VISIBILITY_TIMEOUT", 8.0)
+        self.HEALTH_INTERVAL = _float(env, "COMFYQ_HEALTH_INTERVAL", 1.0)
+        self.HEALTH_FAILURES = int(_float(env, "COMFYQ_HEALTH_FAILURES", 2))
+        self.MAX_ATTEMPTS = int(_float(env, "COMFYQ_MAX_ATTEMPTS", 3))
+        self.DRAIN_TIMEOUT = _float(env, "COMFYQ_DRAIN_TIMEOUT", 60.0)
+        self.RECONCILE_INTERVAL = _float(env, "COMFYQ_RECONCILE_INTERVAL", 10.0)
+        self.RECONCILE_GRACE = _float(env, "COMFYQ_RECONCILE_GRACE", 30.0)
         if not 0 < self.SOFT_TIME_LIMIT <= self.MAX_TIME_LIMIT:
             raise ConfigError("COMFYQ_SOFT_TIME_LIMIT must be positive and at most COMFYQ_MAX_TIME_LIMIT")
         if self.TIME_LIMIT_GRACE <= 0:
             raise ConfigError("COMFYQ_TIME_LIMIT_GRACE must be positive (the hard limit is soft + grace)")
+        if not 0 < self.INTERRUPT_GRACE < self.TIME_LIMIT_GRACE:
+            raise ConfigError("COMFYQ_INTERRUPT_GRACE must be positive and below COMFYQ_TIME_LIMIT_GRACE, "
+                              "so a prompt that ignores its interrupt is caught before the hard limit")
+        if self.VISIBILITY_TIMEOUT < 3 or self.HEALTH_INTERVAL <= 0 or self.HEALTH_FAILURES < 1:
+            raise ConfigError("COMFYQ_VISIBILITY_TIMEOUT must be at least 3 s, COMFYQ_HEALTH_INTERVAL positive "
+                              "and COMFYQ_HEALTH_FAILURES at least 1")
+        if self.MAX_ATTEMPTS < 1 or self.DRAIN_TIMEOUT < 0 or self.RECONCILE_INTERVAL <= 0:
+            raise ConfigError("COMFYQ_MAX_ATTEMPTS must be at least 1, COMFYQ_DRAIN_TIMEOUT not negative "
+                              "and COMFYQ_RECONCILE_INTERVAL positive")
         self.SQLALCHEMY_ENGINE_OPTIONS: dict[str, Any] = {}
         self.API_TITLE = "comfyq"
         self.API_VERSION = "v1"

@@ -4,6 +4,8 @@ from __future__ import annotations
 import sqlite3
 
 import redis
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
 from flask import Flask, current_app
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import event
@@ -37,7 +39,9 @@ def init_app(flask_app: Flask) -> None:
     db.init_app(flask_app)
     flask_app.extensions["redis"] = redis.Redis.from_url(
         flask_app.config["REDIS_URL"], socket_connect_timeout=2, socket_timeout=5,
-        health_check_interval=30)
+        health_check_interval=30,
+        # A restarted Redis drops every connection: reconnect and retry instead of failing the caller.
+        retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 3), retry_on_error=[redis.ConnectionError])
 
 
 def get_redis() -> redis.Redis:

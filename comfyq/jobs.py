@@ -3,7 +3,8 @@
 ``pending → queued → running → succeeded | failed | timed_out | cancelled``
 
 Every transition is one ``UPDATE … WHERE id = :id AND status IN (:expected)``,
-so two processes can never both move the same job.
+so two processes can never both move the same job; ``take_over`` guards the
+hand-over of a running job between workers the same way.
 """
 from __future__ import annotations
 
@@ -64,10 +65,13 @@ def transition(job_id: str, to: JobStatus, expected: Iterable[JobStatus], **fiel
         values.setdefault("finished_at", utcnow())
     if to is JobStatus.RUNNING:
         values.setdefault("started_at", utcnow())
+    return _guarded_update(job_id, [Job.status.in_([s.value for s in expected])], values)
+
+
+def _guarded_update(job_id: str, conditions: list[Any], values: dict[str, Any]) -> bool:
+    """Update one job if ``conditions`` hold, committing the session with it; return whether it did."""
     result = db.session.execute(
-        update(Job)
-        .where(Job.id == job_id, Job.status.in_([s.value for s in expected]))
-        .values(**values)
+        update(Job).where(Job.id == job_id, *conditions).values(**values)
         .execution_options(synchronize_session=False))
     if result.rowcount != 1:
         db.session.rollback()
@@ -82,3 +86,9 @@ def set_progress(job_id: str, progress: dict[str, Any]) -> None:
         update(Job).where(Job.id == job_id, Job.status == JobStatus.RUNNING.value)
         .values(progress=progress).execution_options(synchronize_session=False))
     db.session.commit()
+
+
+def take_over(job_id: str, old_worker: str | None, new_worker: str | None) -> bool:
+    """Make ``new_worker`` the one running job ``job_id`` if ``old_worker`` still is; return whether it did."""
+    owner = Job.worker.is_(None) if old_worker is None else Job.worker == old_worker
+    return _guarded_update(job_id, [Job.status == JobStatus.RUNNING.value, owner], {"worker": new_worker})

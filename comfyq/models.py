@@ -32,6 +32,7 @@ class Job(db.Model):
     queue: Mapped[str] = mapped_column(String(64))
     instance_requested: Mapped[str | None] = mapped_column(String(32))
     instance: Mapped[str | None] = mapped_column(String(32))
+    worker: Mapped[str | None] = mapped_column(String(255))  # the Celery worker that ran it last
     prompt_id: Mapped[str | None] = mapped_column(String(64))
     workflow: Mapped[dict[str, Any]] = mapped_column(JSON)
     template: Mapped[str | None] = mapped_column(String(64))
@@ -47,6 +48,8 @@ class Job(db.Model):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Moves with every change; the reconciler uses it to leave just-queued jobs alone.
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
 
     outputs: Mapped[list["Output"]] = relationship(
         back_populates="job", order_by="Output.id", cascade="all, delete-orphan", lazy="selectin")

@@ -18,7 +18,7 @@ from .config import default_data_dir, parse_instances
 
 SIM_PORTS = (8188, 8189)
 # Stop order: no new jobs first, then workers finish theirs, Redis goes last.
-STOP_RANK = {"api": 0, "worker": 1, "flower": 2, "sim": 3, "redis": 4}
+STOP_RANK = {"api": 0, "worker": 1, "beat": 2, "flower": 2, "sim": 3, "redis": 4}
 
 
 @dataclass
@@ -98,6 +98,8 @@ class Stack:
         self.comfyq("api", "api", "--host", self.host, "--port", str(self.api_port))
         for name in parse_instances(self.env["COMFYQ_INSTANCES"]) if self.with_workers else ():
             self.comfyq(name, "worker", name)
+        if self.with_workers:
+            self.comfyq("beat", "beat")
         if self.with_flower:
             self.comfyq("flower", "flower", "--port", str(self.flower_port), "--address", self.host)
         self.wait_healthy()

@@ -1,25 +1,57 @@
 """Thin named Celery tasks; the work lives in plain modules."""
 from __future__ import annotations
 
-from celery import Task, shared_task
+import logging
+from typing import Any
 
-from . import binding
+import redis
+from celery import Task, shared_task
+from kombu.exceptions import OperationalError
+
+from . import binding, intake
 from .extensions import get_redis
+from .handover import InstanceUnavailable
+from .reconciler import reconcile as reconcile_jobs
 from .recovery import give_up
-from .runner import InstanceUnavailable, JobRunner
+from .runner import JobRunner
+
+logger = logging.getLogger(__name__)
 
 
 @shared_task(name="comfyq.run_job", bind=True, max_retries=5, ignore_result=True)
 def run_job(self: Task, job_id: str) -> str:
     """Run one job on this worker's ComfyUI instance."""
     hard, soft = self.request.timelimit or (None, None)
-    runner = JobRunner(job_id, binding.bound_instance(), binding.client(), binding.store(), get_redis(),
+    instance, hostname = binding.bound_instance(), self.request.hostname
+
+    def close_intake() -> None:
+        try:
+            if hostname:
+                intake.set_open(self.app, hostname, instance, False)
+        except (OperationalError, redis.RedisError, OSError) as exc:  # the health watch closes it a moment later
+            logger.warning("could not close the intake of %s: %s", hostname, exc)
+
+    runner = JobRunner(job_id, instance, binding.client(), binding.store(), get_redis(),
                        report=lambda meta: self.update_state(state="PROGRESS", meta=meta),
-                       time_limits={"soft": soft, "hard": hard})
+                       time_limits={"soft": soft, "hard": hard}, close_intake=close_intake, hostname=hostname)
     try:
         return runner.run()
+    except (redis.RedisError, OperationalError) as exc:  # Redis restarting: the job is as it was, try again
+        raise self.retry(exc=exc, countdown=min(2 ** self.request.retries, 30))
     except InstanceUnavailable as exc:
-        if self.request.retries >= self.max_retries:
-            return give_up(job_id, self.max_retries + 1, exc)
         # The shared queue lets another instance take it; an instance queue brings it back to reattach.
-        raise self.retry(exc=exc, countdown=min(2 ** self.request.retries, 30), queue=exc.queue)
+        countdown = min(2 ** self.request.retries, 30) if exc.countdown is None else exc.countdown
+        if not exc.counted:  # a hand-over, not a failure: a fresh message, its retries untouched
+            self.apply_async(args=[job_id], task_id=job_id, queue=exc.queue, countdown=countdown,
+                             soft_time_limit=soft, time_limit=hard, ignore_result=True,
+                             retries=self.request.retries)
+            return "handed over"
+        if self.request.retries >= self.max_retries:
+            return give_up(job_id, self.max_retries + 1, exc, instance)
+        raise self.retry(exc=exc, countdown=countdown, queue=exc.queue)
+
+
+@shared_task(name="comfyq.reconcile", ignore_result=True, soft_time_limit=60, time_limit=90)
+def reconcile() -> dict[str, Any]:
+    """Repair jobs whose recorded state disagrees with the broker and the workers."""
+    return reconcile_jobs()

@@ -36,7 +36,7 @@ def present(job: Job, with_position: bool = True) -> dict[str, Any]:
     return {
         "id": job.id, "status": job.status, "template": job.template, "template_version": job.template_version,
         "params": job.params, "cost": job.cost, "soft_time_limit": job.soft_time_limit, "batch_id": job.batch_id,
-        "queue": job.queue, "instance": job.instance,
+        "queue": job.queue, "instance": job.instance, "worker": job.worker, "attempts": job.attempts,
         "instance_requested": job.instance_requested,
         "queue_position": queue_position(job) if with_position else None,
         "progress": job.progress, "error": job.error, "created_at": _utc(job.created_at),

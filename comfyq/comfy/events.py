@@ -91,6 +91,21 @@ class EventSocket:
         finally:
             ws.shutdown()
 
+    def alive(self, drain: int = 100) -> bool:
+        """Ping the server (connecting first if needed), drop what it sent meanwhile; return whether it is up."""
+        try:
+            if not self.connected:
+                self.connect()
+            assert self._ws is not None
+            self._ws.ping()
+            for _ in range(drain):  # status broadcasts nobody reads would pile up in the buffer
+                if self.recv(0.01) is None:
+                    break
+        except (ComfyUnreachable, OSError, websocket.WebSocketException):
+            self.close()
+            return False
+        return self.connected
+
     def recv(self, timeout: float) -> Event | None:
         """Wait up to timeout for one message; None if none came or it was not JSON.
 

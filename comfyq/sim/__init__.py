@@ -17,8 +17,8 @@ from comfyq.sim.process import SimProcess, free_port
 __all__ = ["Knobs", "SimProcess", "free_port", "serve"]
 
 
-def serve(host: str, port: int, output_dir: str | None, knobs: Knobs) -> None:
-    """Run a simulator on host:port until SIGTERM or SIGINT (blocking)."""
+def serve(host: str, port: int, output_dir: str | None, knobs: Knobs, journal: str | None = None) -> None:
+    """Run a simulator on host:port until SIGTERM or SIGINT (blocking); journal names its event log."""
     from comfyq.sim.server import serve as run_server
 
-    run_server(host, port, output_dir, knobs)
+    run_server(host, port, output_dir, knobs, journal)

@@ -16,6 +16,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--port", type=int, default=8188, help="0 picks a free port (printed on start)")
     parser.add_argument("--output-dir", default=None,
                         help="base directory holding input/, output/ and temp/ (default: a fresh temp dir)")
+    parser.add_argument("--journal", default=None, metavar="FILE",
+                        help="append '<event> <prompt_id>' lines (queued, started, ended, free) to FILE")
     parser.add_argument("--knobs", default=None, help="instance knobs as a JSON object")
     parser.add_argument("--start-delay", type=float, help="seconds to wait before binding the port")
     parser.add_argument("--step-seconds", type=float, help="time per sampler step / upscale tile")
@@ -55,7 +57,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         parser.error(str(exc))
     from comfyq.sim.server import serve
 
-    serve(args.host, args.port, args.output_dir, knobs)
+    serve(args.host, args.port, args.output_dir, knobs, args.journal)
 
 
 if __name__ == "__main__":

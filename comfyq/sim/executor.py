@@ -10,6 +10,7 @@ from comfyq.sim.cache import OutputCache
 from comfyq.sim.catalogue import Env
 from comfyq.sim.files import Folders
 from comfyq.sim.hub import Hub
+from comfyq.sim.journal import Journal
 from comfyq.sim.knobs import Knobs
 from comfyq.sim.prompt_queue import PromptQueue, QueueItem
 from comfyq.sim.runner import Interrupted, PromptRun
@@ -20,11 +21,13 @@ logger = logging.getLogger(__name__)
 class Executor:
     """ComfyUI's prompt_worker plus the state its nodes share (interrupts, hangs, cache)."""
 
-    def __init__(self, hub: Hub, queue: PromptQueue, folders: Folders, knobs: Knobs) -> None:
+    def __init__(self, hub: Hub, queue: PromptQueue, folders: Folders, knobs: Knobs,
+                 journal: Journal | None = None) -> None:
         self.hub = hub
         self.queue = queue
         self.folders = folders
         self.knobs = knobs
+        self.journal = journal or Journal()
         self.cache = OutputCache()
         self.interrupt_requested = False
         self.client_id: str | None = None
@@ -75,6 +78,7 @@ class Executor:
         prompt_id = item[1]
         self.interrupt_requested = False
         self.client_id = item[3].get("client_id")
+        self.journal.record("started", prompt_id)
         try:
             result, status = await PromptRun(self, item).execute()
         except Exception:
@@ -83,6 +87,7 @@ class Executor:
             result = {"outputs": {}, "meta": {}}
             status = {"status_str": "error", "completed": False, "messages": []}
         self.queue.task_done(task_id, result, status)
+        self.journal.record("ended", prompt_id)
         if self.client_id is not None:
             self.hub.send("executing", {"node": None, "prompt_id": prompt_id}, self.client_id)
         self.last_node_id = None

@@ -1,6 +1,7 @@
 """Run a simulator as a child process: for tests, benchmarks and ``comfyq up``."""
 from __future__ import annotations
 
+import collections
 import json
 import os
 import queue
@@ -15,6 +16,8 @@ import threading
 import time
 from types import TracebackType
 from typing import IO, Any
+
+from comfyq.sim import journal
 
 LISTENING = re.compile(r"comfyq-sim listening on http://(?P<host>[^\s]+):(?P<port>\d+)")
 
@@ -41,6 +44,7 @@ class SimProcess:
     With ``port=None`` the child binds port 0 and reports the port it got, so
     parallel tests never race for ports; ``restart()`` keeps that port and
     the same base directory, like a ComfyUI restarted on the same machine.
+    Every child appends to ``journal.log`` there, so the journal spans restarts.
     """
 
     def __init__(self, port: int | None = None, *, output_dir: str | None = None,
@@ -54,6 +58,7 @@ class SimProcess:
         self._owns_dir = output_dir is None
         self.output_dir = output_dir or tempfile.mkdtemp(prefix="comfyq-sim-")
         self.log_path = os.path.join(self.output_dir, "sim.log")
+        self.journal_path = os.path.join(self.output_dir, "journal.log")
         self.proc: subprocess.Popen[str] | None = None
 
     @property
@@ -79,7 +84,7 @@ class SimProcess:
     def command(self) -> list[str]:
         """Return the command line that starts the child."""
         cmd = [self.python, "-m", "comfyq.sim", "--host", self.host, "--port", str(self.port or 0),
-               "--output-dir", self.output_dir]
+               "--output-dir", self.output_dir, "--journal", self.journal_path]
         if self.knobs:
             cmd += ["--knobs", json.dumps(self.knobs)]
         return cmd + self.extra_args
@@ -90,6 +95,7 @@ class SimProcess:
             return self
         # A fresh queue per child: the previous child's reader may still be draining into its own.
         lines: queue.Queue[str | None] = queue.Queue()
+        os.makedirs(self.output_dir, exist_ok=True)
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         with open(self.log_path, "a") as log:
             self.proc = subprocess.Popen(self.command(), stdout=subprocess.PIPE, stderr=log, text=True, env=env,
@@ -110,6 +116,10 @@ class SimProcess:
             if match:
                 self.port = int(match["port"])
                 return self
+
+    def journal_counts(self, event: str = "started") -> collections.Counter[str]:
+        """Return prompt id -> how many times the journal records event, across restarts."""
+        return journal.counts(self.journal_path, event)
 
     def log_tail(self, chars: int = 4000) -> str:
         """Return the end of the child's stderr log."""

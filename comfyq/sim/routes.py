@@ -51,6 +51,7 @@ async def post_prompt(request: web.Request) -> web.Response:
     if not verdict.ok:
         return web.json_response({"error": verdict.error, "node_errors": verdict.node_errors}, status=400)
     sim.queue.put((number, prompt_id, prompt, extra_data, verdict.outputs))
+    sim.journal.record("queued", prompt_id)
     return web.json_response({"prompt_id": prompt_id, "number": number, "node_errors": verdict.node_errors})
 
 
@@ -95,11 +96,12 @@ async def post_interrupt(request: web.Request) -> web.Response:
 @routes.post("/free")
 async def post_free(request: web.Request) -> web.Response:
     """Flag memory to be freed between prompts."""
-    queue = _sim(request).queue
+    sim = _sim(request)
     json_data = await request.json()
+    sim.journal.record("free")
     for flag in ("unload_models", "free_memory"):
         if json_data.get(flag, False):
-            queue.set_flag(flag, json_data[flag])
+            sim.queue.set_flag(flag, json_data[flag])
     return web.Response(status=200)
 
 

@@ -13,6 +13,7 @@ from aiohttp import WSMsgType, web
 
 from comfyq.sim import file_routes, routes
 from comfyq.sim.files import Folders
+from comfyq.sim.journal import Journal
 from comfyq.sim.knobs import ACTIONS, KnobError, Knobs
 from comfyq.sim.routes import SIM, SERVER_FEATURES
 from comfyq.sim.simulator import Simulator
@@ -131,9 +132,10 @@ def build_app(sim: Simulator) -> web.Application:
     return app
 
 
-async def start(host: str, port: int, output_dir: str | None, knobs: Knobs) -> tuple[web.AppRunner, Simulator, int]:
+async def start(host: str, port: int, output_dir: str | None, knobs: Knobs,
+                journal: str | None = None) -> tuple[web.AppRunner, Simulator, int]:
     """Bind the port and start the worker; return (runner, simulator, bound port)."""
-    sim = Simulator(Folders.create(output_dir), knobs)
+    sim = Simulator(Folders.create(output_dir), knobs, Journal(journal))
     runner = web.AppRunner(build_app(sim), access_log=None, handle_signals=False, shutdown_timeout=1.0)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
@@ -144,10 +146,10 @@ async def start(host: str, port: int, output_dir: str | None, knobs: Knobs) -> t
     return runner, sim, bound
 
 
-async def _serve(host: str, port: int, output_dir: str | None, knobs: Knobs) -> None:
+async def _serve(host: str, port: int, output_dir: str | None, knobs: Knobs, journal: str | None) -> None:
     if knobs.start_delay > 0:
         await asyncio.sleep(knobs.start_delay)
-    runner, sim, bound = await start(host, port, output_dir, knobs)
+    runner, sim, bound = await start(host, port, output_dir, knobs, journal)
     print(f"comfyq-sim listening on http://{host}:{bound}", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -161,7 +163,7 @@ async def _serve(host: str, port: int, output_dir: str | None, knobs: Knobs) -> 
         sim.folders.cleanup()
 
 
-def serve(host: str, port: int, output_dir: str | None, knobs: Knobs) -> None:
-    """Run a simulator until SIGTERM or SIGINT (blocking)."""
+def serve(host: str, port: int, output_dir: str | None, knobs: Knobs, journal: str | None = None) -> None:
+    """Run a simulator until SIGTERM or SIGINT (blocking); journal names its event log, if any."""
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(message)s")
-    asyncio.run(_serve(host, port, output_dir, knobs))
+    asyncio.run(_serve(host, port, output_dir, knobs, journal))

@@ -7,18 +7,20 @@ from comfyq.sim.catalogue import Env
 from comfyq.sim.executor import Executor
 from comfyq.sim.files import Folders
 from comfyq.sim.hub import Hub
+from comfyq.sim.journal import Journal
 from comfyq.sim.knobs import Knobs
 from comfyq.sim.prompt_queue import PromptQueue
 
 
 class Simulator:
-    """Folders, websocket hub, prompt queue and executor of one instance."""
+    """Folders, websocket hub, prompt queue, executor and journal of one instance."""
 
-    def __init__(self, folders: Folders, knobs: Knobs) -> None:
+    def __init__(self, folders: Folders, knobs: Knobs, journal: Journal | None = None) -> None:
         self.folders = folders
+        self.journal = journal or Journal()
         self.hub = Hub()
         self.queue = PromptQueue(self.hub)
-        self.executor = Executor(self.hub, self.queue, folders, knobs)
+        self.executor = Executor(self.hub, self.queue, folders, knobs, self.journal)
         # ComfyUI numbers prompts from 0 per process; front=True negates the number.
         self.number = 0
         self._tasks: list[asyncio.Task[None]] = []
@@ -50,8 +52,9 @@ class Simulator:
         ]
 
     async def stop(self) -> None:
-        """Stop the background tasks."""
+        """Stop the background tasks and close the journal."""
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
+        self.journal.close()

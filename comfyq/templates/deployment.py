@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from .catalogue import simulator_catalogue
-from .errors import TemplateError
+from .errors import TemplateError, UnknownTemplate
 from .formulas import configure_limits
 from .store import TemplateStore, check_templates
 
@@ -32,3 +32,13 @@ def check_store(config: Mapping[str, Any], catalogue: Mapping[str, Any] | None =
     """List every problem of the configured templates ("path: reason")."""
     configure_limits(max_output_pixels=config["MAX_OUTPUT_PIXELS"])
     return check_templates(config["TEMPLATES_DIR"], catalogue or deployment_catalogue(config["TEMPLATE_CATALOGUE"]))
+
+
+def node_labels(store: TemplateStore, template: str | None, version: int | None) -> dict[str, str]:
+    """Return the friendly node names of a template version; none for raw workflows or unknown versions."""
+    if not template:
+        return {}
+    try:
+        return dict(store.get(f"{template}@{version}").node_labels)
+    except UnknownTemplate:  # this process's templates lack that version: class types will do
+        return {}

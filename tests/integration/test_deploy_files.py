@@ -33,13 +33,13 @@ def compose() -> dict:
 
 def test_every_service_has_an_image_or_build_and_a_command(compose: dict) -> None:
     services = compose["services"]
-    assert set(services) == {"redis", "postgres", "api", "worker-gpu0", "worker-gpu1", "flower",
+    assert set(services) == {"redis", "postgres", "api", "worker-gpu0", "worker-gpu1", "beat", "flower",
                              "comfyui-gpu0", "comfyui-gpu1"}
     for name, service in services.items():
         assert service.get("image") or service.get("build"), name
         if name != "postgres":
             assert service.get("command"), name
-    for name in ("api", "worker-gpu0", "worker-gpu1", "flower"):
+    for name in ("api", "worker-gpu0", "worker-gpu1", "beat", "flower"):
         assert services[name]["build"]["dockerfile"] == "docker/Dockerfile"
         assert (ROOT / services[name]["build"]["dockerfile"]).is_file()
     assert (ROOT / "docker" / services["comfyui-gpu0"]["build"]["dockerfile"]).is_file()
@@ -58,12 +58,13 @@ def test_workers_are_bound_to_their_instances(compose: dict) -> None:
 
 def test_comfyq_services_share_broker_database_and_outputs(compose: dict) -> None:
     services = compose["services"]
-    envs = [services[n]["environment"] for n in ("api", "worker-gpu0", "worker-gpu1", "flower")]
+    envs = [services[n]["environment"] for n in ("api", "worker-gpu0", "worker-gpu1", "beat", "flower")]
     assert all(e["COMFYQ_REDIS_URL"] == "redis://redis:6379/0" for e in envs)
     assert all(e["COMFYQ_DATABASE_URL"].startswith("postgresql+psycopg://") for e in envs)
     assert services["api"]["ports"][0]["target"] == 8000
     assert {"/var/lib/comfyq/outputs", "/var/lib/comfyq/inputs"} <= targets(services["api"])
     assert services["flower"]["command"][:2] == ["comfyq", "flower"]
+    assert services["beat"]["command"] == ["comfyq", "beat"]
 
 
 def test_each_comfyui_reserves_its_own_gpu_and_is_not_published(compose: dict) -> None:
@@ -78,7 +79,8 @@ def test_each_comfyui_reserves_its_own_gpu_and_is_not_published(compose: dict) -
 
 def test_procfile_lines_run_real_commands() -> None:
     lines = dict(line.split(":", 1) for line in (ROOT / "Procfile").read_text().splitlines() if line.strip())
-    assert set(lines) == {"api", "worker_gpu0", "worker_gpu1", "flower"}
+    assert set(lines) == {"api", "worker_gpu0", "worker_gpu1", "beat", "flower"}
+    assert lines["beat"].split() == ["comfyq", "beat"]
     runner = CliRunner()
     for name, command in lines.items():
         argv = shlex.split(command.replace("${PORT:-8000}", "8000").replace("${FLOWER_PORT:-5555}", "5555"))

@@ -58,8 +58,22 @@ def test_celery_settings_follow_the_config(tmp_path) -> None:
     assert [q.name for q in conf["task_queues"]] == ["comfy", "comfy.gpu0", "comfy.gpu1", "comfy.need.sdxl",
                                                       "control"]
     assert conf["task_time_limit"] == 900
-    # longer than any job's hard limit: the longest soft limit plus the grace
-    assert conf["broker_transport_options"]["visibility_timeout"] > 2000 + 100
+    # short: live workers renew what they hold (comfyq.lease), so only a dead worker's jobs come back,
+    # and within visibility timeout + restore interval
+    options = conf["broker_transport_options"]
+    assert options["visibility_timeout"] + options["unacked_restore_interval"] <= 15
+    assert conf["beat_schedule"]["reconcile"]["options"]["queue"] == "control"
+    assert conf["task_routes"]["comfyq.reconcile"] == {"queue": "control"}
     assert conf["task_soft_time_limit"] < conf["task_time_limit"]
     assert conf["task_acks_late"] and conf["task_reject_on_worker_lost"]
     assert conf["worker_prefetch_multiplier"] == 1 and conf["worker_concurrency"] == 1
+
+
+@pytest.mark.parametrize("env, fragment", [
+    ({"COMFYQ_INTERRUPT_GRACE": "60"}, "COMFYQ_INTERRUPT_GRACE must be positive and below"),
+    ({"COMFYQ_VISIBILITY_TIMEOUT": "1"}, "COMFYQ_VISIBILITY_TIMEOUT must be at least 3 s"),
+    ({"COMFYQ_MAX_ATTEMPTS": "0"}, "COMFYQ_MAX_ATTEMPTS must be at least 1"),
+])
+def test_reliability_settings_are_checked(env: dict[str, str], fragment: str) -> None:
+    with pytest.raises(ConfigError, match=fragment):
+        Config(env)
