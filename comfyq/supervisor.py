@@ -84,7 +84,7 @@ class ComfySupervisor:
             self._monitor.start()
 
     def job_done(self) -> None:
-        """Count one finished job toward max_jobs."""
+        """Count one job toward max_jobs (the worker counts each job as it arrives)."""
         with self._jobs_lock:
             self._jobs += 1
 
