@@ -6,12 +6,12 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from flask import Flask
-from sqlalchemy.exc import OperationalError
 
 from .api import init_api
 from .celery_app import celery_init_app
 from .config import Config
-from .extensions import db, init_app
+from . import schema
+from .extensions import init_app
 from .templates.deployment import open_store
 
 logger = logging.getLogger(__name__)
@@ -34,17 +34,5 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     init_api(flask_app)
     celery_init_app(flask_app)
     with flask_app.app_context():
-        _create_tables()
+        schema.upgrade(flask_app)
     return flask_app
-
-
-def _create_tables() -> None:
-    # Several processes start at once against one SQLite file; a lost race on
-    # CREATE TABLE means another process made it.
-    for attempt in range(3):
-        try:
-            db.create_all()
-            return
-        except OperationalError as exc:
-            logger.info("create_all attempt %d: %s", attempt + 1, exc)
-    db.create_all()

@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import sqlite3
+from pathlib import Path
 
 import redis
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 from flask import Flask, current_app
+from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
@@ -19,6 +21,8 @@ class Base(DeclarativeBase):
 
 # Views present a job right after committing it; reloading it would cost a query.
 db = SQLAlchemy(model_class=Base, session_options={"expire_on_commit": False})
+MIGRATIONS = str(Path(__file__).resolve().parent / "migrations")
+migrate = Migrate(directory=MIGRATIONS)
 
 
 @event.listens_for(Engine, "connect")
@@ -37,6 +41,7 @@ def _tune_sqlite(dbapi_connection: object, _record: object) -> None:
 def init_app(flask_app: Flask) -> None:
     """Bind the database and Redis to ``flask_app``."""
     db.init_app(flask_app)
+    migrate.init_app(flask_app, db)
     flask_app.extensions["redis"] = redis.Redis.from_url(
         flask_app.config["REDIS_URL"], socket_connect_timeout=2, socket_timeout=5,
         health_check_interval=30,

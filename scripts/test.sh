@@ -4,12 +4,16 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# docker-compose (Debian's package) lets a test check docker/compose.yml without a Docker engine.
-if ! command -v docker-compose >/dev/null 2>&1; then
+# Debian packages: docker-compose lets a test check docker/compose.yml without a Docker engine;
+# postgresql gives the tests a real PostgreSQL server (they start their own on a free port).
+packages=()
+command -v docker-compose >/dev/null 2>&1 || packages+=(docker-compose)
+compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || packages+=(postgresql)
+if [ ${#packages[@]} -gt 0 ]; then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
   $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends docker-compose >/dev/null
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
 fi
 
 python3 -m pip install -q --disable-pip-version-check -e '.[test]'

@@ -1,9 +1,14 @@
 """Fixtures shared by unit and integration tests."""
 from __future__ import annotations
 
-from typing import Any
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
 
 from comfyq.sim.testing import txt2img as sim_txt2img, with_node_knobs
+from tests.postgres import PostgresServer
 
 
 def txt2img(seed: int = 1, steps: int = 4, size: int = 64, prefix: str = "comfyq",
@@ -16,3 +21,14 @@ def txt2img(seed: int = 1, steps: int = 4, size: int = 64, prefix: str = "comfyq
     for node_id, knobs in (sim or {}).items():
         graph = with_node_knobs(graph, node_id, **knobs)
     return graph
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """Start a PostgreSQL server for the session; yield its database URL."""
+    # Not under pytest's tmp dir: the server's user must be able to reach its folder.
+    server = PostgresServer(Path(tempfile.mkdtemp(prefix="comfyq-pg-"))).start()
+    try:
+        yield server.url
+    finally:
+        server.stop()
