@@ -226,6 +226,14 @@ class ChaosStack:
                              if line.startswith("started "))
         return total
 
+    def stats(self, name: str) -> dict[str, Any]:
+        """Return worker ``name``'s ``inspect stats`` (what Flower's worker page shows); it must answer."""
+        assert self.client is not None and self.app is not None
+        replies = self.app.extensions["celery"].control.inspect(timeout=2).stats() or {}
+        mine = [stats for host, stats in replies.items() if host.startswith(f"{name}@")]
+        assert len(mine) == 1, f"worker {name} did not answer inspect: {sorted(replies)}"
+        return mine[0]
+
     def consumes(self, name: str) -> set[str]:
         """Return the queues worker ``name`` consumes, as Celery's inspect reports them (it must answer)."""
         assert self.client is not None and self.app is not None

@@ -163,8 +163,11 @@ def test_hanging_node_marks_an_unsupervised_instance_stuck(stack: ChaosStack) ->
     others = [stack.submit(slow(510 + i, 0.2)) for i in range(3)]
     assert {stack.wait_status(j)["instance"] for j in others} == {"gpu1"}
     report("hang_unsupervised_stuck_marked", time.monotonic() - began)
+    shown = stack.stats("gpu0")["comfyq"]  # in Flower's worker page, and without the shared queues
+    assert shown["state"] == "stuck" and shown["intake"] == "closed" and "comfy" not in stack.consumes("gpu0")
     requests.post(f"{stack.sims['gpu0'].url}/sim/config", json={"release_hang": True}, timeout=5)
     wait_until(lambda: stack.redis.hget("comfyq:instance:gpu0", "intake") == b"open", timeout=10)
+    assert stack.stats("gpu0")["comfyq"]["state"] == "healthy" and "comfy" in stack.consumes("gpu0")
     assert stack.wait_status(stack.submit(slow(520, 0.2), instance="gpu0"))["status"] == "succeeded"
 
 
