@@ -4,6 +4,8 @@ from __future__ import annotations
 import contextlib
 import os
 import statistics
+import subprocess
+import sys
 import tempfile
 from typing import Iterator
 
@@ -41,3 +43,10 @@ def percentile(values: list[float], pct: float) -> float:
 def summary(values: list[float]) -> str:
     """Return 'median / p99' in milliseconds."""
     return f"median {statistics.median(values) * 1000:.1f} ms, p99 {percentile(values, 99) * 1000:.1f} ms"
+
+
+def service_key(running: Stack) -> str:
+    """Create a service user in the stack's database and return its API key."""
+    done = subprocess.run([sys.executable, "-m", "comfyq", "users", "create", "bench", "--role", "service",
+                           "--level", "expert"], env=running.env, capture_output=True, text=True, check=True)
+    return done.stdout.split()[-1]

@@ -18,7 +18,7 @@ import redis
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.harness import stack, summary  # noqa: E402
+from bench.harness import service_key, stack, summary  # noqa: E402
 from comfyq.comfy import ComfyClient  # noqa: E402
 
 WORKFLOW = {
@@ -71,9 +71,10 @@ def main(n: int = 200) -> None:
         api = f"http://127.0.0.1:{running.api_port}"
         client = ComfyClient(sim_url)
         client.connect()
+        http = requests.Session()
+        http.headers["Authorization"] = f"Bearer {service_key(running)}"
         events = redis.Redis.from_url(running.env["COMFYQ_REDIS_URL"]).pubsub()
         events.psubscribe("comfyq:job:*")
-        http = requests.Session()
         for i in range(10):  # warm up both paths
             direct(client, -i - 1)
             through_comfyq(http, api, events, -i - 100)

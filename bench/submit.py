@@ -22,7 +22,7 @@ import redis
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.harness import stack  # noqa: E402
+from bench.harness import service_key, stack  # noqa: E402
 from bench.overhead import WORKFLOW  # noqa: E402
 from comfyq import catalogue  # noqa: E402
 from comfyq.sim.process import free_port  # noqa: E402
@@ -41,12 +41,13 @@ def ensure_wrk() -> str:
     return shutil.which("wrk") or "wrk"
 
 
-def load(url: str, seconds: int, connections: int) -> dict[str, float]:
-    """POST the workflow to ``url`` for ``seconds``; return rate, p50, p99 and error count."""
+def load(url: str, seconds: int, connections: int, key: str = "") -> dict[str, float]:
+    """POST the workflow to ``url`` for ``seconds`` (with API ``key``); return rate, p50, p99 and errors."""
     script = Path(tempfile.mkdtemp()) / "post.lua"
     body = json.dumps({"workflow": WORKFLOW})
     script.write_text(f'wrk.method = "POST"\nwrk.body = {json.dumps(body)}\n'
-                      'wrk.headers["Content-Type"] = "application/json"\n')
+                      'wrk.headers["Content-Type"] = "application/json"\n'
+                      f'wrk.headers["Authorization"] = "Bearer {key}"\n')
     out = subprocess.run([ensure_wrk(), "-t", "2", "-c", str(connections), "-d", f"{seconds}s", "--latency",
                           "-s", str(script), url], capture_output=True, text=True, check=True).stdout
 
@@ -85,7 +86,7 @@ def main(seconds: int = 10, connections: int = 8) -> None:
         sim_url = running.env["COMFYQ_INSTANCES"].split("=", 1)[1]
         catalogue.publish(redis.Redis.from_url(running.env["COMFYQ_REDIS_URL"]), "gpu0",
                           requests.get(f"{sim_url}/object_info", timeout=10).json())
-        ours = load(f"http://127.0.0.1:{running.api_port}/v1/jobs", seconds, connections)
+        ours = load(f"http://127.0.0.1:{running.api_port}/v1/jobs", seconds, connections, service_key(running))
     print(f"submit bench: wrk {seconds} s, {connections} connections, gunicorn {' '.join(GUNICORN)}")
     for name, r in (("bare Flask 202 (baseline)", base), ("comfyq POST /v1/jobs", ours)):
         print(f"  {name:<27} {r['rate']:8.0f} req/s  p50 {r['p50']:6.2f} ms  p99 {r['p99']:6.2f} ms  "

@@ -8,11 +8,13 @@ import random
 from typing import Any
 
 from flask import current_app
+from sqlalchemy import select
 
+from .accounts import check_submission, visible_to
 from .errors import InvalidRequest, NotFound, Unavailable
 from .extensions import db
 from .jobs import TERMINAL, JobStatus, transition
-from .models import Batch
+from .models import Batch, User
 from .planning import Plan, plan_template
 from .submission import ENQUEUE_ERRORS, enqueue, new_job
 
@@ -47,8 +49,9 @@ def shared_seeds(body: dict[str, Any]) -> dict[str, Any]:
     return base
 
 
-def create_batch(body: dict[str, Any], max_jobs: int) -> Batch:
-    """Plan every member (all or nothing), then create and enqueue the batch's jobs."""
+def create_batch(body: dict[str, Any], max_jobs: int, user: User) -> Batch:
+    """Plan every member (all or nothing), then create and enqueue the batch's jobs for ``user``."""
+    check_submission(user, body, current_app.config["RAW_WORKFLOW_ROLES"])
     count = size(body)
     if count > max_jobs:
         raise InvalidRequest(f"the batch would make {count} jobs; the limit is {max_jobs}",
@@ -65,10 +68,10 @@ def create_batch(body: dict[str, Any], max_jobs: int) -> Batch:
         except InvalidRequest as exc:
             raise InvalidRequest(f"member {index} ({_label(params, body)}): {exc.message}",
                                  {"json": {"members": {str(index): exc.errors.get("json", exc.errors)}}}) from exc
-    batch = Batch(template=plans[0].template, template_version=plans[0].template_version)
+    batch = Batch(user_id=user.id, template=plans[0].template, template_version=plans[0].template_version)
     db.session.add(batch)
     db.session.flush()
-    jobs = [new_job(plan, batch.id) for plan in plans]
+    jobs = [new_job(plan, user, batch.id) for plan in plans]
     db.session.add_all(jobs)
     db.session.commit()
     for number, job in enumerate(jobs):
@@ -89,9 +92,9 @@ def _label(params: dict[str, Any], body: dict[str, Any]) -> str:
     return ", ".join(f"{k}={params.get(k)!r}" for k in keys) or "base params"
 
 
-def get_batch(batch_id: str) -> Batch:
-    """Return a batch or raise NotFound."""
-    batch = db.session.get(Batch, batch_id)
+def get_batch(batch_id: str, user: User) -> Batch:
+    """Return a batch ``user`` may see, or raise NotFound."""
+    batch = db.session.scalar(select(Batch).where(Batch.id == batch_id, visible_to(user, Batch.user_id)))
     if batch is None:
         raise NotFound(f"no batch {batch_id!r}; check the id returned by POST /v1/batches")
     return batch

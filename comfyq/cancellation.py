@@ -10,7 +10,8 @@ from . import events
 from .errors import Conflict, NotFound
 from .extensions import db, get_redis
 from .jobs import JobStatus, transition
-from .models import Job
+from .models import Job, User
+from .queries import get_job
 
 logger = logging.getLogger(__name__)
 
@@ -20,8 +21,9 @@ def cancel_flag_ttl(config: Mapping[str, Any]) -> int:
     return int(config["MAX_TIME_LIMIT"] + config["TIME_LIMIT_GRACE"]) + 60
 
 
-def cancel_job(job_id: str) -> Job:
-    """Move a queued or running job to ``cancelled`` and stop its work; return it."""
+def cancel_job(job_id: str, user: User) -> Job:
+    """Move a queued or running job ``user`` may see to ``cancelled`` and stop its work; return it."""
+    get_job(job_id, user)  # someone else's job is "not found", never cancelled
     reason = {"type": "cancelled", "message": "cancelled by request"}
     if transition(job_id, JobStatus.CANCELLED, [JobStatus.QUEUED, JobStatus.PENDING], error=reason):
         # The worker would also skip it (terminal), but revoking drops the message early.

@@ -1,4 +1,4 @@
-"""The ``comfyq`` command: up, api, worker, beat, flower, sim, submit."""
+"""The ``comfyq`` command: up, api, worker, beat, flower, sim, submit, users, keys."""
 from __future__ import annotations
 
 import base64
@@ -11,11 +11,17 @@ from typing import Any
 
 import click
 
+from .cli_accounts import keys, users
+
 
 @click.group()
 @click.version_option(package_name="comfyq")
 def main() -> None:
     """comfyq: one job queue in front of many ComfyUI servers."""
+
+
+main.add_command(users)
+main.add_command(keys)
 
 
 @main.command()
@@ -139,12 +145,13 @@ def _param(text: str) -> tuple[str, Any]:
               "name=@file.png sends an image.")
 @click.option("--mode", type=click.Choice(["novice", "expert"]), default="novice", show_default=True)
 @click.option("--api-url", envvar="COMFYQ_API_URL", default="http://127.0.0.1:8000", show_default=True)
+@click.option("--api-key", envvar="COMFYQ_API_KEY", default=None, help="Your API key (or set COMFYQ_API_KEY).")
 @click.option("--instance", default=None, help="Pin the job to this instance.")
 @click.option("--wait/--no-wait", default=False, help="Follow the job and download its outputs.")
 @click.option("--out", "out_dir", default="outputs", show_default=True, type=click.Path(file_okay=False),
               help="Where --wait puts the outputs (a folder per job).")
-def submit(what: str, params: tuple[str, ...], mode: str, api_url: str, instance: str | None, wait: bool,
-           out_dir: str) -> None:
+def submit(what: str, params: tuple[str, ...], mode: str, api_url: str, api_key: str | None,
+           instance: str | None, wait: bool, out_dir: str) -> None:
     """Submit WHAT: a template (txt2img, txt2img@2) with -p params, or a workflow JSON file."""
     from .client import Client, ComfyqAPIError, describe
 
@@ -161,7 +168,7 @@ def submit(what: str, params: tuple[str, ...], mode: str, api_url: str, instance
         body = {"template": what, "params": dict(_param(p) for p in params), "mode": mode}
     if instance:
         body["instance"] = instance
-    client = Client(api_url)
+    client = Client(api_url, api_key)
     try:
         job = client.post_job(body)
         click.echo(f"job {job['id']} queued on {job['queue']}")

@@ -38,10 +38,13 @@ class ComfyqAPIError(Exception):
 class Client:
     """A thin client of the comfyq REST API."""
 
-    def __init__(self, base_url: str = "http://127.0.0.1:8000", timeout: float = 30.0) -> None:
+    def __init__(self, base_url: str = "http://127.0.0.1:8000", api_key: str | None = None,
+                 timeout: float = 30.0) -> None:
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
         self.session = requests.Session()
+        if api_key:
+            self.session.headers["Authorization"] = f"Bearer {api_key}"
 
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
         response = self.session.request(method, self.base_url + path, timeout=self.timeout, **kwargs)

@@ -138,6 +138,8 @@ class Config:
         self.CATALOGUE_TTL = _float(env, "COMFYQ_CATALOGUE_TTL", 30.0)
         self.NODE_BLOCKLIST = _names(env, "COMFYQ_NODE_BLOCKLIST", DEFAULT_BLOCKLIST)
         self.NODE_ALLOWLIST = _names(env, "COMFYQ_NODE_ALLOWLIST", ())
+        # Roles that may send raw workflows (teachers and users also need the expert level).
+        self.RAW_WORKFLOW_ROLES = _names(env, "COMFYQ_RAW_WORKFLOW_ROLES", ("admin", "service", "teacher", "user"))
         # Reliability: how long a soft-limited prompt may take to stop before its instance counts as stuck.
         self.INTERRUPT_GRACE = _float(env, "COMFYQ_INTERRUPT_GRACE", 10.0)
         # A live worker renews its messages every second, so this only bounds how late a crash is noticed.

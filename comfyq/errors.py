@@ -5,7 +5,9 @@
     ComfyqError                 .status is the HTTP status the API answers with
      ├── InvalidRequest   422   the request cannot be run as given (.errors says where)
      │    └── WorkflowInvalid   (comfyq.validation) the graph is malformed
-     ├── NotFound         404   no such job or output
+     ├── Unauthorized     401   no API key, or one that is unknown, revoked or disabled
+     ├── Forbidden        403   the caller's role may not do this
+     ├── NotFound         404   no such job or output (or not the caller's)
      ├── Conflict         409   the job's state forbids the operation
      └── Unavailable      503   Redis or the database cannot be reached; nothing was written
 """
@@ -29,6 +31,18 @@ class InvalidRequest(ComfyqError):
     """The request cannot be run as given."""
 
     status = 422
+
+
+class Unauthorized(ComfyqError):
+    """No usable API key came with the request."""
+
+    status = 401
+
+
+class Forbidden(ComfyqError):
+    """The caller's role may not do this."""
+
+    status = 403
 
 
 class NotFound(ComfyqError):

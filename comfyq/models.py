@@ -1,11 +1,11 @@
-"""SQLAlchemy models: jobs and their stored outputs."""
+"""SQLAlchemy models: users and their API keys, jobs and their stored outputs."""
 from __future__ import annotations
 
 import uuid
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Float, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from .extensions import db
@@ -16,9 +16,43 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
+def new_id() -> str:
+    """Return a fresh random id."""
+    return str(uuid.uuid4())
+
+
 def new_job_id() -> str:
     """Return a fresh job id; it doubles as the ComfyUI prompt id and Celery task id."""
     return str(uuid.uuid4())
+
+
+class User(db.Model):
+    """Someone (or some service) who sends work; owns jobs, batches and outputs."""
+
+    __tablename__ = "users"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    role: Mapped[str] = mapped_column(String(16))
+    level: Mapped[str] = mapped_column(String(16), default="novice")
+    teacher_id: Mapped[str | None] = mapped_column(ForeignKey("users.id"), index=True)  # a student's teacher
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ApiKey(db.Model):
+    """One API key of a user: only the SHA-256 of its secret is kept."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(String(16), primary_key=True)  # the public part, shown in listings
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), index=True)
+    secret_sha256: Mapped[str] = mapped_column(String(64))
+    label: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    user: Mapped[User] = relationship(lazy="joined")
 
 
 class Job(db.Model):
@@ -28,6 +62,7 @@ class Job(db.Model):
     __table_args__ = (Index("ix_jobs_status_queue_created", "status", "queue", "created_at"),)
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_job_id)
+    user_id: Mapped[str | None] = mapped_column(ForeignKey("users.id"), index=True)
     status: Mapped[str] = mapped_column(String(16), index=True)
     queue: Mapped[str] = mapped_column(String(64))
     instance_requested: Mapped[str | None] = mapped_column(String(32))
@@ -61,6 +96,7 @@ class Batch(db.Model):
     __tablename__ = "batches"
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_job_id)
+    user_id: Mapped[str | None] = mapped_column(ForeignKey("users.id"), index=True)
     template: Mapped[str] = mapped_column(String(64))
     template_version: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

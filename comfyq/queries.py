@@ -3,26 +3,27 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
+from .accounts import visible_to
 from .errors import NotFound
 from .extensions import db
 from .jobs import JobStatus
-from .models import Job, Output
+from .models import Job, Output, User
 
 
-def get_job(job_id: str) -> Job:
-    """Return a job or raise NotFound."""
-    job = db.session.get(Job, job_id)
+def get_job(job_id: str, user: User) -> Job:
+    """Return a job ``user`` may see, or raise NotFound (also for another user's job: no hint it exists)."""
+    job = db.session.scalar(select(Job).where(Job.id == job_id, visible_to(user, Job.user_id)))
     if job is None:
         raise NotFound(f"no job {job_id!r}; check the id returned by POST /v1/jobs")
     return job
 
 
-def get_output(job_id: str, name: str) -> Output:
-    """Return one stored output of a job or raise NotFound."""
+def get_output(job_id: str, name: str, user: User) -> Output:
+    """Return one stored output of a job ``user`` may see, or raise NotFound."""
+    job = get_job(job_id, user)
     output = db.session.scalar(select(Output).where(Output.job_id == job_id, Output.name == name))
     if output is not None:
         return output
-    job = get_job(job_id)
     names = ", ".join(o.name for o in job.outputs) or "none yet"
     raise NotFound(f"job {job_id} has no output {name!r}; its outputs: {names}")
 
@@ -41,10 +42,10 @@ def queue_position(job: Job) -> int | None:
     return queued_ahead(job.queue, job) if job.status == JobStatus.QUEUED else None
 
 
-def list_jobs(status: str | None, page: int, page_size: int) -> tuple[list[Job], int]:
-    """Return one page of jobs, newest first, and the total count."""
-    query = select(Job)
-    count = select(func.count()).select_from(Job)
+def list_jobs(user: User, status: str | None, page: int, page_size: int) -> tuple[list[Job], int]:
+    """Return one page of the jobs ``user`` may see, newest first, and their total count."""
+    query = select(Job).where(visible_to(user, Job.user_id))
+    count = select(func.count()).select_from(Job).where(visible_to(user, Job.user_id))
     if status:
         query, count = query.where(Job.status == status), count.where(Job.status == status)
     items = db.session.scalars(

@@ -95,6 +95,7 @@ class Stack:
             redis_server.wait_ready(self.env["COMFYQ_REDIS_URL"], child.proc)
         else:
             redis_server.wait_ready(self.env["COMFYQ_REDIS_URL"])
+        self.bootstrap_admin()
         self.comfyq("api", "api", "--host", self.host, "--port", str(self.api_port))
         for name in parse_instances(self.env["COMFYQ_INSTANCES"]) if self.with_workers else ():
             self.comfyq(name, "worker", name)
@@ -106,6 +107,15 @@ class Stack:
         flower = f", Flower http://{self.host}:{self.flower_port}" if self.with_flower else ""
         print(f"comfyq up: API http://{self.host}:{self.api_port} (docs /docs){flower}; "
               "Ctrl-C stops everything", file=self.output, flush=True)
+
+    def bootstrap_admin(self) -> None:
+        """On a fresh database, create user admin and print its API key (the only time it is shown)."""
+        done = subprocess.run([sys.executable, "-m", "comfyq", "users", "bootstrap"], env=self.env,
+                              capture_output=True, text=True, stdin=subprocess.DEVNULL)
+        if done.returncode != 0:
+            raise RuntimeError(f"could not prepare the database: {done.stderr.strip()[-2000:]}")
+        if done.stdout.strip():
+            print(f"comfyq up: {done.stdout.strip()}", file=self.output, flush=True)
 
     def wait_healthy(self, timeout: float = 60.0) -> None:
         """Block until /healthz answers 200, or raise if a child dies first."""

@@ -13,7 +13,8 @@ from . import instances
 from .errors import Unavailable
 from .extensions import db, get_redis
 from .jobs import JobStatus
-from .models import Job
+from .accounts import check_submission
+from .models import Job, User
 from .planning import Plan, plan_job
 from .queries import queued_ahead
 
@@ -23,9 +24,9 @@ TASK_NAME = "comfyq.run_job"
 ENQUEUE_ERRORS = (BrokerError, RedisError, OSError, RuntimeError)
 
 
-def new_job(plan: Plan, batch_id: str | None = None) -> Job:
-    """Return an unsaved queued job for a plan."""
-    return Job(status=JobStatus.QUEUED.value, queue=plan.queue, instance_requested=plan.instance,
+def new_job(plan: Plan, user: User, batch_id: str | None = None) -> Job:
+    """Return an unsaved queued job of ``user`` for a plan."""
+    return Job(user_id=user.id, status=JobStatus.QUEUED.value, queue=plan.queue, instance_requested=plan.instance,
                workflow=plan.workflow, template=plan.template, template_version=plan.template_version,
                params=plan.params, cost=plan.cost, soft_time_limit=plan.soft_time_limit, inputs=plan.inputs,
                batch_id=batch_id, outputs=[])
@@ -39,9 +40,10 @@ def enqueue(job: Job) -> None:
         time_limit=job.soft_time_limit + current_app.config["TIME_LIMIT_GRACE"])
 
 
-def submit_job(body: dict[str, Any]) -> Job:
-    """Plan, store and enqueue one job; return it."""
-    job = new_job(plan_job(body))
+def submit_job(body: dict[str, Any], user: User) -> Job:
+    """Plan, store and enqueue one job of ``user``; return it."""
+    check_submission(user, body, current_app.config["RAW_WORKFLOW_ROLES"])
+    job = new_job(plan_job(body), user)
     db.session.add(job)
     db.session.commit()
     try:
@@ -55,8 +57,9 @@ def submit_job(body: dict[str, Any]) -> Job:
     return job
 
 
-def estimate_job(body: dict[str, Any]) -> dict[str, Any]:
-    """Answer what a submission would cost and meet, without creating a job."""
+def estimate_job(body: dict[str, Any], user: User) -> dict[str, Any]:
+    """Answer what a submission by ``user`` would cost and meet, without creating a job."""
+    check_submission(user, body, current_app.config["RAW_WORKFLOW_ROLES"])
     plan = plan_job(body, check_guards=False)
     ahead = queued_ahead(plan.queue)
     try:

@@ -10,16 +10,23 @@ from .errors import ComfyqApi
 
 def init_api(flask_app: Flask) -> ComfyqApi:
     """Register the blueprints, the OpenAPI document and the interactive docs."""
-    from . import batches, health, instances, jobs, templates
+    from . import account, admin, batches, health, instances, jobs, templates
+    from .auth import init_auth
 
+    init_auth(flask_app)
     _serve_swagger_ui(flask_app)
-    api = ComfyqApi(flask_app, spec_kwargs={"info": {"description": "comfyq job queue API"}})
+    api = ComfyqApi(flask_app, spec_kwargs={"info": {"description": "comfyq job queue API"},
+                                            "security": [{"apiKey": []}]})
+    api.spec.components.security_scheme("apiKey", {"type": "http", "scheme": "bearer",
+                                                   "description": "Authorization: Bearer cq_…"})
     api.register_blueprint(jobs.bp)
     api.register_blueprint(jobs.estimate_bp)
     api.register_blueprint(batches.bp)
     api.register_blueprint(templates.bp)
     api.register_blueprint(instances.bp)
     api.register_blueprint(health.bp)
+    api.register_blueprint(account.bp)
+    api.register_blueprint(admin.bp)
     return api
 
 

@@ -7,6 +7,7 @@ from flask import current_app
 
 from ..batches import create_batch, get_batch, summary
 from ..models import Batch
+from .auth import current_user
 from .jobs import present
 from .parser import Blueprint
 from .schemas import BatchCreateSchema, BatchSchema
@@ -26,11 +27,11 @@ def present_batch(batch: Batch) -> dict[str, Any]:
 @bp.response(202, BatchSchema)
 def create(body: dict[str, Any]) -> dict[str, Any]:
     """Create one job per variant or grid point; nothing is created unless every member is valid."""
-    return present_batch(create_batch(body, current_app.config["MAX_BATCH_JOBS"]))
+    return present_batch(create_batch(body, current_app.config["MAX_BATCH_JOBS"], current_user()))
 
 
 @bp.route("/<batch_id>")
 @bp.response(200, BatchSchema)
 def batch(batch_id: str) -> dict[str, Any]:
     """Return a batch: overall status, counts by status, and every job with its outputs."""
-    return present_batch(get_batch(batch_id))
+    return present_batch(get_batch(batch_id, current_user()))

@@ -7,6 +7,7 @@ from flask import current_app
 from flask_smorest import abort
 from redis.exceptions import RedisError
 
+from .auth import require_role
 from .parser import Blueprint
 from ..extensions import get_redis
 from ..instances import describe
@@ -18,7 +19,8 @@ bp = Blueprint("instances", __name__, url_prefix="/v1/instances", description="C
 @bp.route("")
 @bp.response(200, InstancesSchema)
 def instances() -> dict[str, Any]:
-    """List every instance: reachable, its queue depth, its running job; and the shared queue."""
+    """List every instance: health, queue depth, running job; and the shared queue (admins and services)."""
+    require_role("admin", "service")
     try:
         return describe(get_redis(), current_app.config["INSTANCES"])
     except RedisError as exc:

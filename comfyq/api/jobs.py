@@ -13,6 +13,7 @@ from ..models import Job
 from ..queries import get_job, get_output, list_jobs, queue_position
 from ..storage import LocalStore
 from ..submission import estimate_job, submit_job
+from .auth import current_user
 from .parser import Blueprint
 from .schemas import EstimateSchema, JobCreateSchema, JobListQuerySchema, JobPageSchema, JobSchema
 
@@ -52,13 +53,13 @@ class Jobs(MethodView):
     @bp.response(202, JobSchema)
     def post(self, body: dict[str, Any]) -> dict[str, Any]:
         """Submit a template with params, or a raw workflow; answers at once with the queued job."""
-        return present(submit_job(body), with_position=False)
+        return present(submit_job(body, current_user()), with_position=False)
 
     @bp.arguments(JobListQuerySchema, location="query")
     @bp.response(200, JobPageSchema)
     def get(self, args: dict[str, Any]) -> dict[str, Any]:
         """List jobs, newest first."""
-        items, total = list_jobs(args["status"], args["page"], args["page_size"])
+        items, total = list_jobs(current_user(), args["status"], args["page"], args["page_size"])
         return {"items": [present(j, with_position=False) for j in items], "page": args["page"],
                 "page_size": args["page_size"], "total": total}
 
@@ -72,28 +73,28 @@ estimate_bp = Blueprint("estimates", __name__, description="Price a job before s
 @estimate_bp.response(200, EstimateSchema)
 def estimate(body: dict[str, Any]) -> dict[str, Any]:
     """Say what a submission would cost, its time limit, queue position and guard verdict; create nothing."""
-    return estimate_job(body)
+    return estimate_job(body, current_user())
 
 
 @bp.route("/<job_id>")
 @bp.response(200, JobSchema)
 def job(job_id: str) -> dict[str, Any]:
     """Return a job: status, instance, progress, queue position, outputs, error."""
-    return present(get_job(job_id))
+    return present(get_job(job_id, current_user()))
 
 
 @bp.route("/<job_id>/cancel", methods=["POST"])
 @bp.response(200, JobSchema)
 def cancel(job_id: str) -> dict[str, Any]:
     """Cancel a queued job (it never runs) or interrupt a running one."""
-    return present(cancel_job(job_id))
+    return present(cancel_job(job_id, current_user()))
 
 
 @bp.route("/<job_id>/outputs/<name>")
 @bp.response(200, {"format": "binary", "type": "string"}, content_type="application/octet-stream")
 def output(job_id: str, name: str) -> Any:
     """Download one output file of a job."""
-    out = get_output(job_id, name)
+    out = get_output(job_id, name, current_user())
     path = LocalStore(current_app.config["OUTPUT_DIR"]).path(out.path)
     if not path.is_file():
         abort(410, message=f"output {name!r} of job {job_id} is no longer stored")

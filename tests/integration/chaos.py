@@ -20,9 +20,9 @@ import redis
 from flask import Flask
 from flask.testing import FlaskClient
 
-from comfyq import create_app, redis_server
+from comfyq import accounts, create_app, redis_server
 from comfyq.sim.process import SimProcess, free_port
-from tests.integration.conftest import TERMINAL
+from tests.integration.conftest import TERMINAL, with_key
 
 # Short limits so recoveries show within seconds; each test may override.
 BASE_ENV = {
@@ -52,6 +52,10 @@ class ChaosStack:
         self.app: Flask | None = None
 
     # -- processes -------------------------------------------------------------------------------------------
+
+    def process_env(self) -> dict[str, str]:
+        """Return the environment of this stack's processes: none of the session stack's COMFYQ_* settings."""
+        return {**{k: v for k, v in os.environ.items() if not k.startswith("COMFYQ_")}, **self.env}
 
     def _track(self, pid: int) -> None:
         try:
@@ -84,7 +88,7 @@ class ChaosStack:
                                     f"--output-dir {sim_dir} --journal {sim_dir / 'journal.log'}",
                      "--comfy-log", str(self.tmp / f"comfy-{name}.log"), "--comfy-ready-timeout", "30"]
         log = open(self.tmp / f"worker-{name}.log", "ab")
-        proc = subprocess.Popen(argv, env={**os.environ, **self.env}, stdout=log, stderr=subprocess.STDOUT,
+        proc = subprocess.Popen(argv, env=self.process_env(), stdout=log, stderr=subprocess.STDOUT,
                                 start_new_session=True)
         log.close()
         self.workers[name] = proc
@@ -96,7 +100,7 @@ class ChaosStack:
     def start_beat(self) -> None:
         log = open(self.tmp / "beat.log", "ab")
         proc = subprocess.Popen([sys.executable, "-m", "comfyq", "beat", "--loglevel", "INFO"],
-                                env={**os.environ, **self.env}, stdout=log, stderr=subprocess.STDOUT,
+                                env=self.process_env(), stdout=log, stderr=subprocess.STDOUT,
                                 start_new_session=True)
         log.close()
         self.workers["beat"] = proc
@@ -183,15 +187,19 @@ class ChaosStack:
 
     @property
     def client(self) -> FlaskClient:
+        """Return a test client of this stack's API, as a service user."""
         if self.app is None:
-            saved = {k: os.environ.get(k) for k in self.env}
-            os.environ.update(self.env)
+            saved = dict(os.environ)
+            os.environ.clear()
+            os.environ.update(self.process_env())
             try:
                 self.app = create_app()
             finally:
-                for key, value in saved.items():
-                    os.environ.pop(key, None) if value is None else os.environ.__setitem__(key, value)
-        return self.app.test_client()
+                os.environ.clear()
+                os.environ.update(saved)
+            with self.app.app_context():
+                self.key = accounts.issue_key(accounts.create_user("chaos", "service", "expert"))[1]
+        return with_key(self.app.test_client(), self.key)
 
     def submit(self, workflow: dict[str, Any], **extra: Any) -> str:
         response = self.client.post("/v1/jobs", json={"workflow": workflow, **extra})

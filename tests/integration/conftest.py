@@ -160,10 +160,43 @@ def app(stack_env: dict[str, str], workers: dict[str, Any]) -> Iterator[Flask]:
                 os.environ[key] = value
 
 
+USERS = {  # name: (role, level, teacher)
+    "svc": ("service", "expert", None), "root": ("admin", "expert", None), "alice": ("user", "expert", None),
+    "bob": ("user", "expert", None), "newbie": ("user", "novice", None), "teach": ("teacher", "novice", None),
+    "stud": ("student", "novice", "teach"),
+}
+
+
+@pytest.fixture(scope="session")
+def keys(app: Flask) -> dict[str, str]:
+    """An API key for each test user (see USERS); "svc", a service, is what ``client`` uses."""
+    from comfyq import accounts
+
+    issued = {}
+    with app.app_context():
+        for name, (role, level, teacher) in USERS.items():
+            issued[name] = accounts.issue_key(accounts.create_user(name, role, level, teacher))[1]
+    return issued
+
+
+def with_key(test_client: FlaskClient, key: str | None) -> FlaskClient:
+    """Make every request of ``test_client`` carry ``key`` (None: no key at all)."""
+    test_client.environ_base.pop("HTTP_AUTHORIZATION", None)
+    if key:
+        test_client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {key}"
+    return test_client
+
+
 @pytest.fixture
-def client(app: Flask) -> FlaskClient:
-    """A test client of the API."""
-    return app.test_client()
+def client(app: Flask, keys: dict[str, str]) -> FlaskClient:
+    """A test client of the API, as the service user "svc"."""
+    return with_key(app.test_client(), keys["svc"])
+
+
+@pytest.fixture
+def admin_client(app: Flask, keys: dict[str, str]) -> FlaskClient:
+    """A test client of the API, as the admin "root"."""
+    return with_key(app.test_client(), keys["root"])
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from comfyq import reconciler
+from comfyq.accounts import get_user
 from comfyq.extensions import db
 from comfyq.models import Job, utcnow
 from comfyq.reconciler import broker_task_ids
@@ -18,9 +19,11 @@ from tests.integration.conftest import wait_for
 
 
 def _job(app: Flask, **fields: object) -> str:
-    """Write a job row directly, as if its history had gone wrong; return its id."""
+    """Write a job row of the service user directly, as if its history had gone wrong; return its id."""
     with app.app_context():
-        job = Job(queue="comfy", workflow=txt2img(seed=901), soft_time_limit=5.0, outputs=[], **fields)
+        owner = get_user("svc").id
+        job = Job(queue="comfy", workflow=txt2img(seed=901), soft_time_limit=5.0, outputs=[], user_id=owner,
+                  **fields)
         db.session.add(job)
         db.session.commit()
         return job.id
@@ -45,7 +48,7 @@ def _reconcile(app: Flask) -> dict:
         return reconciler.reconcile()
 
 
-def test_a_young_or_present_queued_job_is_left_alone(app: Flask, rds: redis.Redis) -> None:
+def test_a_young_or_present_queued_job_is_left_alone(app: Flask, rds: redis.Redis, keys: dict[str, str]) -> None:
     young = _job(app, status="queued")
     with app.app_context():
         assert young not in reconciler.reconcile()["requeued"]

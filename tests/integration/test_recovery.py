@@ -10,12 +10,13 @@ from flask.testing import FlaskClient
 from comfyq import create_app
 from comfyq.sim.process import SimProcess
 from tests.conftest import txt2img
-from tests.integration.conftest import submit, wait_for, wait_until
+from tests.integration.conftest import submit, wait_for, wait_until, with_key
 
 
-def test_soft_time_limit_interrupts_and_times_out(app: Flask, sims: list[SimProcess]) -> None:
+def test_soft_time_limit_interrupts_and_times_out(app: Flask, sims: list[SimProcess], keys: dict[str, str]) -> None:
     # Limits travel with each message, so an API configured with short ones is enough.
-    strict = create_app({**app.config, "SOFT_TIME_LIMIT": 3.0, "TIME_LIMIT_GRACE": 3.0}).test_client()
+    strict = with_key(create_app({**app.config, "SOFT_TIME_LIMIT": 3.0, "TIME_LIMIT_GRACE": 3.0}).test_client(),
+                      keys["svc"])
     started = time.monotonic()
     job = submit(strict, txt2img(steps=200, sim={"3": {"step_seconds": 0.05}}), instance="gpu0")
     done = wait_for(strict, job["id"], timeout=30)

@@ -17,7 +17,7 @@ from comfyq import create_app
 from comfyq.sim.process import SimProcess
 from comfyq.sim.testing import txt2img, with_node_knobs
 from comfyq.templates.testing import sample_spec, write_template
-from tests.integration.conftest import wait_for
+from tests.integration.conftest import wait_for, with_key
 
 
 def png(width: int = 48, height: int = 32, color: tuple[int, ...] = (200, 30, 30, 255)) -> str:
@@ -178,11 +178,11 @@ def test_raw_workflow_with_blocked_node_is_refused(client: FlaskClient) -> None:
     assert "1" in error["errors"]["workflow"]
 
 
-def test_template_time_limit_reaches_the_task(app: Flask, tmp_path: Path) -> None:
+def test_template_time_limit_reaches_the_task(app: Flask, tmp_path: Path, keys: dict[str, str]) -> None:
     # The graph's sampler is slowed to 0.1 s a step, so 100 steps would take 10 s.
     write_template(tmp_path, "quick", sample_spec("quick", time_limit="1 + steps / 50"),
                    with_node_knobs(txt2img(), "3", step_seconds=0.1))
-    strict = create_app({**app.config, "TEMPLATES_DIR": str(tmp_path)}).test_client()
+    strict = with_key(create_app({**app.config, "TEMPLATES_DIR": str(tmp_path)}).test_client(), keys["svc"])
     started = time.monotonic()
     job = post(strict, {"template": "quick", "params": {"prompt": "x", "steps": 100, "size": 64}})
     assert job["soft_time_limit"] == 3.0
@@ -205,10 +205,10 @@ def test_templates_are_listed_and_described(client: FlaskClient) -> None:
     assert missing["code"] == 404 and "nope" in missing["message"]
 
 
-def test_versions_side_by_side(app: Flask, tmp_path: Path) -> None:
+def test_versions_side_by_side(app: Flask, tmp_path: Path, keys: dict[str, str]) -> None:
     write_template(tmp_path, "demo", sample_spec("demo", version=1))
     write_template(tmp_path, "demo@2", sample_spec("demo", version=2, description="The second take."))
-    client = create_app({**app.config, "TEMPLATES_DIR": str(tmp_path)}).test_client()
+    client = with_key(create_app({**app.config, "TEMPLATES_DIR": str(tmp_path)}).test_client(), keys["svc"])
     newest = client.get("/v1/templates/demo").get_json()
     assert (newest["version"], newest["versions"]) == (2, [1, 2])
     first = post(client, {"template": "demo@1", "params": {"prompt": "x", "size": 64, "steps": 2}})

@@ -58,15 +58,20 @@ def test_up_serves_runs_a_job_and_stops_clean(up, tmp_path: Path) -> None:
         time.sleep(0.2)
     assert lines[0].startswith("comfyq up: no COMFYQ_INSTANCES set, so starting 2 ComfyUI simulators")
     assert requests.get(f"{api}/healthz", timeout=5).json()["status"] == "ok"
+    # The first start made user admin and printed its key, the only time it is shown.
+    printed = next(l for l in lines if "created user admin" in l)
+    key = printed.split()[-1]
+    assert key.startswith("cq_") and requests.get(f"{api}/v1/jobs", timeout=5).status_code == 401
+    auth = {"Authorization": f"Bearer {key}"}
     workflow = json.loads((ROOT / "templates_wf/txt2img/workflow.json").read_text())
     workflow["5"]["inputs"].update(width=64, height=64)
-    job = requests.post(f"{api}/v1/jobs", json={"workflow": workflow}, timeout=5).json()
+    job = requests.post(f"{api}/v1/jobs", json={"workflow": workflow}, headers=auth, timeout=5).json()
     while job["status"] not in ("succeeded", "failed", "cancelled", "timed_out"):
         assert time.monotonic() < deadline, job
         time.sleep(0.1)
-        job = requests.get(f"{api}/v1/jobs/{job['id']}", timeout=5).json()
+        job = requests.get(f"{api}/v1/jobs/{job['id']}", headers=auth, timeout=5).json()
     assert job["status"] == "succeeded", job
-    image = requests.get(job["outputs"][0]["url"], timeout=5)
+    image = requests.get(job["outputs"][0]["url"], headers=auth, timeout=5)
     assert image.content[:4] == b"\x89PNG"
     broker = ""
     # Flower lists the queues live workers consume: control is the reconciler's (``comfyq beat``).
@@ -77,7 +82,7 @@ def test_up_serves_runs_a_job_and_stops_clean(up, tmp_path: Path) -> None:
 
     small = tmp_path / "small.json"
     small.write_text(json.dumps(workflow))
-    cli = subprocess.run([sys.executable, "-m", "comfyq", "submit", str(small), "--wait", "--api-url", api,
+    cli = subprocess.run([sys.executable, "-m", "comfyq", "submit", str(small), "--wait", "--api-url", api, "--api-key", key,
                           "--out", str(tmp_path / "got")], capture_output=True, text=True, timeout=60)
     assert cli.returncode == 0, cli.stderr
     printed = cli.stdout.strip().splitlines()
@@ -85,13 +90,13 @@ def test_up_serves_runs_a_job_and_stops_clean(up, tmp_path: Path) -> None:
     saved = Path(printed[-1])
     assert saved.parent.parent == tmp_path / "got" and saved.read_bytes()[:4] == b"\x89PNG"
     cli = subprocess.run([sys.executable, "-m", "comfyq", "submit", "txt2img", "-p", "prompt=a city at night",
-                          "-p", "steps=3", "-p", "width=64", "-p", "height=64", "--wait", "--api-url", api,
+                          "-p", "steps=3", "-p", "width=64", "-p", "height=64", "--wait", "--api-url", api, "--api-key", key,
                           "--out", str(tmp_path / "got")], capture_output=True, text=True, timeout=60)
     assert cli.returncode == 0, cli.stderr
     assert "Sampling" in cli.stdout or "succeeded" in cli.stdout
     assert Path(cli.stdout.strip().splitlines()[-1]).read_bytes()[:4] == b"\x89PNG"
 
-    client = Client(api)  # the Python client: templates, raw workflows, cancel
+    client = Client(api, key)  # the Python client: templates, raw workflows, cancel
     made = client.wait(client.run_template("txt2img", {"prompt": "x", "width": 64, "height": 64, "steps": 2})["id"])
     assert made["status"] == "succeeded" and made["template"] == "txt2img"
     slow = json.loads(json.dumps(workflow))
@@ -100,8 +105,8 @@ def test_up_serves_runs_a_job_and_stops_clean(up, tmp_path: Path) -> None:
     with pytest.raises(ComfyqAPIError) as refused:
         client.run_template("txt2img", {"prompt": "x", "steps": 0})
     assert refused.value.status == 422 and "steps" in refused.value.message
-    running = requests.post(f"{api}/v1/jobs", json={"workflow": slow}, timeout=5).json()
-    while requests.get(f"{api}/v1/jobs/{running['id']}", timeout=5).json()["status"] != "running":
+    running = requests.post(f"{api}/v1/jobs", json={"workflow": slow}, headers=auth, timeout=5).json()
+    while requests.get(f"{api}/v1/jobs/{running['id']}", headers=auth, timeout=5).json()["status"] != "running":
         assert time.monotonic() < deadline
         time.sleep(0.05)
 

@@ -26,7 +26,13 @@ def app(tmp_path) -> Flask:
 
 @pytest.fixture
 def client(app: Flask) -> FlaskClient:
-    return app.test_client()
+    from comfyq import accounts
+
+    with app.app_context():
+        key = accounts.issue_key(accounts.create_user("svc", "service", "expert"))[1]
+    test_client = app.test_client()
+    test_client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {key}"
+    return test_client
 
 
 def assert_shape(response, code: int, fragment: str) -> None:

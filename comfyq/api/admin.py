@@ -1,0 +1,76 @@
+"""Admin endpoints: users and their API keys."""
+from __future__ import annotations
+
+from typing import Any
+
+from .. import accounts
+from ..models import ApiKey, User
+from .account_schemas import IssuedKeySchema, KeyCreateSchema, KeySchema, UserCreateSchema, UserSchema
+from .auth import require_role
+from .parser import Blueprint
+
+bp = Blueprint("admin", __name__, url_prefix="/v1/admin", description="Users and API keys (admins only)")
+
+
+def present_user(user: User) -> dict[str, Any]:
+    """Return a user as admins see it."""
+    teacher = accounts.user_by_id(user.teacher_id) if user.teacher_id else None
+    return {"id": user.id, "name": user.name, "role": user.role, "level": user.level,
+            "teacher": teacher.name if teacher else None, "disabled": user.disabled, "created_at": user.created_at}
+
+
+def present_key(key: ApiKey) -> dict[str, Any]:
+    """Return a key without its secret."""
+    return {"id": key.id, "user": key.user.name, "label": key.label, "created_at": key.created_at,
+            "revoked_at": key.revoked_at}
+
+
+@bp.route("/users", methods=["POST"])
+@bp.arguments(UserCreateSchema)
+@bp.response(201, UserSchema)
+def create_user(body: dict[str, Any]) -> dict[str, Any]:
+    """Create a user with a role and a level (students may name their teacher)."""
+    require_role("admin")
+    return present_user(accounts.create_user(body["name"], body["role"], body["level"], body["teacher"]))
+
+
+@bp.route("/users", methods=["GET"])
+@bp.response(200, UserSchema(many=True))
+def list_users() -> list[dict[str, Any]]:
+    """List every user."""
+    require_role("admin")
+    return [present_user(u) for u in accounts.list_users()]
+
+
+@bp.route("/users/<name>/disable", methods=["POST"])
+@bp.response(200, UserSchema)
+def disable_user(name: str) -> dict[str, Any]:
+    """Disable a user: their keys stop working at once."""
+    require_role("admin")
+    return present_user(accounts.set_disabled(name, True))
+
+
+@bp.route("/users/<name>/enable", methods=["POST"])
+@bp.response(200, UserSchema)
+def enable_user(name: str) -> dict[str, Any]:
+    """Enable a disabled user again."""
+    require_role("admin")
+    return present_user(accounts.set_disabled(name, False))
+
+
+@bp.route("/users/<name>/keys", methods=["POST"])
+@bp.arguments(KeyCreateSchema)
+@bp.response(201, IssuedKeySchema)
+def issue_key(body: dict[str, Any], name: str) -> dict[str, Any]:
+    """Issue an API key for a user; its plain text is in this answer only."""
+    require_role("admin")
+    key, plain = accounts.issue_key(accounts.get_user(name), body["label"])
+    return dict(present_key(key), key=plain)
+
+
+@bp.route("/keys/<key_id>/revoke", methods=["POST"])
+@bp.response(200, KeySchema)
+def revoke_key(key_id: str) -> dict[str, Any]:
+    """Revoke an API key by its id."""
+    require_role("admin")
+    return present_key(accounts.revoke_key(key_id))

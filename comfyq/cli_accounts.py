@@ -1,0 +1,102 @@
+"""``comfyq users`` and ``comfyq keys``: manage accounts straight in the database."""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import click
+
+
+def _in_app(action: Callable[[], Any]) -> Any:
+    """Run ``action`` in an app context; print a domain error as a click error."""
+    from . import create_app
+    from .errors import ComfyqError
+
+    with create_app().app_context():
+        try:
+            return action()
+        except ComfyqError as exc:
+            raise click.ClickException(exc.message) from exc
+
+
+@click.group()
+def users() -> None:
+    """Create, list and disable users."""
+
+
+@users.command("create")
+@click.argument("name")
+@click.option("--role", type=click.Choice(["admin", "service", "teacher", "student", "user"]), required=True)
+@click.option("--level", type=click.Choice(["novice", "expert"]), default="novice", show_default=True)
+@click.option("--teacher", default=None, help="The teacher of a student.")
+@click.option("--key/--no-key", default=True, show_default=True, help="Also issue an API key and print it.")
+def users_create(name: str, role: str, level: str, teacher: str | None, key: bool) -> None:
+    """Create user NAME (and print a fresh API key for it)."""
+    from . import accounts
+
+    def create() -> str | None:
+        user = accounts.create_user(name, role, level, teacher)
+        return accounts.issue_key(user, "created with the user")[1] if key else None
+
+    plain = _in_app(create)
+    click.echo(f"created {role} {name}" + (f"; API key (shown once): {plain}" if plain else ""))
+
+
+@users.command("list")
+def users_list() -> None:
+    """List users: name, role, level, teacher, state."""
+    from . import accounts
+
+    def rows() -> list[str]:
+        found = accounts.list_users()
+        names = {u.id: u.name for u in found}
+        return [f"{u.name:<24} {u.role:<8} {u.level:<7} {names.get(u.teacher_id or '', '-'):<16} "
+                f"{'disabled' if u.disabled else 'enabled'}" for u in found]
+
+    for row in _in_app(rows):
+        click.echo(row)
+
+
+@users.command("disable")
+@click.argument("name")
+def users_disable(name: str) -> None:
+    """Disable user NAME: their keys stop working at once."""
+    from . import accounts
+
+    _in_app(lambda: accounts.set_disabled(name, True))
+    click.echo(f"disabled {name}")
+
+
+@users.command("bootstrap")
+def users_bootstrap() -> None:
+    """Create user admin with a key if there are no users yet, and print the key."""
+    from . import accounts
+
+    plain = _in_app(accounts.bootstrap_admin)
+    if plain:
+        click.echo(f"created user admin; its API key (shown once, keep it): {plain}")
+
+
+@click.group()
+def keys() -> None:
+    """Issue and revoke API keys."""
+
+
+@keys.command("issue")
+@click.argument("name")
+@click.option("--label", default=None, help="What the key is for.")
+def keys_issue(name: str, label: str | None) -> None:
+    """Issue an API key for user NAME and print it (shown once)."""
+    from . import accounts
+
+    plain = _in_app(lambda: accounts.issue_key(accounts.get_user(name), label)[1])
+    click.echo(plain)
+
+
+@keys.command("revoke")
+@click.argument("key_id")
+def keys_revoke(key_id: str) -> None:
+    """Revoke the API key whose id is KEY_ID (the 12 characters after 'cq_')."""
+    from . import accounts
+
+    _in_app(lambda: accounts.revoke_key(key_id.removeprefix("cq_")[:12]))
+    click.echo(f"revoked {key_id[:15]}")
