@@ -10,10 +10,10 @@ from redis.exceptions import RedisError
 from sqlalchemy import delete
 
 from . import instances
+from .accounts import check_submission
 from .errors import Unavailable
 from .extensions import db, get_redis
 from .jobs import JobStatus
-from .accounts import check_submission
 from .models import Job, User
 from .planning import Plan, plan_job
 from .queries import queued_ahead
