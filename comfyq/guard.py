@@ -84,8 +84,8 @@ class WorkerGuard:
         self.health.extra = {k: v for k, v in status.items() if k != "state"}
         intake.IntakeStep.status = {**status, "instance": self.instance.name, "checked_at": time.time()}
 
-    def _restart_stuck(self, prompt: str) -> bool:
-        """Restart the supervised ComfyUI that ignores an interrupt, in the background."""
+    def _restart_stuck(self, prompt: str) -> None:
+        """Restart the supervised ComfyUI that ignores an interrupt, in the background (once at a time)."""
         if self.supervisor is not None and self.restarting.acquire(blocking=False):
             def restart() -> None:
                 try:
@@ -94,7 +94,6 @@ class WorkerGuard:
                 finally:
                     self.restarting.release()
             threading.Thread(target=restart, name=f"restart-{self.instance.name}", daemon=True).start()
-        return False  # stuck until the restart is done
 
     def _on_down(self, reason: str) -> None:
         """Say the supervised ComfyUI is being restarted, and stop taking shared work meanwhile."""

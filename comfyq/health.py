@@ -26,7 +26,7 @@ class HealthMonitor(threading.Thread):
     """Every ``interval`` seconds, check the instance, decide its state and publish it."""
 
     def __init__(self, instance: Instance, r: redis.Redis, *, interval: float = 1.0, failures: int = 2,
-                 on_state: Callable[[str], None] | None = None, on_stuck: Callable[[str], bool] | None = None,
+                 on_state: Callable[[str], None] | None = None, on_stuck: Callable[[str], None] | None = None,
                  stuck_grace: float = 10.0, catalogue_every: float = 60.0) -> None:
         super().__init__(name=f"health-{instance.name}", daemon=True)
         self.instance = instance
@@ -34,7 +34,7 @@ class HealthMonitor(threading.Thread):
         self.interval = interval
         self.failures = failures
         self.on_state = on_state
-        self.on_stuck = on_stuck  # returns True when it frees the instance (a supervised restart)
+        self.on_stuck = on_stuck  # called while a stuck prompt outlives the grace (a supervised restart)
         self.stuck_grace = stuck_grace  # how long an interrupted prompt may take to stop
         self.override: str | None = None  # a state the worker knows better, e.g. "restarting"
         self.catalogue_every = catalogue_every
@@ -87,8 +87,9 @@ class HealthMonitor(threading.Thread):
             return None
         prompt, since = found
         if prompt in measures["running"] or prompt in measures["pending"]:
-            if time.time() - since < self.stuck_grace or self.on_stuck is None or not self.on_stuck(prompt):
-                return instances.STUCK
+            if time.time() - since >= self.stuck_grace and self.on_stuck is not None:
+                self.on_stuck(prompt)
+            return instances.STUCK
         logger.warning("instance %s is free of prompt %s again", self.instance.name, prompt)
         instances.clear_stuck(self.redis, self.instance.name)
         return None

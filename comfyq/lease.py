@@ -37,9 +37,8 @@ class Lease(threading.Thread):
         self.hostname = hostname
         self.broker = broker
         self.redis = r
-        self.index_key = transport_options.get("unacked_index_key", "unacked_index")
-        prefix = transport_options.get("global_keyprefix", "")
-        self.index_key = f"{prefix}{self.index_key}"
+        self.index_key = (transport_options.get("global_keyprefix", "")
+                          + transport_options.get("unacked_index_key", "unacked_index"))
         self.visibility = float(transport_options.get("visibility_timeout", 3600))
         self.interval = interval
         self.tags: set[str] = set()

@@ -20,11 +20,10 @@ from flask import current_app
 from sqlalchemy import func, select, update
 
 from . import events, instances, lease
-from .comfy import ComfyClient
 from .extensions import db, get_redis
 from .jobs import JobStatus, transition
 from .models import Job, utcnow
-from .recovery import stop_prompt
+from .recovery import stop_prompt_on
 from .submission import enqueue
 
 logger = logging.getLogger(__name__)
@@ -120,9 +119,7 @@ def requeue_lost() -> list[str]:
             db.session.rollback()
             continue
         db.session.commit()
-        job = db.session.get(Job, job_id)
-        db.session.refresh(job)
-        enqueue(job)
+        enqueue(db.session.get(Job, job_id))  # id, queue and limits: nothing the update changed
         events.publish(get_redis(), job_id, {"type": "requeued", "by": "reconciler"})
         logger.warning("reconciler: job %s was queued without a broker message; enqueued it again", job_id)
         requeued.append(job_id)
@@ -146,8 +143,7 @@ def end_abandoned() -> list[str]:
             continue
         instance = config["INSTANCES"].get(job.instance or "")
         if instance is not None:
-            with ComfyClient(instance.url, connect_timeout=2.0, read_timeout=5.0, retries=0) as client:
-                stop_prompt(client, job.id)
+            stop_prompt_on(instance, job.id)
             if instances.running_job(r, instance.name) == job.id:
                 instances.set_running(r, instance.name, None)
         events.publish(r, job.id, {"type": "finished", "status": JobStatus.TIMED_OUT.value, "error": error})

@@ -45,8 +45,7 @@ def give_up(job_id: str, attempts: int, exc: BaseException, instance: Instance |
         return job.status if job is not None else "missing"
     if not transition(job_id, JobStatus.FAILED, [JobStatus.RUNNING], error=error):
         return "superseded"
-    with ComfyClient(instance.url, connect_timeout=2.0, read_timeout=5.0, retries=0) as client:
-        stop_prompt(client, job_id)
+    stop_prompt_on(instance, job_id)
     return JobStatus.FAILED.value
 
 
@@ -62,9 +61,7 @@ def end_orphaned_job(job_id: str, exc: BaseException, instance: Instance | None)
         return False
     logger.warning("job %s ended %s by the failure handler: %r", job_id, status, exc)
     if instance is not None:
-        # The killed child cannot interrupt its own prompt; the instance would stay busy.
-        with ComfyClient(instance.url, connect_timeout=2.0, read_timeout=5.0, retries=0) as client:
-            stop_prompt(client, job_id)
+        stop_prompt_on(instance, job_id)  # the killed child cannot; the instance would stay busy
     return True
 
 
@@ -75,6 +72,12 @@ def stop_prompt(client: ComfyClient, prompt_id: str) -> None:
         client.interrupt(prompt_id)
     except ComfyError as exc:
         logger.warning("could not stop prompt %s on %s: %s", prompt_id, client.base_url, exc)
+
+
+def stop_prompt_on(instance: Instance, prompt_id: str) -> None:
+    """Stop a prompt on ``instance`` with a short-lived client of its own; never raise."""
+    with ComfyClient(instance.url, connect_timeout=2.0, read_timeout=5.0, retries=0) as client:
+        stop_prompt(client, prompt_id)
 
 
 def prompt_left(client: ComfyClient, prompt_id: str, grace: float, every: float = 0.25) -> bool:

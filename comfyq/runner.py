@@ -162,14 +162,9 @@ class JobRunner:
             return outcome(job.id, self.client.history(job.id) or {}, self.client.base_url)
         if where == "unknown":
             self._submit(job)
-        saved = self.client.silence_check
-        if where != "unknown":
-            # ComfyUI sends a prompt's messages only to the client that queued it, gone now: poll each second.
-            self.client.silence_check = 1.0
-        try:
-            return self.client.follow(job.id, self._on_event, poll=self._poll)
-        finally:
-            self.client.silence_check = saved
+        # ComfyUI sends a prompt's messages only to the client that queued it: a reattached one polls each second.
+        return self.client.follow(job.id, self._on_event, poll=self._poll,
+                                  silence_check=None if where == "unknown" else 1.0)
 
     def _submit(self, job: Job) -> None:
         """POST the prompt; after an uncertain answer, look it up instead of posting twice."""

@@ -12,6 +12,12 @@ from .parser import Blueprint
 bp = Blueprint("admin", __name__, url_prefix="/v1/admin", description="Users and API keys (admins only)")
 
 
+@bp.before_request
+def _admins_only() -> None:
+    """Answer 403 to any key that is not an admin's (auth ran first, app-wide)."""
+    require_role("admin")
+
+
 def present_user(user: User) -> dict[str, Any]:
     """Return a user as admins see it."""
     teacher = accounts.user_by_id(user.teacher_id) if user.teacher_id else None
@@ -30,7 +36,6 @@ def present_key(key: ApiKey) -> dict[str, Any]:
 @bp.response(201, UserSchema)
 def create_user(body: dict[str, Any]) -> dict[str, Any]:
     """Create a user with a role and a level (students may name their teacher)."""
-    require_role("admin")
     return present_user(accounts.create_user(body["name"], body["role"], body["level"], body["teacher"]))
 
 
@@ -38,7 +43,6 @@ def create_user(body: dict[str, Any]) -> dict[str, Any]:
 @bp.response(200, UserSchema(many=True))
 def list_users() -> list[dict[str, Any]]:
     """List every user."""
-    require_role("admin")
     return [present_user(u) for u in accounts.list_users()]
 
 
@@ -46,7 +50,6 @@ def list_users() -> list[dict[str, Any]]:
 @bp.response(200, UserSchema)
 def disable_user(name: str) -> dict[str, Any]:
     """Disable a user: their keys stop working at once."""
-    require_role("admin")
     return present_user(accounts.set_disabled(name, True))
 
 
@@ -54,7 +57,6 @@ def disable_user(name: str) -> dict[str, Any]:
 @bp.response(200, UserSchema)
 def enable_user(name: str) -> dict[str, Any]:
     """Enable a disabled user again."""
-    require_role("admin")
     return present_user(accounts.set_disabled(name, False))
 
 
@@ -63,7 +65,6 @@ def enable_user(name: str) -> dict[str, Any]:
 @bp.response(201, IssuedKeySchema)
 def issue_key(body: dict[str, Any], name: str) -> dict[str, Any]:
     """Issue an API key for a user; its plain text is in this answer only."""
-    require_role("admin")
     key, plain = accounts.issue_key(accounts.get_user(name), body["label"])
     return dict(present_key(key), key=plain)
 
@@ -72,5 +73,4 @@ def issue_key(body: dict[str, Any], name: str) -> dict[str, Any]:
 @bp.response(200, KeySchema)
 def revoke_key(key_id: str) -> dict[str, Any]:
     """Revoke an API key by its id."""
-    require_role("admin")
     return present_key(accounts.revoke_key(key_id))

@@ -104,9 +104,13 @@ class ComfyClient:
 
     def follow(self, prompt_id: str, on_event: OnEvent | None = None, *,
                timeout: float | None = None, poll: Poll | None = None,
-               poll_interval: float = 0.25) -> dict[str, Any]:
-        """Block until the prompt is over; return its history entry or raise how it ended."""
-        return Follower(self, prompt_id, on_event, timeout, poll, poll_interval).run()
+               poll_interval: float = 0.25, silence_check: float | None = None) -> dict[str, Any]:
+        """Block until the prompt is over; return its history entry or raise how it ended.
+
+        ``silence_check`` overrides the class default: a prompt queued by another
+        client (gone now) sends this one no messages, so it is asked after sooner.
+        """
+        return Follower(self, prompt_id, on_event, timeout, poll, poll_interval, silence_check).run()
 
     def find_prompt(self, prompt_id: str) -> str:
         """Say where a prompt is: "running", "pending", "done" or "unknown"."""

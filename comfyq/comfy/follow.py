@@ -23,8 +23,10 @@ class Follower:
     """Wait for one prompt's end, reporting its messages; used once by ComfyClient.follow."""
 
     def __init__(self, client: ComfyClient, prompt_id: str, on_event: OnEvent | None,
-                 timeout: float | None, poll: Poll | None, poll_interval: float) -> None:
+                 timeout: float | None, poll: Poll | None, poll_interval: float,
+                 silence_check: float | None = None) -> None:
         self.client = client
+        self.silence_check = client.silence_check if silence_check is None else silence_check
         self.prompt_id = prompt_id
         self.on_event = on_event
         self.timeout = timeout
@@ -51,7 +53,7 @@ class Follower:
             if self.check_due is not None and not self.started and time.monotonic() >= self.check_due:
                 self.check_due, self.last_checked = None, time.monotonic()
                 self._check_server(finish=False)
-            if time.monotonic() - self.last_heard >= self.client.silence_check:
+            if time.monotonic() - self.last_heard >= self.silence_check:
                 entry = self._check_server()
                 if entry is not None:
                     return entry
@@ -140,7 +142,7 @@ class Follower:
     def _wait(self) -> float:
         """Return how long the next receive may block."""
         now = time.monotonic()
-        until = [self.last_heard + self.client.silence_check]
+        until = [self.last_heard + self.silence_check]
         if self.check_due is not None and not self.started:
             until.append(self.check_due)
         if self.poll is not None:

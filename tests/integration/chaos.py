@@ -234,21 +234,21 @@ class ChaosStack:
                              if line.startswith("started "))
         return total
 
-    def stats(self, name: str) -> dict[str, Any]:
-        """Return worker ``name``'s ``inspect stats`` (what Flower's worker page shows); it must answer."""
+    def _inspect(self, name: str, method: str) -> Any:
+        """Return worker ``name``'s answer to an ``inspect`` method; fail if it does not answer."""
         assert self.client is not None and self.app is not None
-        replies = self.app.extensions["celery"].control.inspect(timeout=2).stats() or {}
-        mine = [stats for host, stats in replies.items() if host.startswith(f"{name}@")]
-        assert len(mine) == 1, f"worker {name} did not answer inspect: {sorted(replies)}"
+        replies = getattr(self.app.extensions["celery"].control.inspect(timeout=2), method)() or {}
+        mine = [answer for host, answer in replies.items() if host.startswith(f"{name}@")]
+        assert len(mine) == 1, f"worker {name} did not answer inspect {method}: {sorted(replies)}"
         return mine[0]
 
+    def stats(self, name: str) -> dict[str, Any]:
+        """Return worker ``name``'s ``inspect stats`` (what Flower's worker page shows)."""
+        return self._inspect(name, "stats")
+
     def consumes(self, name: str) -> set[str]:
-        """Return the queues worker ``name`` consumes, as Celery's inspect reports them (it must answer)."""
-        assert self.client is not None and self.app is not None
-        replies = self.app.extensions["celery"].control.inspect(timeout=2).active_queues() or {}
-        mine = [queues for host, queues in replies.items() if host.startswith(f"{name}@")]
-        assert len(mine) == 1, f"worker {name} did not answer inspect: {sorted(replies)}"
-        return {q["name"] for q in mine[0]}
+        """Return the queues worker ``name`` consumes, as Celery's inspect reports them."""
+        return {q["name"] for q in self._inspect(name, "active_queues")}
 
 
 def wait_until(check: Callable[[], object], timeout: float, every: float = 0.05) -> float:

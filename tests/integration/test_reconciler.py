@@ -48,7 +48,7 @@ def _reconcile(app: Flask) -> dict:
         return reconciler.reconcile()
 
 
-def test_a_young_or_present_queued_job_is_left_alone(app: Flask, rds: redis.Redis, keys: dict[str, str]) -> None:
+def test_a_young_queued_job_without_a_message_is_left_alone(app: Flask, rds: redis.Redis, keys: dict[str, str]) -> None:
     young = _job(app, status="queued")
     with app.app_context():
         assert young not in reconciler.reconcile()["requeued"]
