@@ -219,9 +219,11 @@ class ChaosStack:
             time.sleep(0.05)
 
     def running(self, workflow: dict[str, Any]) -> tuple[str, str, str]:
-        """Submit a job and wait until it runs; return its id, its instance and the other instance."""
+        """Submit a job and wait until its prompt runs; return its id, its instance and the other instance."""
         job_id = self.submit(workflow)
         instance = self.wait_status(job_id, {"running"}, timeout=30)["instance"]
+        # "running" is recorded at the claim, before the prompt is sent: wait for the simulator to start it.
+        wait_until(lambda: self.sims[instance].journal_counts("started")[job_id] >= 1, timeout=10)
         return job_id, instance, next(name for name in self.names if name != instance)
 
     def started(self) -> Counter[str]:
