@@ -17,11 +17,12 @@ from typing import Any, Collection
 from sqlalchemy import ColumnElement, or_, select, true
 from sqlalchemy.exc import IntegrityError
 
+from .config import ROLES
 from .errors import Conflict, Forbidden, InvalidRequest, NotFound
 from .extensions import db
 from .models import ApiKey, User, utcnow
 
-ROLES = ("admin", "service", "teacher", "student", "user")
+
 LEVELS = ("novice", "expert")
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
 KEY = re.compile(r"^cq_(?P<id>[0-9a-f]{12})_(?P<secret>[A-Za-z0-9_-]{43})$")

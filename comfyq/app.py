@@ -10,7 +10,7 @@ from flask import Flask
 from .api import init_api
 from .celery_app import celery_init_app
 from .config import Config
-from . import schema
+from . import admission, jobs, positions, schema
 from .extensions import init_app
 from .templates.deployment import open_store
 
@@ -29,6 +29,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         Path(flask_app.config["SQLALCHEMY_DATABASE_URI"][len("sqlite:///"):]).parent.mkdir(
             parents=True, exist_ok=True)
     init_app(flask_app)
+    # Every move of a job keeps queue positions current, and an end admits the next pending job.
+    jobs.on_moved(positions.track)
+    jobs.on_moved(admission.on_moved)
     # A broken template stops start-up here, naming its file, never at a user's request.
     flask_app.extensions["templates"] = open_store(flask_app.config)
     init_api(flask_app)

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import itertools
-import logging
 import math
 import random
 from typing import Any
@@ -11,14 +10,12 @@ from flask import current_app
 from sqlalchemy import select
 
 from .accounts import check_submission, visible_to
-from .errors import InvalidRequest, NotFound, Unavailable
+from .errors import InvalidRequest, NotFound
 from .extensions import db
-from .jobs import TERMINAL, JobStatus, transition
-from .models import Batch, User
+from .jobs import TERMINAL
+from .models import Batch, User, new_job_id
 from .planning import Plan, plan_template
-from .submission import ENQUEUE_ERRORS, enqueue, new_job
-
-logger = logging.getLogger(__name__)
+from .submission import accept, new_job
 
 
 def expand(base: dict[str, Any], variants: list[dict[str, Any]] | None,
@@ -50,7 +47,7 @@ def shared_seeds(body: dict[str, Any]) -> dict[str, Any]:
 
 
 def create_batch(body: dict[str, Any], max_jobs: int, user: User) -> Batch:
-    """Plan every member (all or nothing), then create and enqueue the batch's jobs for ``user``."""
+    """Plan every member (all or nothing), then charge for, create and enqueue the batch's jobs for ``user``."""
     check_submission(user, body, current_app.config["RAW_WORKFLOW_ROLES"])
     count = size(body)
     if count > max_jobs:
@@ -68,21 +65,9 @@ def create_batch(body: dict[str, Any], max_jobs: int, user: User) -> Batch:
         except InvalidRequest as exc:
             raise InvalidRequest(f"member {index} ({_label(params, body)}): {exc.message}",
                                  {"json": {"members": {str(index): exc.errors.get("json", exc.errors)}}}) from exc
-    batch = Batch(user_id=user.id, template=plans[0].template, template_version=plans[0].template_version)
-    db.session.add(batch)
-    db.session.flush()
-    jobs = [new_job(plan, user, batch.id) for plan in plans]
-    db.session.add_all(jobs)
-    db.session.commit()
-    for number, job in enumerate(jobs):
-        try:
-            enqueue(job)
-        except ENQUEUE_ERRORS as exc:
-            logger.error("batch %s: enqueue failed after %d jobs: %s", batch.id, number, exc)
-            for rest in jobs:
-                transition(rest.id, JobStatus.CANCELLED, [JobStatus.QUEUED],
-                           error={"type": "enqueue_failed", "message": "the queue was unreachable"})
-            raise Unavailable("the queue (Redis) is unreachable; the batch was cancelled, try again") from exc
+    batch = Batch(id=new_job_id(), user_id=user.id, template=plans[0].template,
+                  template_version=plans[0].template_version)
+    accept(user, [new_job(plan, user, batch.id) for plan in plans], batch)
     return batch
 
 

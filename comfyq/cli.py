@@ -12,6 +12,7 @@ from typing import Any
 import click
 
 from .cli_accounts import keys, users
+from .cli_credits import credits
 
 
 @click.group()
@@ -22,6 +23,7 @@ def main() -> None:
 
 main.add_command(users)
 main.add_command(keys)
+main.add_command(credits)
 
 
 @main.command()

@@ -28,13 +28,16 @@ def users() -> None:
 @click.option("--role", type=click.Choice(["admin", "service", "teacher", "student", "user"]), required=True)
 @click.option("--level", type=click.Choice(["novice", "expert"]), default="novice", show_default=True)
 @click.option("--teacher", default=None, help="The teacher of a student.")
+@click.option("--credits", "amount", type=click.IntRange(min=0), default=0, help="Credits to grant at once.")
 @click.option("--key/--no-key", default=True, show_default=True, help="Also issue an API key and print it.")
-def users_create(name: str, role: str, level: str, teacher: str | None, key: bool) -> None:
+def users_create(name: str, role: str, level: str, teacher: str | None, amount: int, key: bool) -> None:
     """Create user NAME (and print a fresh API key for it)."""
-    from . import accounts
+    from . import accounts, credits
 
     def create() -> str | None:
         user = accounts.create_user(name, role, level, teacher)
+        if amount:
+            credits.change(user, amount, "grant", "granted at creation", None)
         return accounts.issue_key(user, "created with the user")[1] if key else None
 
     plain = _in_app(create)
@@ -43,14 +46,14 @@ def users_create(name: str, role: str, level: str, teacher: str | None, key: boo
 
 @users.command("list")
 def users_list() -> None:
-    """List users: name, role, level, teacher, state."""
+    """List users: name, role, level, teacher, state, balance."""
     from . import accounts
 
     def rows() -> list[str]:
         found = accounts.list_users()
         names = {u.id: u.name for u in found}
         return [f"{u.name:<24} {u.role:<8} {u.level:<7} {names.get(u.teacher_id or '', '-'):<16} "
-                f"{'disabled' if u.disabled else 'enabled'}" for u in found]
+                f"{'disabled' if u.disabled else 'enabled':<8} {u.balance:>9}" for u in found]
 
     for row in _in_app(rows):
         click.echo(row)

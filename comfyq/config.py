@@ -11,6 +11,7 @@ from typing import Any, Iterable, Mapping
 INSTANCE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
 CAPABILITY = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,31}$")
 SHARED_QUEUE = "comfy"
+ROLES = ("admin", "service", "teacher", "student", "user")
 CONTROL_QUEUE = "control"
 # Nodes that run arbitrary code or write arbitrary files; raw workflows may not use them.
 DEFAULT_BLOCKLIST = (
@@ -101,6 +102,25 @@ def _names(env: Mapping[str, str], key: str, default: Iterable[str]) -> frozense
     return frozenset(n.strip() for n in raw.split(",") if n.strip() and n.strip() != "-")
 
 
+def parse_role_limits(spec: str) -> dict[str, dict[str, int]]:
+    """Parse ``student:running=1,waiting=20,rate=30;user:running=2`` into limits per role."""
+    names = {"running": "max_running", "waiting": "max_waiting", "rate": "rate_per_minute"}
+    limits: dict[str, dict[str, int]] = {}
+    for item in filter(None, (part.strip() for part in spec.split(";"))):
+        role, sep, values = item.partition(":")
+        role = role.strip()
+        if not sep or role not in ROLES:
+            raise ConfigError(f"COMFYQ_ROLE_LIMITS entry {item!r}: expected role:running=N,waiting=N,rate=N "
+                              f"with a role among {', '.join(ROLES)}")
+        for pair in filter(None, (v.strip() for v in values.split(","))):
+            name, _, number = pair.partition("=")
+            if name.strip() not in names or not number.strip().isdigit():
+                raise ConfigError(f"COMFYQ_ROLE_LIMITS entry {item!r}: {pair!r} is not running=N, waiting=N "
+                                  "or rate=N with N a whole number")
+            limits.setdefault(role, {})[names[name.strip()]] = int(number)
+    return limits
+
+
 def _float(env: Mapping[str, str], key: str, default: float) -> float:
     """Read a number from ``env``, or ``default`` when unset."""
     raw = env.get(key)
@@ -140,6 +160,16 @@ class Config:
         self.NODE_ALLOWLIST = _names(env, "COMFYQ_NODE_ALLOWLIST", ())
         # Roles that may send raw workflows (teachers and users also need the expert level).
         self.RAW_WORKFLOW_ROLES = _names(env, "COMFYQ_RAW_WORKFLOW_ROLES", ("admin", "service", "teacher", "user"))
+        # Accounts: raw workflows have no cost formula; free roles are never charged.
+        self.RAW_JOB_COST = int(_float(env, "COMFYQ_RAW_JOB_COST", 1))
+        self.FREE_ROLES = _names(env, "COMFYQ_FREE_ROLES", ("admin", "service"))
+        # Fair share: by default one user may fill every GPU, and a newcomer waits at most one job per GPU.
+        gpus = max(1, len(self.INSTANCES))
+        self.MAX_RUNNING_PER_USER = int(_float(env, "COMFYQ_MAX_RUNNING_PER_USER", gpus))
+        self.MAX_WAITING_PER_USER = int(_float(env, "COMFYQ_MAX_WAITING_PER_USER", 1000))
+        self.SUBMIT_RATE_PER_MINUTE = int(_float(env, "COMFYQ_SUBMIT_RATE_PER_MINUTE", 600))
+        self.MAX_ADMITTED = int(_float(env, "COMFYQ_MAX_ADMITTED", max(10, gpus)))  # 0: no global cap
+        self.ROLE_LIMITS = parse_role_limits(env.get("COMFYQ_ROLE_LIMITS", ""))
         # Reliability: how long a soft-limited prompt may take to stop before its instance counts as stuck.
         self.INTERRUPT_GRACE = _float(env, "COMFYQ_INTERRUPT_GRACE", 10.0)
         # A live worker renews its messages every second, so this only bounds how late a crash is noticed.
@@ -163,6 +193,11 @@ class Config:
         if self.MAX_ATTEMPTS < 1 or self.DRAIN_TIMEOUT < 0 or self.RECONCILE_INTERVAL <= 0:
             raise ConfigError("COMFYQ_MAX_ATTEMPTS must be at least 1, COMFYQ_DRAIN_TIMEOUT not negative "
                               "and COMFYQ_RECONCILE_INTERVAL positive")
+        if min(self.RAW_JOB_COST, self.MAX_WAITING_PER_USER, self.SUBMIT_RATE_PER_MINUTE, self.MAX_ADMITTED) < 0 \
+                or self.MAX_RUNNING_PER_USER < 1:
+            raise ConfigError("COMFYQ_MAX_RUNNING_PER_USER must be at least 1; COMFYQ_RAW_JOB_COST, "
+                              "COMFYQ_MAX_WAITING_PER_USER, COMFYQ_SUBMIT_RATE_PER_MINUTE and COMFYQ_MAX_ADMITTED "
+                              "may not be negative")
         self.SQLALCHEMY_ENGINE_OPTIONS: dict[str, Any] = {}
         self.API_TITLE = "comfyq"
         self.API_VERSION = "v1"

@@ -6,9 +6,11 @@
      ├── InvalidRequest   422   the request cannot be run as given (.errors says where)
      │    └── WorkflowInvalid   (comfyq.validation) the graph is malformed
      ├── Unauthorized     401   no API key, or one that is unknown, revoked or disabled
+     ├── PaymentRequired  402   the balance does not cover the cost (.errors has both)
      ├── Forbidden        403   the caller's role may not do this
      ├── NotFound         404   no such job or output (or not the caller's)
      ├── Conflict         409   the job's state forbids the operation
+     ├── TooManyRequests  429   a per-user limit is reached (waiting jobs, submission rate)
      └── Unavailable      503   Redis or the database cannot be reached; nothing was written
 """
 from __future__ import annotations
@@ -21,10 +23,12 @@ class ComfyqError(Exception):
 
     status = 400
 
-    def __init__(self, message: str, errors: dict[str, Any] | None = None) -> None:
+    def __init__(self, message: str, errors: dict[str, Any] | None = None,
+                 headers: dict[str, str] | None = None) -> None:
         super().__init__(message, errors)
         self.message = message
         self.errors = errors or {}
+        self.headers = headers or {}
 
 
 class InvalidRequest(ComfyqError):
@@ -37,6 +41,12 @@ class Unauthorized(ComfyqError):
     """No usable API key came with the request."""
 
     status = 401
+
+
+class PaymentRequired(ComfyqError):
+    """The user's balance does not cover what they asked for."""
+
+    status = 402
 
 
 class Forbidden(ComfyqError):
@@ -55,6 +65,12 @@ class Conflict(ComfyqError):
     """The job's state forbids the operation."""
 
     status = 409
+
+
+class TooManyRequests(ComfyqError):
+    """A per-user limit is reached; retrying later may succeed."""
+
+    status = 429
 
 
 class Unavailable(ComfyqError):

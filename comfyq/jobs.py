@@ -4,17 +4,23 @@
 
 Every transition is one ``UPDATE … WHERE id = :id AND status IN (:expected)``,
 so two processes can never both move the same job; ``take_over`` guards the
-hand-over of a running job between workers the same way.
+hand-over of a running job between workers the same way. An end that earns a
+refund commits with it; listeners (admission, queue positions) hear of each
+move after its commit.
 """
 from __future__ import annotations
 
+import logging
 from enum import StrEnum
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable, NamedTuple
 
-from sqlalchemy import update
+from sqlalchemy import Row, update
 
+from . import credits
 from .extensions import db
 from .models import Job, utcnow
+
+logger = logging.getLogger(__name__)
 
 
 class JobStatus(StrEnum):
@@ -45,6 +51,25 @@ class IllegalTransition(ValueError):
     """The state machine has no edge between the two states."""
 
 
+class Moved(NamedTuple):
+    """A committed transition, as listeners hear of it."""
+
+    job_id: str
+    user_id: str | None
+    queue: str
+    to: JobStatus
+    came_from: tuple[JobStatus, ...]
+
+
+_listeners: list[Callable[[Moved], None]] = []
+
+
+def on_moved(listener: Callable[[Moved], None]) -> None:
+    """Call ``listener`` after every committed transition (registering twice changes nothing)."""
+    if listener not in _listeners:
+        _listeners.append(listener)
+
+
 def is_terminal(status: str) -> bool:
     """Return whether ``status`` is final."""
     return status in TERMINAL
@@ -65,19 +90,32 @@ def transition(job_id: str, to: JobStatus, expected: Iterable[JobStatus], **fiel
         values.setdefault("finished_at", utcnow())
     if to is JobStatus.RUNNING:
         values.setdefault("started_at", utcnow())
-    return _guarded_update(job_id, [Job.status.in_([s.value for s in expected])], values)
-
-
-def _guarded_update(job_id: str, conditions: list[Any], values: dict[str, Any]) -> bool:
-    """Update one job if ``conditions`` hold, committing the session with it; return whether it did."""
-    result = db.session.execute(
-        update(Job).where(Job.id == job_id, *conditions).values(**values)
-        .execution_options(synchronize_session=False))
-    if result.rowcount != 1:
-        db.session.rollback()
+    row = _guarded_update(job_id, [Job.status.in_([s.value for s in expected])], values)
+    if row is None:
         return False
+    if to in TERMINAL and credits.refund_due(to, expected, fields.get("error")):
+        credits.refund(job_id, note=f"the job ended {to.value}")
     db.session.commit()
+    moved = Moved(job_id, row.user_id, row.queue, to, expected)
+    for listener in _listeners:
+        try:
+            listener(moved)
+        except Exception:  # the move stands; the reconciler repairs what a listener missed
+            logger.exception("job %s: a listener of its move to %s failed", job_id, to.value)
     return True
+
+
+def _guarded_update(job_id: str, conditions: list[Any], values: dict[str, Any]) -> Row[Any] | None:
+    """Update one job if ``conditions`` hold and return its owner and queue; else roll back and return None.
+
+    The session's pending changes stay uncommitted: the caller commits them with the update.
+    """
+    row = db.session.execute(
+        update(Job).where(Job.id == job_id, *conditions).values(**values)
+        .returning(Job.user_id, Job.queue).execution_options(synchronize_session=False)).first()
+    if row is None:
+        db.session.rollback()
+    return row
 
 
 def set_progress(job_id: str, progress: dict[str, Any]) -> None:
@@ -91,4 +129,7 @@ def set_progress(job_id: str, progress: dict[str, Any]) -> None:
 def take_over(job_id: str, old_worker: str | None, new_worker: str | None) -> bool:
     """Make ``new_worker`` the one running job ``job_id`` if ``old_worker`` still is; return whether it did."""
     owner = Job.worker.is_(None) if old_worker is None else Job.worker == old_worker
-    return _guarded_update(job_id, [Job.status == JobStatus.RUNNING.value, owner], {"worker": new_worker})
+    if _guarded_update(job_id, [Job.status == JobStatus.RUNNING.value, owner], {"worker": new_worker}) is None:
+        return False
+    db.session.commit()
+    return True

@@ -1,4 +1,4 @@
-"""SQLAlchemy models: users and their API keys, jobs and their stored outputs."""
+"""SQLAlchemy models: users, their API keys and credit ledger, jobs and their stored outputs."""
 from __future__ import annotations
 
 import uuid
@@ -38,6 +38,11 @@ class User(db.Model):
     teacher_id: Mapped[str | None] = mapped_column(ForeignKey("users.id"), index=True)  # a student's teacher
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    balance: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # credits; the ledger's sum
+    # Limits of this user alone; None falls back to the role's, then the global setting.
+    max_running: Mapped[int | None] = mapped_column(Integer)
+    max_waiting: Mapped[int | None] = mapped_column(Integer)
+    rate_per_minute: Mapped[int | None] = mapped_column(Integer)
 
 
 class ApiKey(db.Model):
@@ -55,11 +60,37 @@ class ApiKey(db.Model):
     user: Mapped[User] = relationship(lazy="joined")
 
 
+class LedgerEntry(db.Model):
+    """One change of a user's balance; a job has at most one entry of each kind."""
+
+    __tablename__ = "ledger"
+    __table_args__ = (UniqueConstraint("job_id", "kind", name="uq_ledger_job_kind"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))  # grant, debit, refund or adjustment
+    amount: Mapped[int] = mapped_column(Integer)  # signed: a debit is negative
+    job_id: Mapped[str | None] = mapped_column(ForeignKey("jobs.id"))
+    note: Mapped[str | None] = mapped_column(String(255))
+    actor_id: Mapped[str | None] = mapped_column(ForeignKey("users.id"))  # the admin behind a grant or adjustment
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class AdmissionLock(db.Model):
+    """The one row every admission decision updates first, so decisions happen one at a time."""
+
+    __tablename__ = "admission"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    turns: Mapped[int] = mapped_column(Integer, default=0)
+
+
 class Job(db.Model):
     """One workflow run, from acceptance to a terminal state."""
 
     __tablename__ = "jobs"
-    __table_args__ = (Index("ix_jobs_status_queue_created", "status", "queue", "created_at"),)
+    __table_args__ = (Index("ix_jobs_status_queue_created", "status", "queue", "created_at"),
+                      Index("ix_jobs_user_status_created", "user_id", "status", "created_at"))
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_job_id)
     user_id: Mapped[str | None] = mapped_column(ForeignKey("users.id"), index=True)

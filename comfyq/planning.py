@@ -77,7 +77,7 @@ def _catalogues(instances: list[Instance]) -> dict[str, catalogue.Catalogue]:
 
 
 def plan_raw(workflow: dict[str, Any], instance: str | None) -> Plan:
-    """Check a raw workflow and plan it on the default time limit."""
+    """Check a raw workflow and plan it at the flat raw-job cost and the default time limit."""
     config = current_app.config
     queue, candidates = route(instance)
     # Structure first, so a malformed graph gets its 422 even when Redis is down.
@@ -86,7 +86,8 @@ def plan_raw(workflow: dict[str, Any], instance: str | None) -> Plan:
     catalogues = _catalogues(candidates)
     if catalogues:
         validate_workflow(workflow, catalogues, config["MAX_WORKFLOW_NODES"])
-    return Plan(queue, workflow, instance, soft_time_limit=config["SOFT_TIME_LIMIT"], candidates=candidates)
+    return Plan(queue, workflow, instance, cost=config["RAW_JOB_COST"], soft_time_limit=config["SOFT_TIME_LIMIT"],
+                candidates=candidates)
 
 
 def plan_template(ref: str, params: dict[str, Any], mode: str, instance: str | None,

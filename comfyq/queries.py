@@ -1,4 +1,4 @@
-"""Read-side questions about jobs: lookup, listing, queue position."""
+"""Read-side questions about jobs: lookup and listing."""
 from __future__ import annotations
 
 from sqlalchemy import func, select
@@ -6,7 +6,6 @@ from sqlalchemy import func, select
 from .accounts import visible_to
 from .errors import NotFound
 from .extensions import db
-from .jobs import JobStatus
 from .models import Job, Output, User
 
 
@@ -26,20 +25,6 @@ def get_output(job_id: str, name: str, user: User) -> Output:
         return output
     names = ", ".join(o.name for o in job.outputs) or "none yet"
     raise NotFound(f"job {job_id} has no output {name!r}; its outputs: {names}")
-
-
-def queued_ahead(queue: str, job: Job | None = None) -> int:
-    """Return how many queued jobs wait in ``queue`` (before ``job``, when one is given)."""
-    query = select(func.count()).select_from(Job).where(Job.status == JobStatus.QUEUED.value, Job.queue == queue)
-    if job is not None:
-        query = query.where((Job.created_at < job.created_at)
-                            | ((Job.created_at == job.created_at) & (Job.id < job.id)))
-    return db.session.scalar(query) or 0
-
-
-def queue_position(job: Job) -> int | None:
-    """Return how many queued jobs are ahead of ``job`` in its queue, or None if not queued."""
-    return queued_ahead(job.queue, job) if job.status == JobStatus.QUEUED else None
 
 
 def list_jobs(user: User, status: str | None, page: int, page_size: int) -> tuple[list[Job], int]:

@@ -3,7 +3,10 @@
 - ``queued`` in the database with no broker message anywhere (Redis lost its
   data, or an enqueue died half-way) → enqueue it again;
 - ``running`` with no live worker on it, past its hard limit → stop its prompt,
-  end it ``timed_out`` and release the instance.
+  end it ``timed_out`` and release the instance;
+- ``pending`` while its owner has room (an admission after a job's end was
+  missed) → admit it;
+- queue-position sets that disagree with the database → rebuild them.
 
 Each repair is a guarded UPDATE, and one pass runs at a time (a Redis lock),
 so a repair happens once however many reconcilers run.
@@ -19,12 +22,12 @@ import redis
 from flask import current_app
 from sqlalchemy import func, select, update
 
-from . import events, instances, lease
+from . import admission, events, instances, lease, positions
 from .extensions import db, get_redis
 from .jobs import JobStatus, transition
 from .models import Job, utcnow
 from .recovery import stop_prompt_on
-from .submission import enqueue
+from .admission import enqueue
 
 logger = logging.getLogger(__name__)
 LOCK_KEY = "comfyq:reconcile:lock"
@@ -37,7 +40,8 @@ def reconcile() -> dict[str, Any]:
     if not lock.acquire(blocking=False):
         return {"skipped": "another pass is running"}
     try:
-        return {"requeued": requeue_lost(), "timed_out": end_abandoned()}
+        return {"admitted": admission.admit_and_dispatch(), "requeued": requeue_lost(),
+                "timed_out": end_abandoned(), "positions_rebuilt": positions.resync()}
     finally:
         try:
             lock.release()

@@ -12,8 +12,10 @@ def init_api(flask_app: Flask) -> ComfyqApi:
     """Register the blueprints, the OpenAPI document and the interactive docs."""
     from . import account, admin, batches, health, instances, jobs, templates
     from .auth import init_auth
+    from .ratelimit import init_ratelimit
 
     init_auth(flask_app)
+    init_ratelimit(flask_app)
     _serve_swagger_ui(flask_app)
     api = ComfyqApi(flask_app, spec_kwargs={"info": {"description": "comfyq job queue API"},
                                             "security": [{"apiKey": []}]})

@@ -3,12 +3,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from flask import current_app
 from sqlalchemy import select
 
+from .. import credits, limits
 from ..extensions import db
 from ..models import ApiKey
 from .account_schemas import AccountSchema
-from .admin import present_key, present_user
+from .admin import present_entry, present_key, present_user
 from .auth import current_user
 from .parser import Blueprint
 
@@ -18,7 +20,11 @@ bp = Blueprint("account", __name__, url_prefix="/v1/account", description="Your 
 @bp.route("")
 @bp.response(200, AccountSchema)
 def account() -> dict[str, Any]:
-    """Show who your key belongs to, and your keys."""
+    """Show who your key belongs to, your keys, balance, limits, jobs in progress and latest ledger entries."""
     user = current_user()
+    db.session.refresh(user)  # the balance as it is now
     keys = db.session.scalars(select(ApiKey).where(ApiKey.user_id == user.id).order_by(ApiKey.created_at))
-    return {"user": present_user(user), "keys": [present_key(k) for k in keys]}
+    return {"user": present_user(user), "keys": [present_key(k) for k in keys], "balance": user.balance,
+            "metered": credits.is_metered(user, current_app.config),
+            "limits": limits.describe(user, current_app.config), "usage": limits.usage(user),
+            "ledger": [present_entry(e) for e in credits.recent(user)]}

@@ -1,4 +1,4 @@
-"""Marshmallow schemas of users, API keys and the caller's account."""
+"""Marshmallow schemas of users, API keys, credits, limits and the caller's account."""
 from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
@@ -15,6 +15,40 @@ class UserCreateSchema(Schema):
                           metadata={"description": "novice accounts may only set novice template params"})
     teacher = fields.String(load_default=None, validate=validate.Length(min=1, max=64),
                             metadata={"description": "a student's teacher (a user with the teacher role)"})
+    credits = fields.Integer(load_default=0, validate=validate.Range(min=0, max=10**9),
+                             metadata={"description": "credits granted at creation"})
+    limits = fields.Nested(lambda: LimitsSchema(), load_default=None,
+                           metadata={"description": "this user's own limits (otherwise the role's or global)"})
+
+
+class LimitsSchema(Schema):
+    """A user's own limits; null clears one, an absent key leaves it as it is."""
+
+    max_running = fields.Integer(allow_none=True, validate=validate.Range(min=1, max=10**6),
+                                 metadata={"description": "jobs queued or running at once; more wait as pending"})
+    max_waiting = fields.Integer(allow_none=True, validate=validate.Range(min=0, max=10**7),
+                                 metadata={"description": "jobs pending or queued at once (0: no limit)"})
+    rate_per_minute = fields.Integer(allow_none=True, validate=validate.Range(min=0, max=10**6),
+                                     metadata={"description": "submissions per minute (0: no limit)"})
+
+
+class CreditChangeSchema(Schema):
+    """Credits to grant, or an adjustment of either sign."""
+
+    amount = fields.Integer(required=True, validate=validate.Range(min=-10**9, max=10**9))
+    kind = fields.String(load_default="grant", validate=validate.OneOf(("grant", "adjustment")))
+    note = fields.String(load_default=None, validate=validate.Length(max=255))
+
+
+class LedgerEntrySchema(Schema):
+    """One change of a balance."""
+
+    id = fields.Integer()
+    kind = fields.String(metadata={"description": "grant, debit, refund or adjustment"})
+    amount = fields.Integer(metadata={"description": "signed: debits are negative"})
+    job_id = fields.String(allow_none=True)
+    note = fields.String(allow_none=True)
+    created_at = fields.DateTime()
 
 
 class UserSchema(Schema):
@@ -27,6 +61,8 @@ class UserSchema(Schema):
     teacher = fields.String(allow_none=True)
     disabled = fields.Boolean()
     created_at = fields.DateTime()
+    balance = fields.Integer()
+    limits = fields.Dict(metadata={"description": "this user's own limits; null ones fall back to the role's"})
 
 
 class KeyCreateSchema(Schema):
@@ -51,8 +87,22 @@ class IssuedKeySchema(KeySchema):
     key = fields.String(metadata={"description": "send as 'Authorization: Bearer <key>'; not shown again"})
 
 
+class EffectiveLimitsSchema(Schema):
+    """The limits that apply, and where each comes from."""
+
+    max_running = fields.Integer()
+    max_waiting = fields.Integer()
+    rate_per_minute = fields.Integer()
+    sources = fields.Dict(metadata={"description": "user, role or global, per limit"})
+
+
 class AccountSchema(Schema):
     """The caller's own account."""
 
     user = fields.Nested(UserSchema)
     keys = fields.List(fields.Nested(KeySchema))
+    balance = fields.Integer()
+    metered = fields.Boolean(metadata={"description": "false for roles whose jobs cost nothing"})
+    limits = fields.Nested(EffectiveLimitsSchema)
+    usage = fields.Dict(metadata={"description": "your jobs pending, queued and running now"})
+    ledger = fields.List(fields.Nested(LedgerEntrySchema), metadata={"description": "the latest 20 entries"})

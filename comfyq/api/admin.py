@@ -1,15 +1,18 @@
-"""Admin endpoints: users and their API keys."""
+"""Admin endpoints: users, their API keys, credits and limits."""
 from __future__ import annotations
 
 from typing import Any
 
-from .. import accounts
-from ..models import ApiKey, User
-from .account_schemas import IssuedKeySchema, KeyCreateSchema, KeySchema, UserCreateSchema, UserSchema
-from .auth import require_role
+
+from .. import accounts, credits, limits
+from ..models import ApiKey, LedgerEntry, User
+from .account_schemas import (CreditChangeSchema, IssuedKeySchema, KeyCreateSchema, KeySchema, LedgerEntrySchema,
+                              LimitsSchema, UserCreateSchema, UserSchema)
+from .auth import current_user, require_role
 from .parser import Blueprint
 
-bp = Blueprint("admin", __name__, url_prefix="/v1/admin", description="Users and API keys (admins only)")
+bp = Blueprint("admin", __name__, url_prefix="/v1/admin",
+               description="Users, API keys, credits and limits (admins only)")
 
 
 @bp.before_request
@@ -22,7 +25,14 @@ def present_user(user: User) -> dict[str, Any]:
     """Return a user as admins see it."""
     teacher = accounts.user_by_id(user.teacher_id) if user.teacher_id else None
     return {"id": user.id, "name": user.name, "role": user.role, "level": user.level,
-            "teacher": teacher.name if teacher else None, "disabled": user.disabled, "created_at": user.created_at}
+            "teacher": teacher.name if teacher else None, "disabled": user.disabled, "created_at": user.created_at,
+            "balance": user.balance, "limits": {name: getattr(user, name) for name in limits.FIELDS}}
+
+
+def present_entry(entry: LedgerEntry) -> dict[str, object]:
+    """Return a ledger entry."""
+    return {"id": entry.id, "kind": entry.kind, "amount": entry.amount, "job_id": entry.job_id,
+            "note": entry.note, "created_at": entry.created_at}
 
 
 def present_key(key: ApiKey) -> dict[str, Any]:
@@ -35,8 +45,13 @@ def present_key(key: ApiKey) -> dict[str, Any]:
 @bp.arguments(UserCreateSchema)
 @bp.response(201, UserSchema)
 def create_user(body: dict[str, Any]) -> dict[str, Any]:
-    """Create a user with a role and a level (students may name their teacher)."""
-    return present_user(accounts.create_user(body["name"], body["role"], body["level"], body["teacher"]))
+    """Create a user with a role and a level, and optionally credits and limits of their own."""
+    user = accounts.create_user(body["name"], body["role"], body["level"], body["teacher"])
+    if body["limits"]:
+        limits.set_limits(user, body["limits"])
+    if body["credits"]:
+        credits.change(user, body["credits"], "grant", "granted at creation", current_user())
+    return present_user(user)
 
 
 @bp.route("/users", methods=["GET"])
@@ -74,3 +89,27 @@ def issue_key(body: dict[str, Any], name: str) -> dict[str, Any]:
 def revoke_key(key_id: str) -> dict[str, Any]:
     """Revoke an API key by its id."""
     return present_key(accounts.revoke_key(key_id))
+
+
+@bp.route("/users/<name>/credits", methods=["POST"])
+@bp.arguments(CreditChangeSchema)
+@bp.response(201, LedgerEntrySchema)
+def change_credits(body: dict[str, Any], name: str) -> dict[str, object]:
+    """Grant credits, or adjust a balance up or down (never below zero); answers with the ledger entry."""
+    entry = credits.change(accounts.get_user(name), body["amount"], body["kind"], body["note"], current_user())
+    return present_entry(entry)
+
+
+@bp.route("/users/<name>/ledger", methods=["GET"])
+@bp.response(200, LedgerEntrySchema(many=True))
+def ledger(name: str) -> list[dict[str, object]]:
+    """List a user's latest 100 ledger entries, newest first."""
+    return [present_entry(e) for e in credits.recent(accounts.get_user(name), 100)]
+
+
+@bp.route("/users/<name>/limits", methods=["PATCH"])
+@bp.arguments(LimitsSchema)
+@bp.response(200, UserSchema)
+def set_limits(body: dict[str, Any], name: str) -> dict[str, Any]:
+    """Set a user's own limits; null clears one, so the role's or the global limit applies again."""
+    return present_user(limits.set_limits(accounts.get_user(name), body))

@@ -10,6 +10,7 @@ from ..models import Batch
 from .auth import current_user
 from .jobs import present
 from .parser import Blueprint
+from .ratelimit import check_rate
 from .schemas import BatchCreateSchema, BatchSchema
 
 bp = Blueprint("batches", __name__, url_prefix="/v1/batches", description="Run a template over many params")
@@ -27,6 +28,7 @@ def present_batch(batch: Batch) -> dict[str, Any]:
 @bp.response(202, BatchSchema)
 def create(body: dict[str, Any]) -> dict[str, Any]:
     """Create one job per variant or grid point; nothing is created unless every member is valid."""
+    check_rate(current_user())
     return present_batch(create_batch(body, current_app.config["MAX_BATCH_JOBS"], current_user()))
 
 

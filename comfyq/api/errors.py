@@ -52,7 +52,8 @@ class ComfyqApi(Api):
     def _handle_domain(self, error: ComfyqError) -> tuple[dict[str, Any], int, dict[str, str]]:
         """Render a domain error with its own status, message and errors."""
         exc = default_exceptions[error.status]()
-        exc.data = {"message": error.message, "errors": error.errors}  # type: ignore[attr-defined]
+        exc.data = {"message": error.message, "errors": error.errors,  # type: ignore[attr-defined]
+                    "headers": error.headers}
         return self.handle_http_exception(exc)
 
     def _handle_database(self, error: SQLAlchemyError) -> tuple[dict[str, Any], int, dict[str, str]]:

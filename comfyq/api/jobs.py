@@ -10,11 +10,13 @@ from flask_smorest import abort
 
 from ..cancellation import cancel_job
 from ..models import Job
-from ..queries import get_job, get_output, list_jobs, queue_position
+from ..positions import position
+from ..queries import get_job, get_output, list_jobs
 from ..storage import LocalStore
 from ..submission import estimate_job, submit_job
 from .auth import current_user
 from .parser import Blueprint
+from .ratelimit import check_rate
 from .schemas import EstimateSchema, JobCreateSchema, JobListQuerySchema, JobPageSchema, JobSchema
 
 bp = Blueprint("jobs", __name__, url_prefix="/v1/jobs", description="Submit and follow jobs")
@@ -39,7 +41,7 @@ def present(job: Job, with_position: bool = True) -> dict[str, Any]:
         "params": job.params, "cost": job.cost, "soft_time_limit": job.soft_time_limit, "batch_id": job.batch_id,
         "queue": job.queue, "instance": job.instance, "worker": job.worker, "attempts": job.attempts,
         "instance_requested": job.instance_requested,
-        "queue_position": queue_position(job) if with_position else None,
+        "queue_position": position(job) if with_position else None,
         "progress": job.progress, "error": job.error, "created_at": _utc(job.created_at),
         "started_at": _utc(job.started_at), "finished_at": _utc(job.finished_at), "outputs": outputs,
     }
@@ -52,8 +54,9 @@ class Jobs(MethodView):
     @bp.arguments(JobCreateSchema)
     @bp.response(202, JobSchema)
     def post(self, body: dict[str, Any]) -> dict[str, Any]:
-        """Submit a template with params, or a raw workflow; answers at once with the queued job."""
-        return present(submit_job(body, current_user()), with_position=False)
+        """Submit a template with params, or a raw workflow; answers at once with the job, queued or pending."""
+        check_rate(current_user())
+        return present(submit_job(body, current_user()))
 
     @bp.arguments(JobListQuerySchema, location="query")
     @bp.response(200, JobPageSchema)

@@ -96,7 +96,9 @@ class JobSchema(Schema):
     worker = fields.String(allow_none=True, metadata={"description": "the Celery worker that ran it last"})
     attempts = fields.Integer(metadata={"description": "runs started on an instance, retries included"})
     instance_requested = fields.String(allow_none=True)
-    queue_position = fields.Integer(allow_none=True)
+    queue_position = fields.Integer(allow_none=True, metadata={
+        "description": "jobs that start before this one: those queued ahead, and for a pending job its "
+                       "owner's older pending jobs too; null once it left the queue"})
     progress = fields.Dict(allow_none=True)
     error = fields.Dict(allow_none=True)
     created_at = fields.DateTime()
@@ -152,7 +154,8 @@ class EstimateSchema(Schema):
     soft_time_limit = fields.Float()
     hard_time_limit = fields.Float()
     queue = fields.String()
-    queue_position = fields.Integer(metadata={"description": "queued jobs ahead in that queue"})
+    queue_position = fields.Integer(metadata={"description": "jobs that would start before it"})
+    balance = fields.Integer(allow_none=True, metadata={"description": "your credits now; null if your role is free"})
     instances_idle = fields.List(fields.String(), metadata={"description": "capable instances free right now"})
     guards = fields.Dict()
 

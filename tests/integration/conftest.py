@@ -169,13 +169,15 @@ USERS = {  # name: (role, level, teacher)
 
 @pytest.fixture(scope="session")
 def keys(app: Flask) -> dict[str, str]:
-    """An API key for each test user (see USERS); "svc", a service, is what ``client`` uses."""
-    from comfyq import accounts
+    """An API key for each test user (see USERS), each with credits; "svc", a service, is what ``client`` uses."""
+    from comfyq import accounts, credits
 
     issued = {}
     with app.app_context():
         for name, (role, level, teacher) in USERS.items():
-            issued[name] = accounts.issue_key(accounts.create_user(name, role, level, teacher))[1]
+            user = accounts.create_user(name, role, level, teacher)
+            credits.change(user, 100_000, "grant", "test credits", None)
+            issued[name] = accounts.issue_key(user)[1]
     return issued
 
 

@@ -99,14 +99,16 @@ def test_oversized_body_is_413(client: FlaskClient) -> None:
 
 def test_redis_down_is_503_and_writes_nothing(client: FlaskClient, app: Flask) -> None:
     assert_shape(client.post("/v1/jobs", json={"workflow": txt2img()}), 503, "nothing was queued")
-    # A template job needs no Redis until it is enqueued: the row must still go.
+    # A template job needs no Redis until it is enqueued: it must not stay queued.
     body = {"template": "txt2img", "params": {"prompt": "x"}}
     assert_shape(client.post("/v1/jobs", json=body), 503, "nothing was queued")
     batch = {"template": "txt2img", "params": {"prompt": "x"}, "grid": {"steps": [2, 3]}}
-    assert_shape(client.post("/v1/batches", json=batch), 503, "the batch was cancelled")
+    assert_shape(client.post("/v1/batches", json=batch), 503, "nothing was queued")
     with app.app_context():
-        assert db.session.query(Job).filter(Job.status == "queued").count() == 0
-        assert db.session.query(Job).count() == 2  # the batch's two, kept as cancelled records
+        jobs = db.session.query(Job).all()
+        # The template job and the batch's two, kept as cancelled records, none left queued.
+        assert len(jobs) == 3 and {j.status for j in jobs} == {"cancelled"}
+        assert {j.error["type"] for j in jobs} == {"enqueue_failed"}
 
 
 def test_huge_grid_is_refused_before_it_is_built(client: FlaskClient) -> None:

@@ -1,0 +1,132 @@
+"""Fair-share admission: which pending jobs enter the broker queues, and when.
+
+A job is admitted (``pending → queued``, and only then sent to Celery) while
+its owner has fewer than ``max_running`` jobs queued or running, and all users
+together fewer than ``MAX_ADMITTED``. Every decision starts by updating the one
+``admission`` row, so decisions happen one at a time on SQLite and PostgreSQL
+alike and no cap is ever passed. When slots are scarce, the user with the
+fewest admitted jobs goes first, then the one whose pending job is oldest.
+"""
+from __future__ import annotations
+
+import heapq
+import logging
+from datetime import datetime
+from typing import Collection, Iterable
+
+from flask import current_app
+from kombu.exceptions import OperationalError as BrokerError
+from redis.exceptions import RedisError
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm.attributes import set_committed_value
+
+from . import positions
+from .extensions import db
+from .jobs import TERMINAL, JobStatus, Moved
+from .limits import ADMITTED, limits_for
+from .models import AdmissionLock, Job, User
+
+logger = logging.getLogger(__name__)
+TASK_NAME = "comfyq.run_job"
+# Anything send_task raises means no message may exist.
+ENQUEUE_ERRORS = (BrokerError, RedisError, OSError, RuntimeError)
+
+
+def enqueue(job: Job) -> None:
+    """Send the job's task to its queue, with its own time limits."""
+    current_app.extensions["celery"].send_task(
+        TASK_NAME, args=[job.id], task_id=job.id, queue=job.queue, ignore_result=True,
+        soft_time_limit=job.soft_time_limit,
+        time_limit=job.soft_time_limit + current_app.config["TIME_LIMIT_GRACE"])
+
+
+def dispatch(jobs: Iterable[Job]) -> list[Job]:
+    """Send the task of each admitted job; return those whose send failed (they stay queued)."""
+    failed = []
+    for job in jobs:
+        try:
+            enqueue(job)
+        except ENQUEUE_ERRORS as exc:
+            logger.error("enqueue of %s failed: %s", job.id, exc)
+            failed.append(job)
+    return failed
+
+
+def lock() -> None:
+    """Wait for the admission row: on SQLite this takes the write lock, on PostgreSQL the row lock."""
+    db.session.execute(update(AdmissionLock).where(AdmissionLock.id == 1).values(turns=AdmissionLock.turns + 1))
+
+
+def allocate(room: dict[str, int], admitted: dict[str, int], oldest: dict[str, datetime],
+             free: int | None) -> dict[str, int]:
+    """Share ``free`` slots (None: no global cap) among users with ``room``, one slot at a time, fairest first."""
+    if free is None:
+        return {user: n for user, n in room.items() if n > 0}
+    grants: dict[str, int] = {}
+    heap = [(admitted.get(user, 0), oldest[user], user) for user, n in room.items() if n > 0]
+    heapq.heapify(heap)
+    while free > 0 and heap:
+        held, first, user = heapq.heappop(heap)
+        grants[user] = grants.get(user, 0) + 1
+        free -= 1
+        if grants[user] < room[user]:
+            heapq.heappush(heap, (held + 1, first, user))
+    return grants
+
+
+def admit(user_ids: Collection[str] | None = None) -> list[Job]:
+    """Queue the pending jobs of ``user_ids`` (everyone's if None) that the caps allow; the caller commits."""
+    config = current_app.config
+    lock()
+    admitted = {user: n for user, n in db.session.execute(
+        select(Job.user_id, func.count()).where(Job.status.in_(ADMITTED)).group_by(Job.user_id))}
+    cap = int(config["MAX_ADMITTED"])
+    free = cap - sum(admitted.values()) if cap else None
+    if free is not None and free <= 0:
+        return []
+    waiting = select(Job.user_id, func.min(Job.created_at), func.count()).where(
+        Job.status == JobStatus.PENDING.value, Job.user_id.is_not(None)).group_by(Job.user_id)
+    if user_ids is not None:
+        waiting = waiting.where(Job.user_id.in_(user_ids))
+    oldest, pending = {}, {}
+    for user_id, first, number in db.session.execute(waiting):
+        oldest[user_id], pending[user_id] = first, number
+    if not pending:
+        return []
+    users = db.session.scalars(select(User).where(User.id.in_(pending)))
+    room = {u.id: min(pending[u.id], limits_for(u, config).max_running - admitted.get(u.id, 0)) for u in users}
+    jobs: list[Job] = []
+    for user_id, number in allocate(room, admitted, oldest, free).items():
+        # SKIP LOCKED (PostgreSQL): a job being cancelled right now is not waited for, so no lock cycle.
+        chosen = list(db.session.scalars(
+            select(Job).where(Job.user_id == user_id, Job.status == JobStatus.PENDING.value)
+            .order_by(Job.created_at, Job.id).limit(number).with_for_update(skip_locked=True)))
+        moved = set(db.session.scalars(
+            update(Job).where(Job.id.in_([j.id for j in chosen]), Job.status == JobStatus.PENDING.value)
+            .values(status=JobStatus.QUEUED.value).returning(Job.id).execution_options(synchronize_session=False)))
+        for job in chosen:
+            if job.id in moved:
+                set_committed_value(job, "status", JobStatus.QUEUED.value)
+                jobs.append(job)
+    return jobs
+
+
+def admit_and_dispatch(user_ids: Collection[str] | None = None) -> list[str]:
+    """Admit what the caps allow in a transaction of its own, then send the admitted jobs; return their ids."""
+    try:
+        jobs = admit(user_ids)
+        db.session.commit()
+    except SQLAlchemyError as exc:  # the next job end or reconciler pass admits them
+        db.session.rollback()
+        logger.error("admission failed: %s", exc)
+        return []
+    positions.admitted(jobs)
+    dispatch(jobs)  # a failed send leaves the job queued: the reconciler re-enqueues it
+    return [job.id for job in jobs]
+
+
+def on_moved(moved: Moved) -> None:
+    """Admit the next pending jobs once an admitted job ends (a ``jobs.on_moved`` listener)."""
+    if moved.to in TERMINAL and ({JobStatus.QUEUED, JobStatus.RUNNING} & set(moved.came_from)):
+        admit_and_dispatch()
