@@ -14,8 +14,8 @@ def describe(job: dict[str, Any]) -> str:
     """Return a one-line summary of where a job stands, for people watching it."""
     progress = job.get("progress") or {}
     where = f" on {job['instance']}" if job.get("instance") else ""
-    if job["status"] == "queued":
-        return f"queued (position {job.get('queue_position')})"
+    if job["status"] in ("pending", "queued"):
+        return f"{job['status']} ({job.get('queue_position')} ahead)"
     if progress.get("node"):
         step = f" {progress['value']}/{progress['max']}" if progress.get("max") else ""
         name = progress.get("label") or progress.get("node_type") or ""

@@ -51,7 +51,8 @@ class ComfyqApi(Api):
 
     def _handle_domain(self, error: ComfyqError) -> tuple[dict[str, Any], int, dict[str, str]]:
         """Render a domain error with its own status, message and errors."""
-        exc = default_exceptions[error.status]()
+        exc = default_exceptions.get(error.status, HTTPException)()  # werkzeug has no class for 402
+        exc.code = error.status
         exc.data = {"message": error.message, "errors": error.errors,  # type: ignore[attr-defined]
                     "headers": error.headers}
         return self.handle_http_exception(exc)

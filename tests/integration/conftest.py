@@ -100,6 +100,7 @@ def stack_env(redis_url: str, sims: list[SimProcess], tmp_path_factory: pytest.T
         "COMFYQ_MAX_TIME_LIMIT": "120",
         "COMFYQ_CAPABILITIES": "gpu1=sdxl",
         "COMFYQ_CATALOGUE_TTL": "0",
+        "COMFYQ_MAX_ADMITTED": "2",  # the global cap: at most 2 jobs in the GPU queues at once
     }
 
 
@@ -179,6 +180,19 @@ def keys(app: Flask) -> dict[str, str]:
             credits.change(user, 100_000, "grant", "test credits", None)
             issued[name] = accounts.issue_key(user)[1]
     return issued
+
+
+def new_user(app: Flask, name: str, role: str = "user", credits: int = 1000, **limits: int) -> FlaskClient:
+    """Create an expert user with ``credits`` and its own ``limits``; return a test client with its key."""
+    from comfyq import accounts, credits as ledger, limits as user_limits
+
+    with app.app_context():
+        user = accounts.create_user(name, role, "expert")
+        if credits:
+            ledger.change(user, credits, "grant", "test credits", None)
+        user_limits.set_limits(user, limits)
+        key = accounts.issue_key(user)[1]
+    return with_key(app.test_client(), key)
 
 
 def with_key(test_client: FlaskClient, key: str | None) -> FlaskClient:

@@ -56,14 +56,22 @@ MATRIX = [
     ("GET", "/v1/admin/users", (401, 401, 403, 403, 200)),
     ("POST", "/v1/admin/users/bob/keys", (401, 401, 403, 403, 201)),
     ("POST", "/v1/jobs:estimate", (401, 401, 200, 200, 200)),
+    ("POST", "/v1/jobs", (401, 401, 202, 202, 202)),
+    ("POST", "/v1/batches", (401, 401, 202, 202, 202)),
+    ("POST", "/v1/admin/users/bob/credits", (401, 401, 403, 403, 201)),
+    ("GET", "/v1/admin/users/bob/ledger", (401, 401, 403, 403, 200)),
+    ("PATCH", "/v1/admin/users/bob/limits", (401, 401, 403, 403, 200)),
 ]
+BODIES = {"/v1/jobs:estimate": TEMPLATE, "/v1/jobs": TEMPLATE, "/v1/batches": {**TEMPLATE, "variants": [{}]},
+          "/v1/admin/users/bob/keys": {}, "/v1/admin/users/bob/credits": {"amount": 1},
+          "/v1/admin/users/bob/limits": {}}
 
 
 @pytest.mark.parametrize("method, route, expected", MATRIX, ids=[f"{m} {r}" for m, r, _ in MATRIX])
 def test_auth_matrix(app: Flask, keys: dict[str, str], work: dict[str, Any], revoked: str, method: str,
                      route: str, expected: tuple[int, ...]) -> None:
     path = route.format(**work)
-    body = TEMPLATE if route.endswith("estimate") else ({} if route.endswith("/keys") else None)
+    body = BODIES.get(route)
     callers = (None, revoked, keys["alice"], keys["bob"], keys["root"])
     got = tuple(as_user(app, key).open(path, method=method, json=body).status_code for key in callers)
     assert got == expected

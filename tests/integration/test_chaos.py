@@ -171,7 +171,8 @@ def test_hanging_node_marks_an_unsupervised_instance_stuck(stack: ChaosStack) ->
     assert stack.wait_status(stack.submit(slow(520, 0.2), instance="gpu0"))["status"] == "succeeded"
 
 
-@pytest.mark.stack(beat=True)
+# All six admitted at once (no fair-share cap), so four wait in the broker when it loses everything.
+@pytest.mark.stack(beat=True, env={"COMFYQ_MAX_RUNNING_PER_USER": "6"})
 def test_redis_restart_loses_queued_jobs_and_the_reconciler_requeues_them(stack: ChaosStack) -> None:
     ids = [stack.submit(slow(600 + i, 2.0)) for i in range(6)]
     wait_until(lambda: sum(stack.job(j)["status"] == "running" for j in ids) == 2, timeout=30)

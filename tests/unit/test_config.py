@@ -77,3 +77,21 @@ def test_celery_settings_follow_the_config(tmp_path) -> None:
 def test_reliability_settings_are_checked(env: dict[str, str], fragment: str) -> None:
     with pytest.raises(ConfigError, match=fragment):
         Config(env)
+
+
+def test_fair_share_defaults_follow_the_instances() -> None:
+    config = Config({"COMFYQ_INSTANCES": "a=http://h:1,b=http://h:2,c=http://h:3"})
+    assert (config.MAX_RUNNING_PER_USER, config.MAX_ADMITTED, config.FREE_ROLES) == (3, 10, {"admin", "service"})
+    assert Config({"COMFYQ_MAX_ADMITTED": "2"}).MAX_ADMITTED == 2
+
+
+def test_role_limits_parse_and_refuse_nonsense() -> None:
+    config = Config({"COMFYQ_ROLE_LIMITS": "student:running=1,waiting=20,rate=30; user:running=2"})
+    assert config.ROLE_LIMITS == {"student": {"max_running": 1, "max_waiting": 20, "rate_per_minute": 30},
+                                  "user": {"max_running": 2}}
+    for spec, fragment in [("pupil:running=1", "with a role among"), ("student:speed=3", "'speed=3' is not"),
+                           ("student:running=-1", "'running=-1' is not"), ("student", "expected role:")]:
+        with pytest.raises(ConfigError, match=fragment):
+            Config({"COMFYQ_ROLE_LIMITS": spec})
+    with pytest.raises(ConfigError, match="COMFYQ_MAX_RUNNING_PER_USER must be at least 1"):
+        Config({"COMFYQ_MAX_RUNNING_PER_USER": "0"})
