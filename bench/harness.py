@@ -50,3 +50,20 @@ def service_key(running: Stack) -> str:
     done = subprocess.run([sys.executable, "-m", "comfyq", "users", "create", "bench", "--role", "service",
                            "--level", "expert"], env=running.env, capture_output=True, text=True, check=True)
     return done.stdout.split()[-1]
+
+
+def user_key(running: Stack, name: str, role: str = "user", credits: int = 0, level: str = "expert",
+             **limits: int) -> str:
+    """Create user ``name`` with ``credits`` and its own ``limits`` in the stack's database; return its API key.
+
+    ``limits`` takes the fields of comfyq.limits (max_running, max_waiting, rate_per_minute); 0 means no
+    limit for waiting and rate.
+    """
+    done = subprocess.run([sys.executable, "-m", "comfyq", "users", "create", name, "--role", role, "--level", level,
+                           "--credits", str(credits)], env=running.env, capture_output=True, text=True, check=True)
+    flags = {"max_running": "--running", "max_waiting": "--waiting", "rate_per_minute": "--rate"}
+    if limits:
+        subprocess.run([sys.executable, "-m", "comfyq", "users", "limits", name,
+                        *(arg for field, value in limits.items() for arg in (flags[field], str(value)))],
+                       env=running.env, capture_output=True, text=True, check=True)
+    return done.stdout.split()[-1]
