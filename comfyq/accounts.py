@@ -22,7 +22,6 @@ from .errors import Conflict, Forbidden, InvalidRequest, NotFound
 from .extensions import db
 from .models import ApiKey, User, utcnow
 
-
 LEVELS = ("novice", "expert")
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
 KEY = re.compile(r"^cq_(?P<id>[0-9a-f]{12})_(?P<secret>[A-Za-z0-9_-]{43})$")

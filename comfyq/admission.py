@@ -6,13 +6,19 @@ together fewer than ``MAX_ADMITTED``. Every decision starts by updating the one
 ``admission`` row, so decisions happen one at a time on SQLite and PostgreSQL
 alike and no cap is ever passed. When slots are scarce, the user with the
 fewest admitted jobs goes first, then the one whose pending job is oldest.
+
+A job's end admits in the ending transaction itself (a ``jobs.on_moved``
+hook), so between decisions this always holds: every user with pending jobs
+is at their own cap, or the global cap is full. Hence a submission, a raised
+limit, or an end while the global cap had room to spare can only make room for
+one user; only an end that frees the single global slot opens it to everyone.
 """
 from __future__ import annotations
 
 import heapq
 import logging
 from datetime import datetime
-from typing import Collection, Iterable
+from typing import Callable, Iterable
 
 from flask import current_app
 from kombu.exceptions import OperationalError as BrokerError
@@ -24,7 +30,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from . import positions
 from .extensions import db
 from .jobs import TERMINAL, JobStatus, Moved
-from .limits import ADMITTED, limits_for
+from .limits import ADMITTED_STATUSES, limits_for
 from .models import AdmissionLock, Job, User
 
 logger = logging.getLogger(__name__)
@@ -55,7 +61,10 @@ def dispatch(jobs: Iterable[Job]) -> list[Job]:
 
 def lock() -> None:
     """Wait for the admission row: on SQLite this takes the write lock, on PostgreSQL the row lock."""
-    db.session.execute(update(AdmissionLock).where(AdmissionLock.id == 1).values(turns=AdmissionLock.turns + 1))
+    taken = db.session.execute(update(AdmissionLock).where(AdmissionLock.id == 1)
+                               .values(turns=AdmissionLock.turns + 1))
+    if taken.rowcount != 1:
+        raise RuntimeError("the admission row is missing: the database was not made by comfyq's migrations")
 
 
 def allocate(room: dict[str, int], admitted: dict[str, int], oldest: dict[str, datetime],
@@ -75,20 +84,23 @@ def allocate(room: dict[str, int], admitted: dict[str, int], oldest: dict[str, d
     return grants
 
 
-def admit(user_ids: Collection[str] | None = None) -> list[Job]:
-    """Queue the pending jobs of ``user_ids`` (everyone's if None) that the caps allow; the caller commits."""
+def admit(user_id: str | None = None, freed: bool = False) -> list[Job]:
+    """Queue the pending jobs of ``user_id`` (or everyone's) that the caps allow; return them, uncommitted.
+
+    ``freed``: a job of ``user_id`` just ended; if that freed the one global slot, everyone may take it.
+    """
     config = current_app.config
     lock()
     admitted = {user: n for user, n in db.session.execute(
-        select(Job.user_id, func.count()).where(Job.status.in_(ADMITTED)).group_by(Job.user_id))}
+        select(Job.user_id, func.count()).where(Job.status.in_(ADMITTED_STATUSES)).group_by(Job.user_id))}
     cap = int(config["MAX_ADMITTED"])
     free = cap - sum(admitted.values()) if cap else None
     if free is not None and free <= 0:
         return []
     waiting = select(Job.user_id, func.min(Job.created_at), func.count()).where(
         Job.status == JobStatus.PENDING.value, Job.user_id.is_not(None)).group_by(Job.user_id)
-    if user_ids is not None:
-        waiting = waiting.where(Job.user_id.in_(user_ids))
+    if user_id is not None and not (freed and free == 1):
+        waiting = waiting.where(Job.user_id == user_id)
     oldest, pending = {}, {}
     for user_id, first, number in db.session.execute(waiting):
         oldest[user_id], pending[user_id] = first, number
@@ -112,21 +124,31 @@ def admit(user_ids: Collection[str] | None = None) -> list[Job]:
     return jobs
 
 
-def admit_and_dispatch(user_ids: Collection[str] | None = None) -> list[str]:
+def send(jobs: list[Job]) -> list[Job]:
+    """Move admitted jobs to their queues' position sets and send them; return those whose send failed."""
+    positions.admitted(jobs)
+    return dispatch(jobs)
+
+
+def admit_and_dispatch(user_id: str | None = None) -> list[str]:
     """Admit what the caps allow in a transaction of its own, then send the admitted jobs; return their ids."""
     try:
-        jobs = admit(user_ids)
+        jobs = admit(user_id)
         db.session.commit()
     except SQLAlchemyError as exc:  # the next job end or reconciler pass admits them
         db.session.rollback()
         logger.error("admission failed: %s", exc)
         return []
-    positions.admitted(jobs)
-    dispatch(jobs)  # a failed send leaves the job queued: the reconciler re-enqueues it
+    send(jobs)  # a failed send leaves the job queued: the reconciler re-enqueues it
     return [job.id for job in jobs]
 
 
-def on_moved(moved: Moved) -> None:
-    """Admit the next pending jobs once an admitted job ends (a ``jobs.on_moved`` listener)."""
-    if moved.to in TERMINAL and ({JobStatus.QUEUED, JobStatus.RUNNING} & set(moved.came_from)):
-        admit_and_dispatch()
+def on_moved(moved: Moved) -> Callable[[], None] | None:
+    """Admit, in an ending job's own transaction, what its end makes room for; send it after the commit."""
+    if moved.to not in TERMINAL or moved.came_from not in (JobStatus.QUEUED, JobStatus.RUNNING):
+        return None
+    jobs = admit(moved.user_id, freed=True)
+
+    def after() -> None:
+        send(jobs)  # a failed send leaves the job queued: the reconciler re-enqueues it
+    return after if jobs else None

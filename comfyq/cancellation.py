@@ -22,7 +22,7 @@ def cancel_flag_ttl(config: Mapping[str, Any]) -> int:
 
 
 def cancel_job(job_id: str, user: User) -> Job:
-    """Move a queued or running job ``user`` may see to ``cancelled`` and stop its work; return it."""
+    """Move a pending, queued or running job ``user`` may see to ``cancelled`` and stop its work; return it."""
     get_job(job_id, user)  # someone else's job is "not found", never cancelled
     reason = {"type": "cancelled", "message": "cancelled by request"}
     if transition(job_id, JobStatus.CANCELLED, [JobStatus.QUEUED, JobStatus.PENDING], error=reason):
@@ -39,5 +39,5 @@ def cancel_job(job_id: str, user: User) -> Job:
     if job is None:
         raise NotFound(f"no job {job_id!r}")
     if job.status != JobStatus.CANCELLED:
-        raise Conflict(f"job {job_id} already ended as {job.status}; only queued or running jobs can be cancelled")
+        raise Conflict(f"job {job_id} already ended as {job.status}; only pending, queued or running jobs can be cancelled")
     return job

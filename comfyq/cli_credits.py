@@ -1,9 +1,9 @@
-"""``comfyq credits`` and ``comfyq users limits``: balances and per-user limits, straight in the database."""
+"""``comfyq credits``: grant, adjust and show balances, straight in the database."""
 from __future__ import annotations
 
 import click
 
-from .cli_accounts import _in_app, users
+from .cli_accounts import in_app
 
 
 @click.group()
@@ -21,7 +21,7 @@ def _change(name: str, amount: int, kind: str, note: str | None) -> str:
         ledger.change(user, amount, kind, note, None)
         return f"{name}: {amount:+d} credits ({kind}); balance {ledger.balance_of(user.id)}"
 
-    return _in_app(change)
+    return in_app(change)
 
 
 @credits.command("grant")
@@ -44,7 +44,8 @@ def credits_adjust(name: str, amount: int, note: str | None) -> None:
 
 @credits.command("show")
 @click.argument("name")
-@click.option("--last", default=20, show_default=True, help="How many ledger entries to list.")
+@click.option("--last", type=click.IntRange(min=1), default=20, show_default=True,
+              help="How many ledger entries to list.")
 def credits_show(name: str, last: int) -> None:
     """Show the balance of user NAME and their latest ledger entries."""
     from . import accounts
@@ -57,31 +58,5 @@ def credits_show(name: str, last: int) -> None:
                  for e in ledger.recent(user, last)]
         return rows
 
-    for line in _in_app(lines):
+    for line in in_app(lines):
         click.echo(line)
-
-
-@users.command("limits")
-@click.argument("name")
-@click.option("--running", type=click.IntRange(min=1), help="Jobs queued or running at once.")
-@click.option("--waiting", type=click.IntRange(min=0), help="Jobs pending or queued at once (0: no limit).")
-@click.option("--rate", type=click.IntRange(min=0), help="Submissions per minute (0: no limit).")
-@click.option("--clear", multiple=True, type=click.Choice(["running", "waiting", "rate"]),
-              help="Drop this user's own value, so the role's or global one applies.")
-def users_limits(name: str, running: int | None, waiting: int | None, rate: int | None,
-                 clear: tuple[str, ...]) -> None:
-    """Set or clear the limits of user NAME, then print the limits that apply."""
-    from flask import current_app
-
-    from . import accounts, limits
-
-    fields = {"running": "max_running", "waiting": "max_waiting", "rate": "rate_per_minute"}
-    given = {"running": running, "waiting": waiting, "rate": rate}
-    values = {fields[k]: v for k, v in given.items() if v is not None} | {fields[k]: None for k in clear}
-
-    def apply() -> str:
-        user = limits.set_limits(accounts.get_user(name), values)
-        shown = limits.describe(user, current_app.config)
-        return ", ".join(f"{key} {shown[key]} ({shown['sources'][key]})" for key in limits.FIELDS)
-
-    click.echo(f"{name}: {_in_app(apply)}")

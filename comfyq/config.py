@@ -12,6 +12,8 @@ INSTANCE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
 CAPABILITY = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,31}$")
 SHARED_QUEUE = "comfy"
 ROLES = ("admin", "service", "teacher", "student", "user")
+# COMFYQ_ROLE_LIMITS and ``comfyq users limits`` name each limit by its short name.
+LIMIT_NAMES = {"running": "max_running", "waiting": "max_waiting", "rate": "rate_per_minute"}
 CONTROL_QUEUE = "control"
 # Nodes that run arbitrary code or write arbitrary files; raw workflows may not use them.
 DEFAULT_BLOCKLIST = (
@@ -104,7 +106,6 @@ def _names(env: Mapping[str, str], key: str, default: Iterable[str]) -> frozense
 
 def parse_role_limits(spec: str) -> dict[str, dict[str, int]]:
     """Parse ``student:running=1,waiting=20,rate=30;user:running=2`` into limits per role."""
-    names = {"running": "max_running", "waiting": "max_waiting", "rate": "rate_per_minute"}
     limits: dict[str, dict[str, int]] = {}
     for item in filter(None, (part.strip() for part in spec.split(";"))):
         role, sep, values = item.partition(":")
@@ -113,11 +114,11 @@ def parse_role_limits(spec: str) -> dict[str, dict[str, int]]:
             raise ConfigError(f"COMFYQ_ROLE_LIMITS entry {item!r}: expected role:running=N,waiting=N,rate=N "
                               f"with a role among {', '.join(ROLES)}")
         for pair in filter(None, (v.strip() for v in values.split(","))):
-            name, _, number = pair.partition("=")
-            if name.strip() not in names or not number.strip().isdigit():
-                raise ConfigError(f"COMFYQ_ROLE_LIMITS entry {item!r}: {pair!r} is not running=N, waiting=N "
-                                  "or rate=N with N a whole number")
-            limits.setdefault(role, {})[names[name.strip()]] = int(number)
+            name, _, number = (part.strip() for part in pair.partition("="))
+            if name not in LIMIT_NAMES or not number.isdigit() or (name == "running" and int(number) < 1):
+                raise ConfigError(f"COMFYQ_ROLE_LIMITS entry {item!r}: {pair!r} is not running=N (N at least 1), "
+                                  "waiting=N or rate=N (N a whole number, 0 for no limit)")
+            limits.setdefault(role, {})[LIMIT_NAMES[name]] = int(number)
     return limits
 
 

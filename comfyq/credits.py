@@ -8,18 +8,19 @@ refund twice. Only the functions here touch ``users.balance``.
 """
 from __future__ import annotations
 
-from typing import Any, Collection, Iterable, Mapping
+from typing import Any, Iterable, Mapping
 
 from sqlalchemy import Insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm.attributes import set_committed_value
 
 from .errors import Conflict, InvalidRequest, PaymentRequired
 from .extensions import db
 from .models import Job, LedgerEntry, User
 
-KINDS = ("grant", "debit", "refund", "adjustment")
-# Failures the user's own input caused: ComfyUI refused the workflow they sent.
-USER_FAULTS = frozenset({"prompt_rejected"})
+# Failures a raw workflow's sender caused: ComfyUI refused the graph they wrote.
+SENDER_FAULTS = frozenset({"prompt_rejected"})
+MAX_BALANCE = 10**15
 
 
 def is_metered(user: User, config: Mapping[str, Any]) -> bool:
@@ -50,14 +51,14 @@ def record_debits(user: User, jobs: Iterable[Job]) -> None:
                        for job in jobs if job.cost)
 
 
-def refund_due(to: str, came_from: Collection[str], error: Mapping[str, Any] | None) -> bool:
-    """Return whether a job moving to ``to`` from one of ``came_from`` gets its credits back."""
+def refund_due(to: str, came_from: str, error: Mapping[str, Any] | None, raw: bool) -> bool:
+    """Return whether a job moving from ``came_from`` to ``to`` gets its credits back."""
     if to == "timed_out":
         return True
-    if to == "failed":
-        return (error or {}).get("type") not in USER_FAULTS
+    if to == "failed":  # a template's graph is ours: its rejection is never the user's fault
+        return not (raw and (error or {}).get("type") in SENDER_FAULTS)
     # A job cancelled while running held a GPU; one cancelled before never did.
-    return to == "cancelled" and "running" not in came_from
+    return to == "cancelled" and came_from != "running"
 
 
 def _insert_once(values: dict[str, Any]) -> Insert:
@@ -89,17 +90,23 @@ def change(user: User, amount: int, kind: str, note: str | None, actor: User | N
     if kind not in ("grant", "adjustment") or amount == 0 or (kind == "grant" and amount < 0):
         raise InvalidRequest("a grant adds a positive number of credits; an adjustment adds or removes a "
                              "non-zero number", {"json": {"amount": ["not a valid amount for this kind"]}})
+    if note is not None and len(note) > 255:
+        raise InvalidRequest("the note is longer than 255 characters; shorten it", {"json": {"note": ["too long"]}})
     moved = db.session.execute(
-        update(User).where(User.id == user.id, User.balance + amount >= 0).values(balance=User.balance + amount)
-        .returning(User.balance).execution_options(synchronize_session=False)).first()
+        update(User).where(User.id == user.id, User.balance + amount >= 0, User.balance + amount <= MAX_BALANCE)
+        .values(balance=User.balance + amount).returning(User.balance)
+        .execution_options(synchronize_session=False)).first()
     if moved is None:
         db.session.rollback()
-        raise Conflict(f"{user.name} has {balance_of(user.id)} credits; removing {-amount} would leave the "
-                       "balance below zero")
+        held = balance_of(user.id)
+        if amount > 0:
+            raise Conflict(f"{user.name} has {held} credits; adding {amount} would pass the most a balance may "
+                           f"hold ({MAX_BALANCE})")
+        raise Conflict(f"{user.name} has {held} credits; removing {-amount} would leave the balance below zero")
     entry = LedgerEntry(user_id=user.id, kind=kind, amount=amount, note=note, actor_id=actor.id if actor else None)
     db.session.add(entry)
     db.session.commit()
-    user.balance = moved.balance
+    set_committed_value(user, "balance", moved.balance)  # known now; not a change to write back later
     return entry
 
 

@@ -4,9 +4,11 @@
 
 Every transition is one ``UPDATE … WHERE id = :id AND status IN (:expected)``,
 so two processes can never both move the same job; ``take_over`` guards the
-hand-over of a running job between workers the same way. An end that earns a
-refund commits with it; listeners (admission, queue positions) hear of each
-move after its commit.
+hand-over of a running job between workers the same way. A move commits with
+what it entails: the refund an end earns, and the admission of the pending jobs
+an end makes room for (hooks, registered by the app); what the hooks must do
+outside the database (send admitted jobs, update queue positions) runs after
+the commit.
 """
 from __future__ import annotations
 
@@ -52,22 +54,25 @@ class IllegalTransition(ValueError):
 
 
 class Moved(NamedTuple):
-    """A committed transition, as listeners hear of it."""
+    """A transition, as hooks see it before its commit."""
 
     job_id: str
     user_id: str | None
     queue: str
+    raw: bool  # a raw workflow, not a template
+    came_from: JobStatus
     to: JobStatus
-    came_from: tuple[JobStatus, ...]
 
 
-_listeners: list[Callable[[Moved], None]] = []
+# A hook runs in the move's transaction; what it returns runs after the commit.
+Hook = Callable[[Moved], Callable[[], None] | None]
+_hooks: list[Hook] = []
 
 
-def on_moved(listener: Callable[[Moved], None]) -> None:
-    """Call ``listener`` after every committed transition (registering twice changes nothing)."""
-    if listener not in _listeners:
-        _listeners.append(listener)
+def on_moved(hook: Hook) -> None:
+    """Run ``hook`` in every transition's transaction (registering twice changes nothing)."""
+    if hook not in _hooks:
+        _hooks.append(hook)
 
 
 def is_terminal(status: str) -> bool:
@@ -90,32 +95,34 @@ def transition(job_id: str, to: JobStatus, expected: Iterable[JobStatus], **fiel
         values.setdefault("finished_at", utcnow())
     if to is JobStatus.RUNNING:
         values.setdefault("started_at", utcnow())
-    row = _guarded_update(job_id, [Job.status.in_([s.value for s in expected])], values)
-    if row is None:
+    for old in expected:  # one state at a time, so the hooks know which one the job left
+        row = _guarded_update(job_id, [Job.status == old.value], values)
+        if row is not None:
+            break
+    else:
+        db.session.rollback()
         return False
-    if to in TERMINAL and credits.refund_due(to, expected, fields.get("error")):
+    moved = Moved(job_id, row.user_id, row.queue, row.template is None, old, to)
+    if to in TERMINAL and credits.refund_due(moved.to, moved.came_from, fields.get("error"), moved.raw):
         credits.refund(job_id, note=f"the job ended {to.value}")
+    after = [hook(moved) for hook in _hooks]
     db.session.commit()
-    moved = Moved(job_id, row.user_id, row.queue, to, expected)
-    for listener in _listeners:
+    for action in filter(None, after):
         try:
-            listener(moved)
-        except Exception:  # the move stands; the reconciler repairs what a listener missed
-            logger.exception("job %s: a listener of its move to %s failed", job_id, to.value)
+            action()
+        except Exception:  # the move stands; the reconciler repairs what an action missed
+            logger.exception("job %s: an action after its move to %s failed", job_id, to.value)
     return True
 
 
 def _guarded_update(job_id: str, conditions: list[Any], values: dict[str, Any]) -> Row[Any] | None:
-    """Update one job if ``conditions`` hold and return its owner and queue; else roll back and return None.
+    """Update one job if ``conditions`` hold and return its owner, queue and template, else None.
 
-    The session's pending changes stay uncommitted: the caller commits them with the update.
+    Nothing is committed or rolled back here: the caller decides.
     """
-    row = db.session.execute(
+    return db.session.execute(
         update(Job).where(Job.id == job_id, *conditions).values(**values)
-        .returning(Job.user_id, Job.queue).execution_options(synchronize_session=False)).first()
-    if row is None:
-        db.session.rollback()
-    return row
+        .returning(Job.user_id, Job.queue, Job.template).execution_options(synchronize_session=False)).first()
 
 
 def set_progress(job_id: str, progress: dict[str, Any]) -> None:
@@ -130,6 +137,7 @@ def take_over(job_id: str, old_worker: str | None, new_worker: str | None) -> bo
     """Make ``new_worker`` the one running job ``job_id`` if ``old_worker`` still is; return whether it did."""
     owner = Job.worker.is_(None) if old_worker is None else Job.worker == old_worker
     if _guarded_update(job_id, [Job.status == JobStatus.RUNNING.value, owner], {"worker": new_worker}) is None:
+        db.session.rollback()
         return False
     db.session.commit()
     return True

@@ -18,8 +18,8 @@ from .models import Job, User
 FIELDS = ("max_running", "max_waiting", "rate_per_minute")
 GLOBAL_KEYS = {"max_running": "MAX_RUNNING_PER_USER", "max_waiting": "MAX_WAITING_PER_USER",
                "rate_per_minute": "SUBMIT_RATE_PER_MINUTE"}
-WAITING = ("pending", "queued")
-ADMITTED = ("queued", "running")
+WAITING_STATUSES = ("pending", "queued")
+ADMITTED_STATUSES = ("queued", "running")
 
 
 @dataclass(frozen=True)
@@ -78,12 +78,14 @@ def check_waiting(user: User, adding: int, limits: Limits) -> None:
     """Refuse (429) ``adding`` more jobs if that would put more than ``max_waiting`` in wait."""
     if not limits.max_waiting:
         return
-    waiting = count(user.id, WAITING, limits.max_waiting)
+    waiting = count(user.id, WAITING_STATUSES, limits.max_waiting)
     if waiting + adding > limits.max_waiting:
         db.session.rollback()
-        more = f"{adding} more jobs" if adding > 1 else "another job"
-        raise TooManyRequests(f"you have {waiting} jobs waiting and may have at most {limits.max_waiting}; "
-                              f"wait for some to start before submitting {more}",
+        if adding > limits.max_waiting:
+            advice = f"send at most {limits.max_waiting} jobs at once"
+        else:
+            advice = f"wait for some to start before submitting {f'{adding} more jobs' if adding > 1 else 'another'}"
+        raise TooManyRequests(f"you have {waiting} jobs waiting and may have at most {limits.max_waiting}; {advice}",
                               {"waiting": waiting, "max_waiting": limits.max_waiting})
 
 

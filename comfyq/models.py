@@ -5,7 +5,7 @@ import uuid
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from .extensions import db
@@ -19,6 +19,11 @@ def utcnow() -> datetime:
 def new_id() -> str:
     """Return a fresh random id."""
     return str(uuid.uuid4())
+
+
+def aware(moment: datetime) -> datetime:
+    """Return ``moment`` marked as UTC if it has no zone (SQLite hands back naive datetimes)."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
 def new_job_id() -> str:
@@ -38,7 +43,7 @@ class User(db.Model):
     teacher_id: Mapped[str | None] = mapped_column(ForeignKey("users.id"), index=True)  # a student's teacher
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    balance: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # credits; the ledger's sum
+    balance: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")  # credits; the ledger's sum
     # Limits of this user alone; None falls back to the role's, then the global setting.
     max_running: Mapped[int | None] = mapped_column(Integer)
     max_waiting: Mapped[int | None] = mapped_column(Integer)
@@ -69,7 +74,7 @@ class LedgerEntry(db.Model):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), index=True)
     kind: Mapped[str] = mapped_column(String(16))  # grant, debit, refund or adjustment
-    amount: Mapped[int] = mapped_column(Integer)  # signed: a debit is negative
+    amount: Mapped[int] = mapped_column(BigInteger)  # signed: a debit is negative
     job_id: Mapped[str | None] = mapped_column(ForeignKey("jobs.id"))
     note: Mapped[str | None] = mapped_column(String(255))
     actor_id: Mapped[str | None] = mapped_column(ForeignKey("users.id"))  # the admin behind a grant or adjustment

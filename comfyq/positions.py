@@ -12,15 +12,15 @@ from __future__ import annotations
 
 import logging
 import time
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any, Callable, Iterable
 
 import redis
 from sqlalchemy import func, select
 
 from .extensions import db, get_redis
-from .jobs import Moved
-from .models import Job
+from .jobs import JobStatus, Moved
+from .models import Job, aware
 
 logger = logging.getLogger(__name__)
 WAITING = "comfyq:waiting:"
@@ -28,8 +28,8 @@ PENDING = "comfyq:pending:"
 
 
 def _score(moment: datetime) -> float:
-    """Return a timestamp as a sorted-set score (SQLite hands back naive UTC times)."""
-    return (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).timestamp()
+    """Return a timestamp as a sorted-set score."""
+    return aware(moment).timestamp()
 
 
 def pending_added(jobs: Iterable[Job]) -> None:
@@ -38,21 +38,21 @@ def pending_added(jobs: Iterable[Job]) -> None:
 
 
 def admitted(jobs: Iterable[Job]) -> None:
-    """Move jobs from their owners' pending sets to their queues' sets."""
+    """Move jobs from their owners' pending sets to their queues' sets, in the order they are sent."""
     now = time.time()
-    _quietly(lambda pipe: [(pipe.zrem(PENDING + str(j.user_id), j.id), pipe.zadd(WAITING + j.queue, {j.id: now}))
-                           for j in jobs])
+    _quietly(lambda pipe: [(pipe.zrem(PENDING + str(j.user_id), j.id),
+                            pipe.zadd(WAITING + j.queue, {j.id: now + n * 1e-6})) for n, j in enumerate(jobs)])
 
 
-def track(moved: Moved) -> None:
-    """Keep the sets in step with a committed transition (a ``jobs.on_moved`` listener)."""
+def track(moved: Moved) -> Callable[[], None]:
+    """Return what keeps the sets in step with a transition once it commits (a ``jobs.on_moved`` hook)."""
     def apply(pipe: redis.client.Pipeline) -> None:
         pipe.zrem(PENDING + str(moved.user_id), moved.job_id)
-        if moved.to == "queued":  # back in the queue after a lost instance: at its end
+        if moved.to == JobStatus.QUEUED:  # back in the queue after a lost instance: at its end
             pipe.zadd(WAITING + moved.queue, {moved.job_id: time.time()})
         else:
             pipe.zrem(WAITING + moved.queue, moved.job_id)
-    _quietly(apply)
+    return lambda: _quietly(apply)
 
 
 def _quietly(build: Callable[[redis.client.Pipeline], Any]) -> None:
@@ -67,11 +67,11 @@ def _quietly(build: Callable[[redis.client.Pipeline], Any]) -> None:
 
 def position(job: Job) -> int | None:
     """Return how many jobs will start before ``job`` as things stand, or None once it left the queue."""
-    if job.status not in ("pending", "queued"):
+    if job.status not in (JobStatus.PENDING, JobStatus.QUEUED):
         return None
     try:
         r = get_redis()
-        if job.status == "queued":
+        if job.status == JobStatus.QUEUED:
             rank = r.zrank(WAITING + job.queue, job.id)
             if rank is not None:
                 return int(rank)
@@ -89,11 +89,12 @@ def position(job: Job) -> int | None:
 
 def counted_position(job: Job) -> int:
     """Return the position by counting rows: exact but slow with a long backlog (the fallback)."""
-    queued = select(func.count()).select_from(Job).where(Job.status == "queued", Job.queue == job.queue)
+    queued = select(func.count()).select_from(Job).where(Job.status == JobStatus.QUEUED.value, Job.queue == job.queue)
     earlier = (Job.created_at < job.created_at) | ((Job.created_at == job.created_at) & (Job.id < job.id))
-    if job.status == "queued":
+    if job.status == JobStatus.QUEUED:
         return db.session.scalar(queued.where(earlier)) or 0
-    own = select(func.count()).select_from(Job).where(Job.user_id == job.user_id, Job.status == "pending", earlier)
+    own = select(func.count()).select_from(Job).where(Job.user_id == job.user_id,
+                                                      Job.status == JobStatus.PENDING.value, earlier)
     return (db.session.scalar(queued) or 0) + (db.session.scalar(own) or 0)
 
 
@@ -103,7 +104,7 @@ def waiting_in(queue: str) -> int:
         return int(get_redis().zcard(WAITING + queue))
     except (redis.RedisError, OSError):
         return db.session.scalar(select(func.count()).select_from(Job).where(
-            Job.status == "queued", Job.queue == queue)) or 0
+            Job.status == JobStatus.QUEUED.value, Job.queue == queue)) or 0
 
 
 def resync() -> list[str]:
@@ -111,10 +112,10 @@ def resync() -> list[str]:
     r = get_redis()
     wanted: dict[str, int] = {}
     for queue, number in db.session.execute(select(Job.queue, func.count()).where(
-            Job.status == "queued").group_by(Job.queue)):
+            Job.status == JobStatus.QUEUED.value).group_by(Job.queue)):
         wanted[WAITING + queue] = number
     for user_id, number in db.session.execute(select(Job.user_id, func.count()).where(
-            Job.status == "pending").group_by(Job.user_id)):
+            Job.status == JobStatus.PENDING.value).group_by(Job.user_id)):
         wanted[PENDING + str(user_id)] = number
     known = {key.decode() for pattern in (WAITING, PENDING) for key in r.scan_iter(pattern + "*", count=1000)}
     rebuilt = []
@@ -128,9 +129,11 @@ def resync() -> list[str]:
 def _rebuild(r: redis.Redis, key: str) -> None:
     """Replace one set with what the DB holds now."""
     if key.startswith(WAITING):
-        rows = select(Job.id, Job.updated_at).where(Job.status == "queued", Job.queue == key[len(WAITING):])
+        rows = select(Job.id, Job.updated_at).where(Job.status == JobStatus.QUEUED.value,
+                                                    Job.queue == key[len(WAITING):])
     else:
-        rows = select(Job.id, Job.created_at).where(Job.status == "pending", Job.user_id == key[len(PENDING):])
+        rows = select(Job.id, Job.created_at).where(Job.status == JobStatus.PENDING.value,
+                                                    Job.user_id == key[len(PENDING):])
     members = [(job_id, _score(moment)) for job_id, moment in db.session.execute(rows)]
     pipe = r.pipeline(transaction=True)
     pipe.delete(key)

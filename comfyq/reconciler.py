@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from typing import Any, Iterable, Iterator
 
 import redis
@@ -25,9 +25,8 @@ from sqlalchemy import func, select, update
 from . import admission, events, instances, lease, positions
 from .extensions import db, get_redis
 from .jobs import JobStatus, transition
-from .models import Job, utcnow
+from .models import Job, aware, utcnow
 from .recovery import stop_prompt_on
-from .admission import enqueue
 
 logger = logging.getLogger(__name__)
 LOCK_KEY = "comfyq:reconcile:lock"
@@ -47,11 +46,6 @@ def reconcile() -> dict[str, Any]:
             lock.release()
         except redis.RedisError:
             pass  # expired or lost with a Redis restart: nothing to release
-
-
-def _aware(moment: datetime) -> datetime:
-    """Return ``moment`` in UTC with its zone (SQLite hands back naive datetimes)."""
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
 def _queue_names() -> list[str]:
@@ -123,7 +117,7 @@ def requeue_lost() -> list[str]:
             db.session.rollback()
             continue
         db.session.commit()
-        enqueue(db.session.get(Job, job_id))  # id, queue and limits: nothing the update changed
+        admission.enqueue(db.session.get(Job, job_id))  # id, queue and limits: nothing the update changed
         events.publish(get_redis(), job_id, {"type": "requeued", "by": "reconciler"})
         logger.warning("reconciler: job %s was queued without a broker message; enqueued it again", job_id)
         requeued.append(job_id)
@@ -137,7 +131,7 @@ def end_abandoned() -> list[str]:
     ended = []
     for job in db.session.scalars(select(Job).where(Job.status == JobStatus.RUNNING.value)).all():
         hard = float(job.soft_time_limit or config["SOFT_TIME_LIMIT"]) + float(config["TIME_LIMIT_GRACE"])
-        if job.started_at is None or _aware(job.started_at) + timedelta(seconds=hard) > now:
+        if job.started_at is None or aware(job.started_at) + timedelta(seconds=hard) > now:
             continue
         if job.instance and lease.is_alive(r, job.instance) and instances.running_job(r, job.instance) == job.id:
             continue  # its worker runs it: Celery's hard limit ends it there

@@ -12,7 +12,7 @@ from .accounts import check_submission
 from .errors import Unavailable
 from .extensions import db, get_redis
 from .jobs import JobStatus, transition
-from .limits import ADMITTED, check_waiting, count, limits_for
+from .limits import ADMITTED_STATUSES, check_waiting, count, limits_for
 from .models import Job, User
 from .planning import Plan, plan_job
 
@@ -33,7 +33,8 @@ def accept(user: User, jobs: list[Job], *with_them: object) -> None:
     Charging, the waiting cap, the rows and the admission are one transaction:
     the user's row stays locked from the debit to the commit, so concurrent
     submissions can neither overdraw nor overfill. If the broker refuses a new
-    job, all of ``jobs`` are cancelled and refunded, and the caller gets a 503.
+    job, every one of ``jobs`` not yet started is cancelled and refunded, and the
+    caller gets a 503 saying so.
     """
     config = current_app.config
     metered = credits.is_metered(user, config)
@@ -43,17 +44,27 @@ def accept(user: User, jobs: list[Job], *with_them: object) -> None:
     db.session.flush()
     if metered:
         credits.record_debits(user, jobs)
-    admitted = admission.admit([user.id])
+    admitted = admission.admit(user.id)
     db.session.commit()
     positions.pending_added(job for job in jobs if job.status == JobStatus.PENDING)
-    positions.admitted(admitted)
     ours = {job.id for job in jobs}
-    if any(job.id in ours for job in admission.dispatch(admitted)):
-        for job in jobs:  # never leave a queued row without a broker message behind it
-            transition(job.id, JobStatus.CANCELLED, [JobStatus.QUEUED, JobStatus.PENDING],
-                       error={"type": "enqueue_failed", "message": "the queue (Redis) was unreachable"})
+    if any(job.id in ours for job in admission.send(admitted)):
+        refuse(jobs)
+
+
+def refuse(jobs: list[Job]) -> None:
+    """Cancel (and so refund) the jobs of a submission the broker refused, unless one started already; answer 503."""
+    error = {"type": "enqueue_failed", "message": "the queue (Redis) was unreachable"}
+    # Never leave a queued row without a broker message behind it.
+    # Pending ones first: cancelling a queued one admits the owner's next pending job.
+    ordered = sorted(jobs, key=lambda job: job.status != JobStatus.PENDING)
+    started = [job.id for job in ordered
+               if not transition(job.id, JobStatus.CANCELLED, [JobStatus.PENDING, JobStatus.QUEUED], error=error)]
+    if not started:
         raise Unavailable("the queue (Redis) is unreachable; nothing was queued and no credits were taken, "
                           "try again")
+    raise Unavailable(f"the queue (Redis) failed part-way: {len(jobs) - len(started)} of {len(jobs)} jobs were "
+                      f"cancelled and refunded; {', '.join(started)} had started and go on")
 
 
 def submit_job(body: dict[str, Any], user: User) -> Job:
@@ -69,8 +80,9 @@ def estimate_job(body: dict[str, Any], user: User) -> dict[str, Any]:
     check_submission(user, body, current_app.config["RAW_WORKFLOW_ROLES"])
     plan = plan_job(body, check_guards=False)
     ahead = positions.waiting_in(plan.queue)
-    if count(user.id, ADMITTED) >= limits_for(user, current_app.config).max_running:
-        ahead += count(user.id, (JobStatus.PENDING.value,))  # it would wait behind its owner's pending jobs
+    limits = limits_for(user, current_app.config)
+    if count(user.id, ADMITTED_STATUSES, limits.max_running) >= limits.max_running:
+        ahead += count(user.id, (JobStatus.PENDING.value,), limits.max_waiting or None)  # waits behind those
     try:
         described = instances.describe(get_redis(), {i.name: i for i in plan.candidates})["instances"]
     except RedisError as exc:

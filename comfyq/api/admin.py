@@ -3,8 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-
-from .. import accounts, credits, limits
+from .. import accounts, admission, credits, limits
 from ..models import ApiKey, LedgerEntry, User
 from .account_schemas import (CreditChangeSchema, IssuedKeySchema, KeyCreateSchema, KeySchema, LedgerEntrySchema,
                               LimitsSchema, UserCreateSchema, UserSchema)
@@ -29,7 +28,7 @@ def present_user(user: User) -> dict[str, Any]:
             "balance": user.balance, "limits": {name: getattr(user, name) for name in limits.FIELDS}}
 
 
-def present_entry(entry: LedgerEntry) -> dict[str, object]:
+def present_entry(entry: LedgerEntry) -> dict[str, Any]:
     """Return a ledger entry."""
     return {"id": entry.id, "kind": entry.kind, "amount": entry.amount, "job_id": entry.job_id,
             "note": entry.note, "created_at": entry.created_at}
@@ -94,7 +93,7 @@ def revoke_key(key_id: str) -> dict[str, Any]:
 @bp.route("/users/<name>/credits", methods=["POST"])
 @bp.arguments(CreditChangeSchema)
 @bp.response(201, LedgerEntrySchema)
-def change_credits(body: dict[str, Any], name: str) -> dict[str, object]:
+def change_credits(body: dict[str, Any], name: str) -> dict[str, Any]:
     """Grant credits, or adjust a balance up or down (never below zero); answers with the ledger entry."""
     entry = credits.change(accounts.get_user(name), body["amount"], body["kind"], body["note"], current_user())
     return present_entry(entry)
@@ -102,7 +101,7 @@ def change_credits(body: dict[str, Any], name: str) -> dict[str, object]:
 
 @bp.route("/users/<name>/ledger", methods=["GET"])
 @bp.response(200, LedgerEntrySchema(many=True))
-def ledger(name: str) -> list[dict[str, object]]:
+def ledger(name: str) -> list[dict[str, Any]]:
     """List a user's latest 100 ledger entries, newest first."""
     return [present_entry(e) for e in credits.recent(accounts.get_user(name), 100)]
 
@@ -112,4 +111,6 @@ def ledger(name: str) -> list[dict[str, object]]:
 @bp.response(200, UserSchema)
 def set_limits(body: dict[str, Any], name: str) -> dict[str, Any]:
     """Set a user's own limits; null clears one, so the role's or the global limit applies again."""
-    return present_user(limits.set_limits(accounts.get_user(name), body))
+    user = limits.set_limits(accounts.get_user(name), body)
+    admission.admit_and_dispatch(user.id)  # a raised cap lets pending jobs in now
+    return present_user(user)

@@ -1,7 +1,7 @@
 """Job endpoints: submit, read, list, cancel, download outputs."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 from flask import current_app, send_file, url_for
@@ -9,7 +9,7 @@ from flask.views import MethodView
 from flask_smorest import abort
 
 from ..cancellation import cancel_job
-from ..models import Job
+from ..models import Job, aware
 from ..positions import position
 from ..queries import get_job, get_output, list_jobs
 from ..storage import LocalStore
@@ -23,8 +23,8 @@ bp = Blueprint("jobs", __name__, url_prefix="/v1/jobs", description="Submit and 
 
 
 def _utc(moment: datetime | None) -> datetime | None:
-    """Return ``moment`` marked as UTC (SQLite returns naive datetimes)."""
-    return moment.replace(tzinfo=timezone.utc) if moment and moment.tzinfo is None else moment
+    """Return ``moment`` marked as UTC, or None."""
+    return aware(moment) if moment else None
 
 
 def present(job: Job, with_position: bool = True) -> dict[str, Any]:
@@ -89,7 +89,7 @@ def job(job_id: str) -> dict[str, Any]:
 @bp.route("/<job_id>/cancel", methods=["POST"])
 @bp.response(200, JobSchema)
 def cancel(job_id: str) -> dict[str, Any]:
-    """Cancel a queued job (it never runs) or interrupt a running one."""
+    """Cancel a pending or queued job (it never runs; its credits come back) or interrupt a running one."""
     return present(cancel_job(job_id, current_user()))
 
 

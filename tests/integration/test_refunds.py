@@ -4,7 +4,6 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Flask
-from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from comfyq import create_app, credits

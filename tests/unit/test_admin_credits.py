@@ -83,3 +83,18 @@ def test_the_cli_grants_adjusts_shows_and_sets_limits(tmp_path: Path, monkeypatc
     assert limited.output.strip() == ("kim: max_running 1 (user), max_waiting 1000 (global), "
                                       "rate_per_minute 0 (user)")
     assert "1 (user)" not in runner.invoke(main, ["users", "limits", "kim", "--clear", "running"]).output
+
+
+def test_raising_a_cap_admits_pending_jobs_at_once(app: Flask, admin: FlaskClient) -> None:
+    from comfyq.extensions import db
+    from comfyq.models import Job
+
+    admin.post("/v1/admin/users", json={"name": "ada", "role": "student", "limits": {"max_running": 1}})
+    with app.app_context():
+        ada = accounts.get_user("ada")
+        db.session.add_all(Job(user_id=ada.id, status=status, queue="comfy", workflow={}, soft_time_limit=60)
+                           for status in ("running", "pending", "pending"))
+        db.session.commit()
+    admin.patch("/v1/admin/users/ada/limits", json={"max_running": 2})
+    with app.app_context():
+        assert sorted(s for (s,) in db.session.query(Job.status)) == ["pending", "queued", "running"]

@@ -52,11 +52,11 @@ def test_allocate_gives_one_slot_at_a_time_to_the_user_holding_fewest() -> None:
 def test_a_user_gets_at_most_their_running_cap_in_creation_order(app: Flask) -> None:
     alice = accounts.create_user("alice", "user")
     ids = add_jobs(alice, 4)
-    admitted = admission.admit([alice.id])
+    admitted = admission.admit(alice.id)
     db.session.commit()
     assert [job.id for job in admitted] == ids[:2]
     assert statuses(ids) == ["queued", "queued", "pending", "pending"]
-    assert admission.admit([alice.id]) == []  # nothing changed: still full
+    assert admission.admit(alice.id) == []  # nothing changed: still full
 
 
 def test_the_global_cap_goes_to_the_user_with_fewest_jobs_in(app: Flask) -> None:
@@ -95,3 +95,32 @@ def test_bad_limits_are_refused(app: Flask, values: dict[str, int], fragment: st
     user = accounts.create_user("someone", "user")
     with pytest.raises(InvalidRequest, match=fragment):
         limits.set_limits(user, values)
+
+
+def test_an_end_that_frees_the_last_global_slot_gives_it_to_the_fairest_user(app: Flask) -> None:
+    from comfyq.jobs import JobStatus, transition
+
+    alice, bob, carol = (accounts.create_user(n, "user") for n in ("alice", "bob", "carol"))
+    add_jobs(alice, 2, "running")
+    (ending,) = add_jobs(carol, 1, "running")
+    alices, bobs = add_jobs(alice, 1, start=5), add_jobs(bob, 2, start=10)
+    # The cap (3) is full; carol's end frees its one slot, in the same commit as the end itself.
+    assert transition(ending, JobStatus.SUCCEEDED, [JobStatus.RUNNING])
+    assert statuses(bobs) == ["queued", "pending"] and statuses(alices) == ["pending"]
+    assert statuses([ending]) == ["succeeded"]
+
+
+def test_cancelling_a_pending_job_admits_nothing_and_refunds(app: Flask) -> None:
+    from comfyq import credits
+    from comfyq.jobs import JobStatus, transition
+
+    alice = accounts.create_user("alice", "user")
+    credits.change(alice, 5, "grant", None, None)
+    add_jobs(alice, 2, "running")
+    first, second = add_jobs(alice, 2, start=5)
+    credits.reserve(alice, 1)
+    credits.record_debits(alice, [db.session.get(Job, first)])
+    db.session.commit()
+    assert transition(first, JobStatus.CANCELLED, [JobStatus.PENDING, JobStatus.QUEUED])
+    assert statuses([first, second]) == ["cancelled", "pending"]  # alice is still at her cap of 2
+    assert credits.balance_of(alice.id) == credits.ledger_sum(alice.id) == 5

@@ -41,17 +41,19 @@ def assert_balanced(user: User) -> None:
     assert credits.balance_of(user.id) == credits.ledger_sum(user.id)
 
 
-@pytest.mark.parametrize("to, came_from, error, due", [
-    ("failed", ["running"], {"type": "execution_failed"}, True),
-    ("failed", ["running"], {"type": "prompt_rejected"}, False),
-    ("failed", ["queued"], {"type": "instance_unavailable"}, True),
-    ("timed_out", ["running"], {"type": "timed_out"}, True),
-    ("cancelled", ["queued", "pending"], None, True),
-    ("cancelled", ["running"], None, False),
-    ("succeeded", ["running"], None, False),
+@pytest.mark.parametrize("to, came_from, error, raw, due", [
+    ("failed", "running", {"type": "execution_failed"}, True, True),
+    ("failed", "running", {"type": "prompt_rejected"}, True, False),  # the sender's own graph
+    ("failed", "running", {"type": "prompt_rejected"}, False, True),  # a template's graph is ours
+    ("failed", "queued", {"type": "instance_unavailable"}, True, True),
+    ("timed_out", "running", {"type": "timed_out"}, False, True),
+    ("cancelled", "pending", None, False, True),
+    ("cancelled", "queued", None, False, True),
+    ("cancelled", "running", None, False, False),
+    ("succeeded", "running", None, False, False),
 ])
-def test_who_gets_a_refund(to: str, came_from: list[str], error: dict | None, due: bool) -> None:
-    assert credits.refund_due(to, came_from, error) is due
+def test_who_gets_a_refund(to: str, came_from: str, error: dict | None, raw: bool, due: bool) -> None:
+    assert credits.refund_due(to, came_from, error, raw) is due
 
 
 def test_debit_refund_and_the_ledger_sum(app: Flask) -> None:

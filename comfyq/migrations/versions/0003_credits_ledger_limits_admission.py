@@ -26,7 +26,7 @@ def upgrade() -> None:
     sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
     sa.Column('user_id', sa.String(length=36), nullable=False),
     sa.Column('kind', sa.String(length=16), nullable=False),
-    sa.Column('amount', sa.Integer(), nullable=False),
+    sa.Column('amount', sa.BigInteger(), nullable=False),
     sa.Column('job_id', sa.String(length=36), nullable=True),
     sa.Column('note', sa.String(length=255), nullable=True),
     sa.Column('actor_id', sa.String(length=36), nullable=True),
@@ -44,7 +44,7 @@ def upgrade() -> None:
         batch_op.create_index('ix_jobs_user_status_created', ['user_id', 'status', 'created_at'], unique=False)
 
     with op.batch_alter_table('users', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('balance', sa.Integer(), server_default='0', nullable=False))
+        batch_op.add_column(sa.Column('balance', sa.BigInteger(), server_default='0', nullable=False))
         batch_op.add_column(sa.Column('max_running', sa.Integer(), nullable=True))
         batch_op.add_column(sa.Column('max_waiting', sa.Integer(), nullable=True))
         batch_op.add_column(sa.Column('rate_per_minute', sa.Integer(), nullable=True))
