@@ -97,31 +97,38 @@ def admit(user_id: str | None = None, freed: bool = False) -> list[Job]:
     free = cap - sum(admitted.values()) if cap else None
     if free is not None and free <= 0:
         return []
-    waiting = select(Job.user_id, func.min(Job.created_at), func.count()).where(
-        Job.status == JobStatus.PENDING.value, Job.user_id.is_not(None)).group_by(Job.user_id)
     if user_id is not None and not (freed and free == 1):
-        waiting = waiting.where(Job.user_id == user_id)
+        user = db.session.get(User, user_id)
+        room = limits_for(user, config).max_running - admitted.get(user_id, 0) if user else 0
+        # Only this user can have room: take their oldest pending jobs, however long their backlog.
+        return _queue(user_id, min(room, free) if free is not None else room)
     oldest, pending = {}, {}
-    for user_id, first, number in db.session.execute(waiting):
-        oldest[user_id], pending[user_id] = first, number
-    if not pending:
-        return []
-    users = db.session.scalars(select(User).where(User.id.in_(pending)))
+    for owner, first, number in db.session.execute(
+            select(Job.user_id, func.min(Job.created_at), func.count()).where(
+                Job.status == JobStatus.PENDING.value, Job.user_id.is_not(None)).group_by(Job.user_id)):
+        oldest[owner], pending[owner] = first, number
+    users = db.session.scalars(select(User).where(User.id.in_(pending))) if pending else []
     room = {u.id: min(pending[u.id], limits_for(u, config).max_running - admitted.get(u.id, 0)) for u in users}
-    jobs: list[Job] = []
-    for user_id, number in allocate(room, admitted, oldest, free).items():
-        # SKIP LOCKED (PostgreSQL): a job being cancelled right now is not waited for, so no lock cycle.
-        chosen = list(db.session.scalars(
-            select(Job).where(Job.user_id == user_id, Job.status == JobStatus.PENDING.value)
-            .order_by(Job.created_at, Job.id).limit(number).with_for_update(skip_locked=True)))
-        moved = set(db.session.scalars(
-            update(Job).where(Job.id.in_([j.id for j in chosen]), Job.status == JobStatus.PENDING.value)
-            .values(status=JobStatus.QUEUED.value).returning(Job.id).execution_options(synchronize_session=False)))
-        for job in chosen:
-            if job.id in moved:
-                set_committed_value(job, "status", JobStatus.QUEUED.value)
-                jobs.append(job)
-    return jobs
+    return [job for owner, number in allocate(room, admitted, oldest, free).items() for job in _queue(owner, number)]
+
+
+def _queue(user_id: str, number: int) -> list[Job]:
+    """Move up to ``number`` of the user's oldest pending jobs to queued; return those moved."""
+    if number <= 0:
+        return []
+    # SKIP LOCKED (PostgreSQL): a job being cancelled right now is not waited for, so no lock cycle.
+    chosen = list(db.session.scalars(
+        select(Job).where(Job.user_id == user_id, Job.status == JobStatus.PENDING.value)
+        .order_by(Job.created_at, Job.id).limit(number).with_for_update(skip_locked=True)))
+    if not chosen:
+        return []
+    moved = set(db.session.scalars(
+        update(Job).where(Job.id.in_([j.id for j in chosen]), Job.status == JobStatus.PENDING.value)
+        .values(status=JobStatus.QUEUED.value).returning(Job.id).execution_options(synchronize_session=False)))
+    for job in chosen:
+        if job.id in moved:
+            set_committed_value(job, "status", JobStatus.QUEUED.value)
+    return [job for job in chosen if job.id in moved]
 
 
 def send(jobs: list[Job]) -> list[Job]:

@@ -14,6 +14,8 @@ SHARED_QUEUE = "comfy"
 ROLES = ("admin", "service", "teacher", "student", "user")
 # COMFYQ_ROLE_LIMITS and ``comfyq users limits`` name each limit by its short name.
 LIMIT_NAMES = {"running": "max_running", "waiting": "max_waiting", "rate": "rate_per_minute"}
+# Product backends submit for many people at once: no waiting cap or rate limit unless configured.
+DEFAULT_ROLE_LIMITS = {"service": {"max_waiting": 0, "rate_per_minute": 0}}
 CONTROL_QUEUE = "control"
 # Nodes that run arbitrary code or write arbitrary files; raw workflows may not use them.
 DEFAULT_BLOCKLIST = (
@@ -170,7 +172,9 @@ class Config:
         self.MAX_WAITING_PER_USER = int(_float(env, "COMFYQ_MAX_WAITING_PER_USER", 1000))
         self.SUBMIT_RATE_PER_MINUTE = int(_float(env, "COMFYQ_SUBMIT_RATE_PER_MINUTE", 600))
         self.MAX_ADMITTED = int(_float(env, "COMFYQ_MAX_ADMITTED", max(10, gpus)))  # 0: no global cap
-        self.ROLE_LIMITS = parse_role_limits(env.get("COMFYQ_ROLE_LIMITS", ""))
+        configured = parse_role_limits(env.get("COMFYQ_ROLE_LIMITS", ""))
+        self.ROLE_LIMITS = {role: {**DEFAULT_ROLE_LIMITS.get(role, {}), **configured.get(role, {})}
+                            for role in {*DEFAULT_ROLE_LIMITS, *configured}}
         # Reliability: how long a soft-limited prompt may take to stop before its instance counts as stuck.
         self.INTERRUPT_GRACE = _float(env, "COMFYQ_INTERRUPT_GRACE", 10.0)
         # A live worker renews its messages every second, so this only bounds how late a crash is noticed.

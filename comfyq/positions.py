@@ -90,9 +90,10 @@ def position(job: Job) -> int | None:
 def counted_position(job: Job) -> int:
     """Return the position by counting rows: exact but slow with a long backlog (the fallback)."""
     queued = select(func.count()).select_from(Job).where(Job.status == JobStatus.QUEUED.value, Job.queue == job.queue)
+    if job.status == JobStatus.QUEUED:  # in the order they entered the queue, as the sets score them
+        entered = (Job.updated_at < job.updated_at) | ((Job.updated_at == job.updated_at) & (Job.id < job.id))
+        return db.session.scalar(queued.where(entered)) or 0
     earlier = (Job.created_at < job.created_at) | ((Job.created_at == job.created_at) & (Job.id < job.id))
-    if job.status == JobStatus.QUEUED:
-        return db.session.scalar(queued.where(earlier)) or 0
     own = select(func.count()).select_from(Job).where(Job.user_id == job.user_id,
                                                       Job.status == JobStatus.PENDING.value, earlier)
     return (db.session.scalar(queued) or 0) + (db.session.scalar(own) or 0)
@@ -118,11 +119,13 @@ def resync() -> list[str]:
             Job.status == JobStatus.PENDING.value).group_by(Job.user_id)):
         wanted[PENDING + str(user_id)] = number
     known = {key.decode() for pattern in (WAITING, PENDING) for key in r.scan_iter(pattern + "*", count=1000)}
-    rebuilt = []
-    for key in sorted(known | set(wanted)):
-        if r.zcard(key) != wanted.get(key, 0):
-            _rebuild(r, key)
-            rebuilt.append(key)
+    keys = sorted(known | set(wanted))
+    pipe = r.pipeline(transaction=False)
+    for key in keys:
+        pipe.zcard(key)
+    rebuilt = [key for key, size in zip(keys, pipe.execute()) if size != wanted.get(key, 0)]
+    for key in rebuilt:
+        _rebuild(r, key)
     return rebuilt
 
 

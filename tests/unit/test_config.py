@@ -88,9 +88,12 @@ def test_fair_share_defaults_follow_the_instances() -> None:
 def test_role_limits_parse_and_refuse_nonsense() -> None:
     config = Config({"COMFYQ_ROLE_LIMITS": "student:running=1,waiting=20,rate=30; user:running=2"})
     assert config.ROLE_LIMITS == {"student": {"max_running": 1, "max_waiting": 20, "rate_per_minute": 30},
-                                  "user": {"max_running": 2}}
+                                  "user": {"max_running": 2}, "service": {"max_waiting": 0, "rate_per_minute": 0}}
+    assert Config({"COMFYQ_ROLE_LIMITS": "service:rate=100"}).ROLE_LIMITS["service"] == {
+        "max_waiting": 0, "rate_per_minute": 100}
     for spec, fragment in [("pupil:running=1", "with a role among"), ("student:speed=3", "'speed=3' is not"),
-                           ("student:running=-1", "'running=-1' is not"), ("student", "expected role:")]:
+                           ("student:running=-1", "'running=-1' is not"), ("student:running=0", "at least 1"),
+                           ("student", "expected role:")]:
         with pytest.raises(ConfigError, match=fragment):
             Config({"COMFYQ_ROLE_LIMITS": spec})
     with pytest.raises(ConfigError, match="COMFYQ_MAX_RUNNING_PER_USER must be at least 1"):
