@@ -64,7 +64,8 @@ def refund_due(to: str, came_from: str, error: Mapping[str, Any] | None, raw: bo
 def _insert_once(values: dict[str, Any]) -> Insert:
     """Return an INSERT of a ledger entry that does nothing if the job already has one of that kind."""
     dialect = postgresql if db.session.get_bind().dialect.name == "postgresql" else sqlite
-    return dialect.insert(LedgerEntry).values(**values).on_conflict_do_nothing(index_elements=["job_id", "kind"])
+    return (dialect.insert(LedgerEntry).values(**values).on_conflict_do_nothing(index_elements=["job_id", "kind"])
+            .returning(LedgerEntry.id))
 
 
 def refund(job_id: str, note: str | None = None) -> int:
@@ -78,7 +79,7 @@ def refund(job_id: str, note: str | None = None) -> int:
         return 0
     inserted = db.session.execute(_insert_once(
         {"user_id": debit.user_id, "kind": "refund", "amount": -debit.amount, "job_id": job_id, "note": note}))
-    if inserted.rowcount != 1:
+    if inserted.first() is None:  # refunded already (asked by RETURNING: PostgreSQL gives no rowcount here)
         return 0
     db.session.execute(update(User).where(User.id == debit.user_id).values(balance=User.balance - debit.amount)
                        .execution_options(synchronize_session=False))

@@ -2,10 +2,13 @@
 from __future__ import annotations
 
 import tempfile
+import uuid
 from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 
 from comfyq.sim.testing import txt2img as sim_txt2img, with_node_knobs
 from tests.postgres import PostgresServer
@@ -21,6 +24,25 @@ def txt2img(seed: int = 1, steps: int = 4, size: int = 64, prefix: str = "comfyq
     for node_id, knobs in (sim or {}).items():
         graph = with_node_knobs(graph, node_id, **knobs)
     return graph
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty database: a SQLite file, or a new database on the session's PostgreSQL server."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/comfyq.db"
+        return
+    server = make_url(request.getfixturevalue("postgres_url"))
+    name = f"comfyq_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(server.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f"CREATE DATABASE {name}"))
+    try:
+        yield server.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f"DROP DATABASE {name} WITH (FORCE)"))
+        admin.dispose()
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,4 @@
-"""Admission decisions against a real SQLite database: caps, fairness, order (no broker involved)."""
+"""Admission decisions on SQLite and PostgreSQL: caps, fairness, order (no broker involved)."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
@@ -17,8 +17,8 @@ T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
 
 
 @pytest.fixture
-def app(tmp_path) -> Iterator[Flask]:
-    flask_app = create_app({"SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path}/t.db", "OUTPUT_DIR": str(tmp_path),
+def app(tmp_path, database_url: str) -> Iterator[Flask]:
+    flask_app = create_app({"SQLALCHEMY_DATABASE_URI": database_url, "OUTPUT_DIR": str(tmp_path),
                             "REDIS_URL": "redis://127.0.0.1:1/0", "BROKER_URL": "redis://127.0.0.1:1/0",
                             "INSTANCES": parse_instances("gpu0=http://127.0.0.1:1,gpu1=http://127.0.0.1:2"),
                             "MAX_RUNNING_PER_USER": 2, "MAX_ADMITTED": 3})

@@ -1,4 +1,4 @@
-"""Credits against a real SQLite database: debits, refunds once, grants, and a ledger that sums to the balance."""
+"""Credits on SQLite and PostgreSQL: debits, refunds once, grants, and a ledger that sums to the balance."""
 from __future__ import annotations
 
 from typing import Iterator
@@ -17,8 +17,8 @@ from comfyq.models import Job, LedgerEntry, User
 
 
 @pytest.fixture
-def app(tmp_path) -> Iterator[Flask]:
-    flask_app = create_app({"SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path}/t.db", "OUTPUT_DIR": str(tmp_path),
+def app(tmp_path, database_url: str) -> Iterator[Flask]:
+    flask_app = create_app({"SQLALCHEMY_DATABASE_URI": database_url, "OUTPUT_DIR": str(tmp_path),
                             "REDIS_URL": "redis://127.0.0.1:1/0", "BROKER_URL": "redis://127.0.0.1:1/0",
                             "INSTANCES": parse_instances("gpu0=http://127.0.0.1:1")})
     with flask_app.app_context():
