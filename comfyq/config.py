@@ -54,10 +54,15 @@ def capability_queue(capabilities: Iterable[str]) -> str:
     return f"{SHARED_QUEUE}.need.{'+'.join(sorted(capabilities))}"
 
 
+def _split(text: str, sep: str) -> list[str]:
+    """Return the non-empty parts of ``text`` between ``sep``, stripped."""
+    return [part.strip() for part in text.split(sep) if part.strip()]
+
+
 def parse_instances(spec: str) -> dict[str, Instance]:
     """Parse ``gpu0=http://host:8188,gpu1=http://host:8189`` into instances."""
     instances: dict[str, Instance] = {}
-    for item in filter(None, (part.strip() for part in spec.split(","))):
+    for item in _split(spec, ","):
         name, sep, url = item.partition("=")
         name, url = name.strip(), url.strip().rstrip("/")
         if not sep or not INSTANCE_NAME.match(name):
@@ -74,13 +79,13 @@ def parse_instances(spec: str) -> dict[str, Instance]:
 def parse_capabilities(spec: str, instances: dict[str, Instance]) -> dict[str, Instance]:
     """Apply ``gpu1=sdxl+flux,gpu0=sd15`` to ``instances``; return the updated mapping."""
     caps: dict[str, set[str]] = {}
-    for item in filter(None, (part.strip() for part in spec.split(","))):
+    for item in _split(spec, ","):
         name, sep, values = item.partition("=")
         name = name.strip()
         if not sep or name not in instances:
             raise ConfigError(f"COMFYQ_CAPABILITIES entry {item!r}: expected instance=cap+cap "
                               f"for a configured instance ({', '.join(instances) or 'none'})")
-        for cap in filter(None, (c.strip() for c in values.split("+"))):
+        for cap in _split(values, "+"):
             if not CAPABILITY.match(cap):
                 raise ConfigError(f"COMFYQ_CAPABILITIES entry {item!r}: {cap!r} is not a lowercase name")
             caps.setdefault(name, set()).add(cap)
@@ -103,19 +108,19 @@ def _names(env: Mapping[str, str], key: str, default: Iterable[str]) -> frozense
     raw = env.get(key)
     if raw is None:
         return frozenset(default)
-    return frozenset(n.strip() for n in raw.split(",") if n.strip() and n.strip() != "-")
+    return frozenset(name for name in _split(raw, ",") if name != "-")
 
 
 def parse_role_limits(spec: str) -> dict[str, dict[str, int]]:
     """Parse ``student:running=1,waiting=20,rate=30;user:running=2`` into limits per role."""
     limits: dict[str, dict[str, int]] = {}
-    for item in filter(None, (part.strip() for part in spec.split(";"))):
+    for item in _split(spec, ";"):
         role, sep, values = item.partition(":")
         role = role.strip()
         if not sep or role not in ROLES:
             raise ConfigError(f"COMFYQ_ROLE_LIMITS entry {item!r}: expected role:running=N,waiting=N,rate=N "
                               f"with a role among {', '.join(ROLES)}")
-        for pair in filter(None, (v.strip() for v in values.split(","))):
+        for pair in _split(values, ","):
             name, _, number = (part.strip() for part in pair.partition("="))
             if name not in LIMIT_NAMES or not number.isdigit() or (name == "running" and int(number) < 1):
                 raise ConfigError(f"COMFYQ_ROLE_LIMITS entry {item!r}: {pair!r} is not running=N (N at least 1), "

@@ -105,7 +105,11 @@ def transition(job_id: str, to: JobStatus, expected: Iterable[JobStatus], **fiel
     moved = Moved(job_id, row.user_id, row.queue, row.template is None, old, to)
     if to in TERMINAL and credits.refund_due(moved.to, moved.came_from, fields.get("error"), moved.raw):
         credits.refund(job_id, note=f"the job ended {to.value}")
-    after = [hook(moved) for hook in _hooks]
+    try:
+        after = [hook(moved) for hook in _hooks]
+    except Exception:
+        db.session.rollback()  # the move and what it entails commit together or not at all
+        raise
     db.session.commit()
     for action in filter(None, after):
         try:
