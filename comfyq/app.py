@@ -12,6 +12,7 @@ from .celery_app import celery_init_app
 from .config import Config
 from . import admission, jobs, positions, schema
 from .extensions import init_app
+from .storage import open_stores
 from .templates.deployment import open_store
 
 logger = logging.getLogger(__name__)
@@ -23,8 +24,10 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     flask_app.config.from_mapping(Config().as_dict())
     flask_app.config.from_mapping(config or {})
     flask_app.json.sort_keys = False
-    for folder in ("OUTPUT_DIR", "INPUT_DIR"):
-        Path(flask_app.config[folder]).mkdir(parents=True, exist_ok=True)
+    if flask_app.config["STORAGE"] == "local":
+        for folder in ("OUTPUT_DIR", "INPUT_DIR"):
+            Path(flask_app.config[folder]).mkdir(parents=True, exist_ok=True)
+    flask_app.extensions["stores"] = open_stores(flask_app.config)  # outputs, input images
     if flask_app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite:///"):
         Path(flask_app.config["SQLALCHEMY_DATABASE_URI"][len("sqlite:///"):]).parent.mkdir(
             parents=True, exist_ok=True)

@@ -8,7 +8,7 @@ from flask import current_app
 
 from .comfy import ComfyClient
 from .config import Instance
-from .storage import LocalStore
+from .storage import Store
 
 ENV_VAR = "COMFYQ_WORKER_INSTANCE"
 _clients: dict[int, ComfyClient] = {}
@@ -35,6 +35,6 @@ def client() -> ComfyClient:
     return found
 
 
-def store() -> LocalStore:
+def store() -> Store:
     """Return the output store."""
-    return LocalStore(current_app.config["OUTPUT_DIR"])
+    return current_app.extensions["stores"][0]

@@ -154,6 +154,13 @@ class Config:
                                             parse_instances(env.get("COMFYQ_INSTANCES", "")))
         self.TEMPLATES_DIR = env.get("COMFYQ_TEMPLATES_DIR") or str(default_templates_dir())
         self.INPUT_DIR = env.get("COMFYQ_INPUT_DIR") or str(data_dir / "inputs")
+        # Outputs and input images: a local directory each, or one S3-compatible bucket.
+        self.STORAGE = env.get("COMFYQ_STORAGE") or "local"
+        self.S3_BUCKET = env.get("COMFYQ_S3_BUCKET") or ""
+        self.S3_PREFIX = env.get("COMFYQ_S3_PREFIX") or ""
+        self.S3_ENDPOINT_URL = env.get("COMFYQ_S3_ENDPOINT_URL") or None  # None: AWS itself
+        self.S3_REGION = env.get("COMFYQ_S3_REGION") or "us-east-1"
+        self.S3_URL_EXPIRES = int(_float(env, "COMFYQ_S3_URL_EXPIRES", 3600))
         # An exported /object_info (custom nodes) that templates are checked against, over the simulator's.
         self.TEMPLATE_CATALOGUE = env.get("COMFYQ_TEMPLATE_CATALOGUE") or None
         self.MAX_OUTPUT_PIXELS = _float(env, "COMFYQ_MAX_OUTPUT_PIXELS", 4096 * 4096)
@@ -208,6 +215,9 @@ class Config:
             raise ConfigError("COMFYQ_MAX_RUNNING_PER_USER must be at least 1; COMFYQ_RAW_JOB_COST, "
                               "COMFYQ_MAX_WAITING_PER_USER, COMFYQ_SUBMIT_RATE_PER_MINUTE and COMFYQ_MAX_ADMITTED "
                               "may not be negative")
+        if self.STORAGE not in ("local", "s3") or (self.STORAGE == "s3" and not self.S3_BUCKET):
+            raise ConfigError("COMFYQ_STORAGE must be local or s3, and s3 needs COMFYQ_S3_BUCKET "
+                              "(with COMFYQ_S3_ENDPOINT_URL for anything but AWS)")
         self.SQLALCHEMY_ENGINE_OPTIONS: dict[str, Any] = {}
         self.API_TITLE = "comfyq"
         self.API_VERSION = "v1"

@@ -5,15 +5,13 @@ import base64
 import binascii
 import hashlib
 import io
-import os
 import re
-import tempfile
 from dataclasses import dataclass
-from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
 from .errors import InvalidRequest
+from .storage import Store
 
 DATA_URL = re.compile(r"^data:(?P<mime>image/[a-z0-9.+-]+)?;base64,(?P<data>.*)$", re.S)
 STAGED = re.compile(r"^[0-9a-f]{64}\.(png|jpg|webp)$")
@@ -33,14 +31,14 @@ def _bad(param: str, message: str) -> InvalidRequest:
     return InvalidRequest(f"params.{param}: {message}", {"json": {"params": {param: [message]}}})
 
 
-def stage(value: object, param: str, folder: str | os.PathLike[str]) -> StagedImage:
+def stage(value: object, param: str, store: Store) -> StagedImage:
     """Store a ``data:image/…;base64,…`` value (or find an already staged name); return it."""
-    folder = Path(folder)
     if isinstance(value, str) and STAGED.match(value):
-        path = folder / value
-        if not path.is_file():
-            raise _bad(param, f"no staged image {value!r}; send the image itself as a data: URL")
-        with Image.open(path) as image:
+        try:
+            data = store.read(value)
+        except FileNotFoundError:
+            raise _bad(param, f"no staged image {value!r}; send the image itself as a data: URL") from None
+        with Image.open(io.BytesIO(data)) as image:
             return StagedImage(value, image.width, image.height)
     match = DATA_URL.match(value) if isinstance(value, str) else None
     if match is None:
@@ -58,11 +56,7 @@ def stage(value: object, param: str, folder: str | os.PathLike[str]) -> StagedIm
     if kind not in EXTENSIONS:
         raise _bad(param, f"{kind} images are not accepted; send PNG, JPEG or WebP")
     name = f"{hashlib.sha256(data).hexdigest()}.{EXTENSIONS[kind]}"
-    target = folder / name
-    if not target.exists():
-        folder.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".part-")
-        with os.fdopen(fd, "wb") as fh:
+    if not store.exists(name):
+        with store.writer(name) as fh:  # same bytes whoever wins: the name is their hash
             fh.write(data)
-        os.replace(tmp, target)  # same bytes whoever wins: the name is their hash
     return StagedImage(name, width, height)

@@ -98,7 +98,7 @@ def plan_template(ref: str, params: dict[str, Any], mode: str, instance: str | N
     params, inputs, measured = dict(params), [], {}
     for name, param in template.params.items():
         if param.type in ("image", "mask") and params.get(name) is not None:
-            staged = stage(params[name], name, config["INPUT_DIR"])
+            staged = stage(params[name], name, current_app.extensions["stores"][1])
             params[name] = staged.name
             inputs.append(staged.name)
             measured.update({f"{name}_width": staged.width, f"{name}_height": staged.height})

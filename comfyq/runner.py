@@ -22,7 +22,7 @@ from .models import Job
 from .progress import ProgressTracker
 from .templates.deployment import node_labels
 from .transfer import download_outputs, stage_inputs
-from .storage import LocalStore
+from .storage import Store
 
 logger = logging.getLogger(__name__)
 SAVE_EVERY = 0.5  # seconds between progress writes to the DB and the Celery backend
@@ -31,15 +31,15 @@ SAVE_EVERY = 0.5  # seconds between progress writes to the DB and the Celery bac
 class JobRunner:
     """Claim a job, run its prompt on one instance, and record how it ended."""
 
-    def __init__(self, job_id: str, instance: Instance, client: ComfyClient, store: LocalStore,
+    def __init__(self, job_id: str, instance: Instance, client: ComfyClient, store: Store,
                  r: redis.Redis, report: Callable[[dict[str, Any]], None] | None = None,
-                 inputs: LocalStore | None = None, time_limits: dict[str, float | None] | None = None,
+                 inputs: Store | None = None, time_limits: dict[str, float | None] | None = None,
                  close_intake: Callable[[], None] | None = None, hostname: str | None = None) -> None:
         self.job_id = job_id
         self.instance = instance
         self.client = client
         self.store = store
-        self.inputs = inputs or LocalStore(current_app.config["INPUT_DIR"])
+        self.inputs = inputs or current_app.extensions["stores"][1]
         self.time_limits = time_limits or {}
         self.redis = r
         self.report = report

@@ -1,13 +1,19 @@
-"""Local output store: files under COMFYQ_OUTPUT_DIR, written atomically."""
+"""Where outputs and input images are kept: one small interface, a local directory or an S3 bucket.
+
+Keys are relative paths: ``<job id>/<name>`` for outputs, ``<sha256>.<ext>`` for
+input images. A store writes atomically (a key appears only once its bytes are
+complete) and can hand out a time-limited URL when clients may fetch directly.
+"""
 from __future__ import annotations
 
 import mimetypes
 import os
 import re
 import tempfile
-from contextlib import contextmanager
+from abc import ABC, abstractmethod
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
-from typing import BinaryIO, Iterator
+from typing import Any, BinaryIO, Iterator, Mapping
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -35,24 +41,64 @@ def content_type(name: str) -> str:
     return mimetypes.guess_type(name)[0] or "application/octet-stream"
 
 
-class LocalStore:
-    """Stores job outputs as ``<root>/<job id>/<name>``."""
+class Store(ABC):
+    """A place for files under keys; outputs and input images each have one."""
+
+    def relative(self, job_id: str, name: str) -> str:
+        """Return the key of a job's output."""
+        return f"{job_id}/{name}"
+
+    @abstractmethod
+    def writer(self, key: str) -> AbstractContextManager[BinaryIO]:
+        """Return a context giving a file to write ``key`` into; the key appears only if the block succeeds."""
+
+    @abstractmethod
+    def read(self, key: str) -> bytes:
+        """Return the bytes stored under ``key`` (FileNotFoundError if there are none)."""
+
+    @abstractmethod
+    def exists(self, key: str) -> bool:
+        """Return whether ``key`` holds a file."""
+
+    @abstractmethod
+    def remove_job(self, job_id: str) -> None:
+        """Delete every stored output of a job."""
+
+    def local_path(self, key: str) -> Path | None:
+        """Return the file of ``key`` on this machine, if the store is a local directory."""
+        return None
+
+    def url(self, key: str, download_name: str, content_type: str) -> str | None:
+        """Return a time-limited URL clients may fetch ``key`` from directly, if the store offers one."""
+        return None
+
+
+class LocalStore(Store):
+    """Files under a directory: ``<root>/<key>``."""
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root)
 
-    def path(self, relative: str) -> Path:
-        """Return where a stored output lives on disk."""
-        return self.root / relative
+    def path(self, key: str) -> Path:
+        """Return where ``key`` lives on disk."""
+        return self.root / key
 
-    def relative(self, job_id: str, name: str) -> str:
-        """Return the path of an output relative to the store root."""
-        return f"{job_id}/{name}"
+    def local_path(self, key: str) -> Path | None:
+        """Return the file of ``key``."""
+        return self.path(key)
+
+    def read(self, key: str) -> bytes:
+        """Return the bytes of ``key``."""
+        return self.path(key).read_bytes()
+
+    def exists(self, key: str) -> bool:
+        """Return whether ``key`` is a file."""
+        return self.path(key).is_file()
 
     @contextmanager
-    def writer(self, job_id: str, name: str) -> Iterator[BinaryIO]:
-        """Yield a file to write an output into; it appears under its name only if the block succeeds."""
-        target = self.root / self.relative(job_id, name)
+    def writer(self, key: str) -> Iterator[BinaryIO]:
+        """Yield a file to write ``key`` into; it appears under its name only if the block succeeds."""
+        target = self.root / key
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".part-")
         try:
@@ -70,3 +116,12 @@ class LocalStore:
             for child in folder.iterdir():
                 child.unlink(missing_ok=True)
             folder.rmdir()
+
+
+def open_stores(config: Mapping[str, Any]) -> tuple[Store, Store]:
+    """Return the configured stores of outputs and of input images."""
+    if config["STORAGE"] == "s3":
+        from .s3store import S3Store
+
+        return S3Store.from_config(config, "outputs/"), S3Store.from_config(config, "inputs/")
+    return LocalStore(config["OUTPUT_DIR"]), LocalStore(config["INPUT_DIR"])

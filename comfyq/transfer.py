@@ -5,7 +5,7 @@ from typing import Any
 
 from .comfy import ComfyClient, ComfyProtocolError
 from .models import Output
-from .storage import LocalStore, content_type, safe_name, unique_name
+from .storage import Store, content_type, safe_name, unique_name
 
 
 def history_files(history: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
@@ -18,13 +18,13 @@ def history_files(history: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     return files
 
 
-def download_outputs(job_id: str, history: dict[str, Any], client: ComfyClient, store: LocalStore) -> list[Output]:
+def download_outputs(job_id: str, history: dict[str, Any], client: ComfyClient, store: Store) -> list[Output]:
     """Download every file of a prompt's history into the store; return the unsaved Output rows."""
     outputs: list[Output] = []
     taken: set[str] = set()
     for node_id, item in history_files(history):
         name = unique_name(safe_name(item["filename"]), taken)
-        with store.writer(job_id, name) as fh:
+        with store.writer(store.relative(job_id, name)) as fh:
             size, sha256 = client.download(item["filename"], item.get("subfolder", ""),
                                            item.get("type", "output"), dest=fh)
         outputs.append(Output(job_id=job_id, name=name, node_id=node_id, kind=item.get("type", "output"),
@@ -33,10 +33,10 @@ def download_outputs(job_id: str, history: dict[str, Any], client: ComfyClient, 
     return outputs
 
 
-def stage_inputs(client: ComfyClient, store: LocalStore, names: list[str]) -> None:
+def stage_inputs(client: ComfyClient, store: Store, names: list[str]) -> None:
     """Upload the input images the instance does not have yet (names are content hashes)."""
     for name in names:
         if not client.has_file(name, type="input"):
-            answer = client.upload_image(store.path(name).read_bytes(), name, overwrite=True)
+            answer = client.upload_image(store.read(name), name, overwrite=True)
             if answer["name"] != name:
                 raise ComfyProtocolError(f"input {name} was stored as {answer['name']}", client.base_url)

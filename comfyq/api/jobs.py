@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from flask import current_app, send_file, url_for
+from flask import current_app, redirect, send_file, url_for
 from flask.views import MethodView
 from flask_smorest import abort
 
@@ -12,7 +12,6 @@ from ..cancellation import cancel_job
 from ..models import Job, aware
 from ..positions import position
 from ..queries import get_job, get_output, list_jobs
-from ..storage import LocalStore
 from ..submission import estimate_job, submit_job
 from .auth import current_user
 from .parser import Blueprint
@@ -29,12 +28,13 @@ def _utc(moment: datetime | None) -> datetime | None:
 
 def present(job: Job, with_position: bool = True) -> dict[str, Any]:
     """Return the client's view of a job."""
-    base = current_app.config["PUBLIC_URL"]
+    base, store = current_app.config["PUBLIC_URL"], current_app.extensions["stores"][0]
     outputs = [{
         "name": o.name, "node_id": o.node_id, "kind": o.kind, "content_type": o.content_type,
         "size": o.size, "sha256": o.sha256,
-        "url": (base + url_for("jobs.output", job_id=job.id, name=o.name)) if base
-        else url_for("jobs.output", job_id=job.id, name=o.name, _external=True),
+        "url": store.url(o.path, o.name, o.content_type)
+        or ((base + url_for("jobs.output", job_id=job.id, name=o.name)) if base
+            else url_for("jobs.output", job_id=job.id, name=o.name, _external=True)),
     } for o in job.outputs]
     return {
         "id": job.id, "status": job.status, "template": job.template, "template_version": job.template_version,
@@ -96,10 +96,14 @@ def cancel(job_id: str) -> dict[str, Any]:
 @bp.route("/<job_id>/outputs/<name>")
 @bp.response(200, {"format": "binary", "type": "string"}, content_type="application/octet-stream")
 def output(job_id: str, name: str) -> Any:
-    """Download one output file of a job."""
+    """Download one output file of a job (from an S3 store: a redirect to a presigned URL)."""
     out = get_output(job_id, name, current_user())
-    path = LocalStore(current_app.config["OUTPUT_DIR"]).path(out.path)
-    if not path.is_file():
+    store = current_app.extensions["stores"][0]
+    direct = store.url(out.path, out.name, out.content_type)
+    if direct is not None:
+        return redirect(direct, 302)
+    path = store.local_path(out.path)
+    if path is None or not path.is_file():
         abort(410, message=f"output {name!r} of job {job_id} is no longer stored")
     return send_file(path, mimetype=out.content_type, download_name=out.name,
                      etag=out.sha256, conditional=True, max_age=3600)

@@ -98,3 +98,12 @@ def test_role_limits_parse_and_refuse_nonsense() -> None:
             Config({"COMFYQ_ROLE_LIMITS": spec})
     with pytest.raises(ConfigError, match="COMFYQ_MAX_RUNNING_PER_USER must be at least 1"):
         Config({"COMFYQ_MAX_RUNNING_PER_USER": "0"})
+
+
+def test_storage_must_be_local_or_a_named_bucket() -> None:
+    assert Config({}).STORAGE == "local"
+    s3 = Config({"COMFYQ_STORAGE": "s3", "COMFYQ_S3_BUCKET": "outs", "COMFYQ_S3_ENDPOINT_URL": "http://minio:9000"})
+    assert (s3.S3_BUCKET, s3.S3_ENDPOINT_URL, s3.S3_PREFIX, s3.S3_URL_EXPIRES) == ("outs", "http://minio:9000", "", 3600)
+    for env in ({"COMFYQ_STORAGE": "s3"}, {"COMFYQ_STORAGE": "ftp"}):
+        with pytest.raises(ConfigError, match="COMFYQ_STORAGE must be local or s3"):
+            Config(env)
