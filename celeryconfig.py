@@ -36,11 +36,14 @@ def settings(config: Mapping[str, Any]) -> dict[str, Any]:
                         Queue(CONTROL_QUEUE, routing_key=CONTROL_QUEUE)],
         "task_default_queue": SHARED_QUEUE,
         "task_routes": {"comfyq.run_job": {"queue": SHARED_QUEUE},
-                        "comfyq.reconcile": {"queue": CONTROL_QUEUE}},
-        "beat_schedule": {"reconcile": {
-            "task": "comfyq.reconcile", "schedule": float(config["RECONCILE_INTERVAL"]),
-            # A pass nobody ran in time is skipped, not stacked up behind the next one.
-            "options": {"queue": CONTROL_QUEUE, "expires": float(config["RECONCILE_INTERVAL"])}}},
+                        "comfyq.reconcile": {"queue": CONTROL_QUEUE},
+                        "comfyq.expire_outputs": {"queue": CONTROL_QUEUE}},
+        # A pass nobody ran in time is skipped, not stacked up behind the next one.
+        "beat_schedule": {
+            "reconcile": {"task": "comfyq.reconcile", "schedule": float(config["RECONCILE_INTERVAL"]),
+                          "options": {"queue": CONTROL_QUEUE, "expires": float(config["RECONCILE_INTERVAL"])}},
+            "expire_outputs": {"task": "comfyq.expire_outputs", "schedule": float(config["RETENTION_INTERVAL"]),
+                               "options": {"queue": CONTROL_QUEUE, "expires": float(config["RETENTION_INTERVAL"])}}},
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
         "worker_prefetch_multiplier": 1,

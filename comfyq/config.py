@@ -161,6 +161,9 @@ class Config:
         self.S3_ENDPOINT_URL = env.get("COMFYQ_S3_ENDPOINT_URL") or None  # None: AWS itself
         self.S3_REGION = env.get("COMFYQ_S3_REGION") or "us-east-1"
         self.S3_URL_EXPIRES = int(_float(env, "COMFYQ_S3_URL_EXPIRES", 3600))
+        # Outputs older than this many hours are deleted (0: kept for ever), checked every RETENTION_INTERVAL s.
+        self.OUTPUT_RETENTION_HOURS = _float(env, "COMFYQ_OUTPUT_RETENTION_HOURS", 0.0)
+        self.RETENTION_INTERVAL = _float(env, "COMFYQ_RETENTION_INTERVAL", 600.0)
         # An exported /object_info (custom nodes) that templates are checked against, over the simulator's.
         self.TEMPLATE_CATALOGUE = env.get("COMFYQ_TEMPLATE_CATALOGUE") or None
         self.MAX_OUTPUT_PIXELS = _float(env, "COMFYQ_MAX_OUTPUT_PIXELS", 4096 * 4096)
@@ -215,6 +218,9 @@ class Config:
             raise ConfigError("COMFYQ_MAX_RUNNING_PER_USER must be at least 1; COMFYQ_RAW_JOB_COST, "
                               "COMFYQ_MAX_WAITING_PER_USER, COMFYQ_SUBMIT_RATE_PER_MINUTE and COMFYQ_MAX_ADMITTED "
                               "may not be negative")
+        if self.OUTPUT_RETENTION_HOURS < 0 or self.RETENTION_INTERVAL <= 0:
+            raise ConfigError("COMFYQ_OUTPUT_RETENTION_HOURS may not be negative (0 keeps outputs for ever) "
+                              "and COMFYQ_RETENTION_INTERVAL must be positive")
         if self.STORAGE not in ("local", "s3") or (self.STORAGE == "s3" and not self.S3_BUCKET):
             raise ConfigError("COMFYQ_STORAGE must be local or s3, and s3 needs COMFYQ_S3_BUCKET "
                               "(with COMFYQ_S3_ENDPOINT_URL for anything but AWS)")

@@ -155,6 +155,7 @@ class Output(db.Model):
     size: Mapped[int] = mapped_column(Integer)
     sha256: Mapped[str] = mapped_column(String(64))
     path: Mapped[str] = mapped_column(String(1024))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    expired_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # deleted by retention
 
     job: Mapped[Job] = relationship(back_populates="outputs")

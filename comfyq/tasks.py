@@ -12,6 +12,7 @@ from . import binding, intake
 from .extensions import get_redis
 from .handover import InstanceUnavailable
 from .reconciler import reconcile as reconcile_jobs
+from .retention import expire_outputs as expire_old_outputs
 from .recovery import give_up
 from .runner import JobRunner
 
@@ -55,3 +56,9 @@ def run_job(self: Task, job_id: str) -> str:
 def reconcile() -> dict[str, Any]:
     """Repair jobs whose recorded state disagrees with the broker and the workers."""
     return reconcile_jobs()
+
+
+@shared_task(name="comfyq.expire_outputs", ignore_result=True, soft_time_limit=300, time_limit=360)
+def expire_outputs() -> dict[str, Any]:
+    """Delete outputs older than the retention age."""
+    return expire_old_outputs()

@@ -9,7 +9,7 @@ from flask.views import MethodView
 from flask_smorest import abort
 
 from ..cancellation import cancel_job
-from ..models import Job, aware
+from ..models import Job, Output, aware
 from ..positions import position
 from ..queries import get_job, get_output, list_jobs
 from ..submission import estimate_job, submit_job
@@ -29,13 +29,18 @@ def _utc(moment: datetime | None) -> datetime | None:
 def present(job: Job, with_position: bool = True) -> dict[str, Any]:
     """Return the client's view of a job."""
     base, store = current_app.config["PUBLIC_URL"], current_app.extensions["stores"][0]
-    outputs = [{
-        "name": o.name, "node_id": o.node_id, "kind": o.kind, "content_type": o.content_type,
-        "size": o.size, "sha256": o.sha256,
-        "url": store.url(o.path, o.name, o.content_type)
-        or ((base + url_for("jobs.output", job_id=job.id, name=o.name)) if base
-            else url_for("jobs.output", job_id=job.id, name=o.name, _external=True)),
-    } for o in job.outputs]
+
+    def link(o: Output) -> str | None:
+        """Return where to download ``o``, or None once it expired."""
+        if o.expired_at is not None:
+            return None
+        return store.url(o.path, o.name, o.content_type) or (
+            (base + url_for("jobs.output", job_id=job.id, name=o.name)) if base
+            else url_for("jobs.output", job_id=job.id, name=o.name, _external=True))
+
+    outputs = [{"name": o.name, "node_id": o.node_id, "kind": o.kind, "content_type": o.content_type,
+                "size": o.size, "sha256": o.sha256, "expired": o.expired_at is not None, "url": link(o)}
+               for o in job.outputs]
     return {
         "id": job.id, "status": job.status, "template": job.template, "template_version": job.template_version,
         "params": job.params, "cost": job.cost, "soft_time_limit": job.soft_time_limit, "batch_id": job.batch_id,
@@ -98,6 +103,9 @@ def cancel(job_id: str) -> dict[str, Any]:
 def output(job_id: str, name: str) -> Any:
     """Download one output file of a job (from an S3 store: a redirect to a presigned URL)."""
     out = get_output(job_id, name, current_user())
+    if out.expired_at is not None:
+        abort(410, message=f"output {name!r} of job {job_id} expired: outputs are kept "
+                           f"{current_app.config['OUTPUT_RETENTION_HOURS']:g} hours")
     store = current_app.extensions["stores"][0]
     direct = store.url(out.path, out.name, out.content_type)
     if direct is not None:

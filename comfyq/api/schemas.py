@@ -77,7 +77,9 @@ class OutputSchema(Schema):
     content_type = fields.String()
     size = fields.Integer()
     sha256 = fields.String()
-    url = fields.String()
+    expired = fields.Boolean(metadata={"description": "deleted by retention; the record stays"})
+    url = fields.String(allow_none=True, metadata={
+        "description": "where to download it (a presigned URL with S3 storage); null once expired"})
 
 
 class JobSchema(Schema):

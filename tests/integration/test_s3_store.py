@@ -136,3 +136,19 @@ def _run_img2img(app: Flask) -> tuple[dict[str, Any], Any]:
     job = wait_for(client, answer.get_json()["id"], timeout=60)
     name = job["outputs"][0]["name"] if job["outputs"] else "none"
     return job, client.get(f"/v1/jobs/{job['id']}/outputs/{name}")
+
+
+def test_retention_deletes_expired_outputs_from_the_bucket(s3_url: str, bucket: str, tmp_path: Path) -> None:
+    from comfyq.retention import expire_outputs
+    from tests.unit.test_retention import finished_job
+
+    app = create_app(Config({"COMFYQ_DATA_DIR": str(tmp_path), "COMFYQ_REDIS_URL": "redis://127.0.0.1:1/0",
+                             "COMFYQ_STORAGE": "s3", "COMFYQ_S3_BUCKET": bucket, "COMFYQ_S3_ENDPOINT_URL": s3_url,
+                             "COMFYQ_OUTPUT_RETENTION_HOURS": "1"}).as_dict())
+    with app.app_context():
+        owner = accounts.create_user("keeper", "user")
+        old, fresh = finished_job(owner, 5), finished_job(owner, 0.5)
+        assert expire_outputs()["expired_jobs"] == [old]
+    keys = [o["Key"] for o in boto3.client("s3", endpoint_url=s3_url, region_name="us-east-1")
+            .list_objects_v2(Bucket=bucket)["Contents"]]
+    assert keys == [f"outputs/{fresh}/out.png"]
