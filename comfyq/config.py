@@ -173,6 +173,8 @@ class Config:
         self.MAX_BODY_BYTES = int(_float(env, "COMFYQ_MAX_BODY_BYTES", 16_000_000))
         self.MAX_WORKFLOW_NODES = int(_float(env, "COMFYQ_MAX_WORKFLOW_NODES", 500))
         self.MAX_BATCH_JOBS = int(_float(env, "COMFYQ_MAX_BATCH_JOBS", 100))
+        self.MAX_UPLOAD_BYTES = int(_float(env, "COMFYQ_MAX_UPLOAD_BYTES", 10_000_000))
+        self.MAX_UPLOAD_PIXELS = int(_float(env, "COMFYQ_MAX_UPLOAD_PIXELS", 4096 * 4096))
         self.CATALOGUE_TTL = _float(env, "COMFYQ_CATALOGUE_TTL", 30.0)
         self.NODE_BLOCKLIST = _names(env, "COMFYQ_NODE_BLOCKLIST", DEFAULT_BLOCKLIST)
         self.NODE_ALLOWLIST = _names(env, "COMFYQ_NODE_ALLOWLIST", ())

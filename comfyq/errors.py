@@ -10,6 +10,7 @@
      ├── Forbidden        403   the caller's role may not do this
      ├── NotFound         404   no such job or output (or not the caller's)
      ├── Conflict         409   the job's state forbids the operation
+     ├── TooLarge         413   an upload is over the size cap
      ├── TooManyRequests  429   a per-user limit is reached (waiting jobs, submission rate)
      └── Unavailable      503   Redis or the database cannot be reached; nothing was written
 """
@@ -65,6 +66,12 @@ class Conflict(ComfyqError):
     """The job's state forbids the operation."""
 
     status = 409
+
+
+class TooLarge(ComfyqError):
+    """An upload is over the size cap."""
+
+    status = 413
 
 
 class TooManyRequests(ComfyqError):

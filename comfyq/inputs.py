@@ -8,6 +8,7 @@ import io
 import re
 from dataclasses import dataclass
 
+from flask import current_app
 from PIL import Image, UnidentifiedImageError
 
 from .errors import InvalidRequest
@@ -48,13 +49,34 @@ def stage(value: object, param: str, store: Store) -> StagedImage:
     except (binascii.Error, ValueError):
         raise _bad(param, "the data URL is not valid base64") from None
     try:
-        with Image.open(io.BytesIO(data)) as image:
-            image.verify()
-            kind, width, height = image.format, image.width, image.height
-    except (UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError):
-        raise _bad(param, "the data is not a readable image") from None
+        return keep(data, store, current_app.config["MAX_UPLOAD_PIXELS"])
+    except ImageRefused as exc:
+        raise _bad(param, str(exc)) from None
+
+
+class ImageRefused(ValueError):
+    """The bytes are not an image comfyq accepts; the message says why."""
+
+
+def keep(data: bytes, store: Store, max_pixels: int) -> StagedImage:
+    """Check that ``data`` is a whole PNG, JPEG or WebP of at most ``max_pixels``; store it once by its hash."""
+    try:
+        image = Image.open(io.BytesIO(data))
+    except Image.DecompressionBombError:
+        raise ImageRefused(f"the image claims far more pixels than the {max_pixels} accepted") from None
+    except (UnidentifiedImageError, OSError, SyntaxError):
+        raise ImageRefused("the data is not a readable image (PNG, JPEG or WebP)") from None
+    with image:
+        kind, width, height = image.format, image.width, image.height
+        if width * height > max_pixels:  # checked before decoding: a small file may expand to gigabytes
+            raise ImageRefused(f"the image is {width}×{height} = {width * height} pixels; at most {max_pixels} "
+                               "are accepted")
+        try:
+            image.load()
+        except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+            raise ImageRefused("the image is truncated or corrupt: it cannot be decoded") from None
     if kind not in EXTENSIONS:
-        raise _bad(param, f"{kind} images are not accepted; send PNG, JPEG or WebP")
+        raise ImageRefused(f"{kind} images are not accepted; send PNG, JPEG or WebP")
     name = f"{hashlib.sha256(data).hexdigest()}.{EXTENSIONS[kind]}"
     if not store.exists(name):
         with store.writer(name) as fh:  # same bytes whoever wins: the name is their hash

@@ -140,6 +140,24 @@ class Batch(db.Model):
     jobs: Mapped[list[Job]] = relationship(order_by="Job.created_at", lazy="selectin")
 
 
+class Upload(db.Model):
+    """An image or mask a user uploaded; the bytes are stored once under their sha256, whoever sends them."""
+
+    __tablename__ = "uploads"
+    __table_args__ = (UniqueConstraint("user_id", "sha256", "kind", name="uq_uploads_user_sha256_kind"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(8))  # image or mask
+    sha256: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(80))  # <sha256>.<ext>: its key in the input store and on instances
+    content_type: Mapped[str] = mapped_column(String(32))
+    size: Mapped[int] = mapped_column(Integer)
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
 class Output(db.Model):
     """One file a job produced, as stored by comfyq."""
 

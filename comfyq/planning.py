@@ -14,10 +14,12 @@ from redis.exceptions import RedisError
 
 from . import catalogue
 from .config import SHARED_QUEUE, Instance, capability_queue
-from .errors import InvalidRequest, Unavailable
+from .errors import InvalidRequest, NotFound, Unavailable
 from .extensions import get_redis
-from .inputs import stage
+from .inputs import StagedImage, stage
+from .models import User
 from .safety import check_nodes
+from .uploads import UPLOAD_ID, check_pair, get_upload
 from .validation import validate_workflow
 
 
@@ -90,18 +92,33 @@ def plan_raw(workflow: dict[str, Any], instance: str | None) -> Plan:
                 candidates=candidates)
 
 
+def image_param(value: object, param: str, owner: User | None) -> StagedImage:
+    """Return the stored image a param names: an upload id of ``owner``, a staged name, or a data URL."""
+    if isinstance(value, str) and UPLOAD_ID.match(value) and owner is not None:
+        try:
+            upload = get_upload(value, owner)
+        except NotFound as exc:
+            raise InvalidRequest(f"params.{param}: {exc.message}",
+                                 {"json": {"params": {param: ["no such upload"]}}}) from None
+        return StagedImage(upload.name, upload.width, upload.height)
+    return stage(value, param, current_app.extensions["stores"][1])
+
+
 def plan_template(ref: str, params: dict[str, Any], mode: str, instance: str | None,
-                  check_guards: bool = True) -> Plan:
-    """Fill a template with parameters (staging input images) and plan it."""
+                  check_guards: bool = True, owner: User | None = None) -> Plan:
+    """Fill a template with parameters (staging input images, or taking ``owner``'s uploads) and plan it."""
     config = current_app.config
     template = current_app.extensions["templates"].get(ref)
     params, inputs, measured = dict(params), [], {}
+    images: dict[str, StagedImage] = {}
     for name, param in template.params.items():
         if param.type in ("image", "mask") and params.get(name) is not None:
-            staged = stage(params[name], name, current_app.extensions["stores"][1])
+            staged = images[param.type] = image_param(params[name], name, owner)
             params[name] = staged.name
             inputs.append(staged.name)
             measured.update({f"{name}_width": staged.width, f"{name}_height": staged.height})
+    if len(images) == 2:
+        check_pair(images["image"], images["mask"])
     resolved = template.resolve(params, mode, check_guards=check_guards,
                                 measured={k: v for k, v in measured.items() if k in template.params})
     queue, candidates = route(instance, template.requires)
@@ -110,9 +127,9 @@ def plan_template(ref: str, params: dict[str, Any], mode: str, instance: str | N
                 resolved.guard_failures, candidates)
 
 
-def plan_job(body: dict[str, Any], check_guards: bool = True) -> Plan:
-    """Plan a job from a request body of either kind."""
+def plan_job(body: dict[str, Any], check_guards: bool = True, owner: User | None = None) -> Plan:
+    """Plan a job of ``owner`` from a request body of either kind."""
     if body.get("template"):
         return plan_template(body["template"], body.get("params") or {}, body.get("mode") or "novice",
-                             body.get("instance"), check_guards)
+                             body.get("instance"), check_guards, owner)
     return plan_raw(body["workflow"], body.get("instance"))

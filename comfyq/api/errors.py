@@ -23,7 +23,7 @@ def _first_problem(errors: Any, path: tuple[str, ...] = ()) -> str | None:
                 return found
     elif isinstance(errors, list) and errors:
         if all(isinstance(item, str) for item in errors):
-            where = ".".join(p for p in path if p not in ("json", "query", "_schema"))
+            where = ".".join(p for p in path if p not in ("json", "query", "form", "files", "_schema"))
             return f"{where}: {errors[0]}" if where else errors[0]
         return _first_problem(errors[0], path)
     return None

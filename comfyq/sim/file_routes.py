@@ -131,8 +131,11 @@ def _upload(folders: Folders, post: Any, save: Callable[[Any, Any, str], None] |
 
 @routes.post("/upload/image")
 async def upload_image(request: web.Request) -> web.Response:
-    """Store an uploaded image."""
-    return _upload(_folders(request), await request.post())
+    """Store an uploaded image (journalled, so tests can count what reached the instance)."""
+    answer = _upload(_folders(request), await request.post())
+    if answer.status == 200:
+        request.app[SIM].journal.record("uploaded", json.loads(answer.body)["name"])
+    return answer
 
 
 @routes.post("/upload/mask")

@@ -1,0 +1,66 @@
+"""Upload endpoints: send an image or mask once, then name it by id in template params."""
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Response, jsonify
+from marshmallow import Schema, fields, validate
+
+from ..models import Upload, aware
+from ..uploads import create_upload, get_upload
+from .auth import current_user
+from .parser import Blueprint
+
+bp = Blueprint("uploads", __name__, url_prefix="/v1/uploads", description="Images and masks for templates")
+
+
+class UploadFormSchema(Schema):
+    """The form fields beside the file."""
+
+    kind = fields.String(load_default="image", validate=validate.OneOf(("image", "mask")))
+    image = fields.String(load_default=None, metadata={"description": "for a mask: the id of its image's upload"})
+
+
+class UploadFileSchema(Schema):
+    """The file itself."""
+
+    file = fields.Raw(required=True, metadata={"type": "string", "format": "binary"})
+
+
+class UploadSchema(Schema):
+    """An upload as its owner sees it."""
+
+    id = fields.String(metadata={"description": "give it as the value of a template's image or mask param"})
+    kind = fields.String()
+    sha256 = fields.String()
+    content_type = fields.String()
+    size = fields.Integer()
+    width = fields.Integer()
+    height = fields.Integer()
+    created_at = fields.DateTime()
+
+
+def present_upload(upload: Upload) -> dict[str, Any]:
+    """Return an upload as its owner sees it."""
+    shown = {key: getattr(upload, key) for key in UploadSchema._declared_fields}
+    return dict(shown, created_at=aware(upload.created_at))
+
+
+@bp.route("", methods=["POST"])
+@bp.arguments(UploadFormSchema, location="form")
+@bp.arguments(UploadFileSchema, location="files")
+@bp.response(201, UploadSchema)
+@bp.alt_response(200, schema=UploadSchema, description="the same bytes were uploaded before: the same upload")
+def upload(form: dict[str, Any], files: dict[str, Any]) -> Response:
+    """Upload a PNG, JPEG or WebP image (or a mask of one) as multipart field 'file'; stored once by content."""
+    found, new = create_upload(current_user(), files["file"].read(), form["kind"], form["image"])
+    answer = jsonify(UploadSchema().dump(present_upload(found)))
+    answer.status_code = 201 if new else 200
+    return answer
+
+
+@bp.route("/<upload_id>")
+@bp.response(200, UploadSchema)
+def show(upload_id: str) -> dict[str, Any]:
+    """Return one of your uploads."""
+    return present_upload(get_upload(upload_id, current_user()))
