@@ -61,7 +61,7 @@ def create_batch(body: dict[str, Any], max_jobs: int, user: User) -> Batch:
     for index, params in enumerate(members):
         try:
             plans.append(plan_template(body["template"], params, body.get("mode") or "novice",
-                                       body.get("instance"), owner=user))
+                                       body.get("instance"), user))
         except InvalidRequest as exc:
             raise InvalidRequest(f"member {index} ({_label(params, body)}): {exc.message}",
                                  {"json": {"members": {str(index): exc.errors.get("json", exc.errors)}}}) from exc

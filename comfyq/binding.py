@@ -37,4 +37,4 @@ def client() -> ComfyClient:
 
 def store() -> Store:
     """Return the output store."""
-    return current_app.extensions["stores"][0]
+    return current_app.extensions["stores"].outputs

@@ -223,6 +223,11 @@ class Config:
         if self.OUTPUT_RETENTION_HOURS < 0 or self.RETENTION_INTERVAL <= 0:
             raise ConfigError("COMFYQ_OUTPUT_RETENTION_HOURS may not be negative (0 keeps outputs for ever) "
                               "and COMFYQ_RETENTION_INTERVAL must be positive")
+        if not 0 < self.MAX_UPLOAD_BYTES <= self.MAX_BODY_BYTES or self.MAX_UPLOAD_PIXELS <= 0:
+            raise ConfigError("COMFYQ_MAX_UPLOAD_BYTES must be positive and at most COMFYQ_MAX_BODY_BYTES, and "
+                              "COMFYQ_MAX_UPLOAD_PIXELS positive")
+        if not 0 < self.S3_URL_EXPIRES <= 604800:
+            raise ConfigError("COMFYQ_S3_URL_EXPIRES must be between 1 and 604800 seconds (SigV4's limit)")
         if self.STORAGE not in ("local", "s3") or (self.STORAGE == "s3" and not self.S3_BUCKET):
             raise ConfigError("COMFYQ_STORAGE must be local or s3, and s3 needs COMFYQ_S3_BUCKET "
                               "(with COMFYQ_S3_ENDPOINT_URL for anything but AWS)")

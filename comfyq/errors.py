@@ -8,11 +8,12 @@
      ├── Unauthorized     401   no API key, or one that is unknown, revoked or disabled
      ├── PaymentRequired  402   the balance does not cover the cost (.errors has both)
      ├── Forbidden        403   the caller's role may not do this
-     ├── NotFound         404   no such job or output (or not the caller's)
+     ├── NotFound         404   no such job, output or upload (or not the caller's)
      ├── Conflict         409   the job's state forbids the operation
      ├── TooLarge         413   an upload is over the size cap
      ├── TooManyRequests  429   a per-user limit is reached (waiting jobs, submission rate)
      └── Unavailable      503   Redis or the database cannot be reached; nothing was written
+          └── StoreUnavailable    the S3 store cannot be reached or refused a request
 """
 from __future__ import annotations
 
@@ -84,3 +85,7 @@ class Unavailable(ComfyqError):
     """A backing service is down; nothing was written."""
 
     status = 503
+
+
+class StoreUnavailable(Unavailable):
+    """The S3 store cannot be reached or refused a request; a worker retries, the API answers 503."""

@@ -14,12 +14,12 @@ from redis.exceptions import RedisError
 
 from . import catalogue
 from .config import SHARED_QUEUE, Instance, capability_queue
-from .errors import InvalidRequest, NotFound, Unavailable
+from .errors import InvalidRequest, NotFound, TooLarge, Unavailable
 from .extensions import get_redis
-from .inputs import StagedImage, stage
+from .inputs import STAGED, StagedImage, decode_data_url
 from .models import User
 from .safety import check_nodes
-from .uploads import UPLOAD_ID, check_pair, get_upload
+from .uploads import UPLOAD_ID, check_pair, create_upload, get_upload, upload_named
 from .validation import validate_workflow
 
 
@@ -92,20 +92,26 @@ def plan_raw(workflow: dict[str, Any], instance: str | None) -> Plan:
                 candidates=candidates)
 
 
-def image_param(value: object, param: str, owner: User | None) -> StagedImage:
-    """Return the stored image a param names: an upload id of ``owner``, a staged name, or a data URL."""
-    if isinstance(value, str) and UPLOAD_ID.match(value) and owner is not None:
-        try:
+def image_param(value: object, param: str, kind: str, owner: User) -> StagedImage:
+    """Return the stored image a param names: one of ``owner``'s upload ids or stored names, or a data URL."""
+    try:
+        if isinstance(value, str) and UPLOAD_ID.fullmatch(value):
             upload = get_upload(value, owner)
-        except NotFound as exc:
-            raise InvalidRequest(f"params.{param}: {exc.message}",
-                                 {"json": {"params": {param: ["no such upload"]}}}) from None
-        return StagedImage(upload.name, upload.width, upload.height)
-    return stage(value, param, current_app.extensions["stores"][1])
+        elif isinstance(value, str) and STAGED.fullmatch(value):
+            upload = upload_named(value, kind, owner)
+        else:
+            upload = create_upload(owner, decode_data_url(value), kind)[0]
+    except (InvalidRequest, NotFound, TooLarge) as exc:
+        status = TooLarge if isinstance(exc, TooLarge) else InvalidRequest  # a missing upload is a bad param here
+        raise status(f"params.{param}: {exc.message}", {"json": {"params": {param: [exc.message]}}}) from None
+    if upload.kind != kind:
+        raise InvalidRequest(f"params.{param}: upload {upload.id} is a {upload.kind}; this param takes a {kind}",
+                             {"json": {"params": {param: ["wrong kind of upload"]}}})
+    return StagedImage(upload.name, upload.width, upload.height)
 
 
-def plan_template(ref: str, params: dict[str, Any], mode: str, instance: str | None,
-                  check_guards: bool = True, owner: User | None = None) -> Plan:
+def plan_template(ref: str, params: dict[str, Any], mode: str, instance: str | None, owner: User,
+                  check_guards: bool = True) -> Plan:
     """Fill a template with parameters (staging input images, or taking ``owner``'s uploads) and plan it."""
     config = current_app.config
     template = current_app.extensions["templates"].get(ref)
@@ -113,12 +119,13 @@ def plan_template(ref: str, params: dict[str, Any], mode: str, instance: str | N
     images: dict[str, StagedImage] = {}
     for name, param in template.params.items():
         if param.type in ("image", "mask") and params.get(name) is not None:
-            staged = images[param.type] = image_param(params[name], name, owner)
+            staged = images[param.type] = image_param(params[name], name, param.type, owner)
             params[name] = staged.name
             inputs.append(staged.name)
             measured.update({f"{name}_width": staged.width, f"{name}_height": staged.height})
     if len(images) == 2:
-        check_pair(images["image"], images["mask"])
+        check_pair(images["image"], images["mask"], {"json": {"params": {"mask": ["size differs from the image"]}}},
+                   "params.mask: ")
     resolved = template.resolve(params, mode, check_guards=check_guards,
                                 measured={k: v for k, v in measured.items() if k in template.params})
     queue, candidates = route(instance, template.requires)
@@ -127,9 +134,9 @@ def plan_template(ref: str, params: dict[str, Any], mode: str, instance: str | N
                 resolved.guard_failures, candidates)
 
 
-def plan_job(body: dict[str, Any], check_guards: bool = True, owner: User | None = None) -> Plan:
+def plan_job(body: dict[str, Any], owner: User, check_guards: bool = True) -> Plan:
     """Plan a job of ``owner`` from a request body of either kind."""
     if body.get("template"):
         return plan_template(body["template"], body.get("params") or {}, body.get("mode") or "novice",
-                             body.get("instance"), check_guards, owner)
+                             body.get("instance"), owner, check_guards)
     return plan_raw(body["workflow"], body.get("instance"))

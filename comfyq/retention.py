@@ -13,6 +13,7 @@ from typing import Any
 from flask import current_app
 from sqlalchemy import select, update
 
+from .errors import StoreUnavailable
 from .extensions import db
 from .models import Output, utcnow
 
@@ -23,18 +24,23 @@ JOBS_PER_PASS = 500
 def expire_outputs() -> dict[str, Any]:
     """Delete the files of outputs past the retention age; return the jobs whose outputs expired."""
     hours = float(current_app.config["OUTPUT_RETENTION_HOURS"])
-    if not hours:
-        return {"expired_jobs": [], "kept_for_ever": True}
+    if not hours:  # kept for ever
+        return {"expired_jobs": []}
     cutoff = utcnow() - timedelta(hours=hours)
     job_ids = list(db.session.scalars(
         select(Output.job_id).where(Output.expired_at.is_(None), Output.created_at < cutoff)
         .group_by(Output.job_id).limit(JOBS_PER_PASS)))
-    store = current_app.extensions["stores"][0]
+    store, expired = current_app.extensions["stores"].outputs, []
     for job_id in job_ids:
-        store.remove_job(job_id)
+        try:
+            store.remove_job(job_id)
+        except StoreUnavailable as exc:  # kept unexpired: the next pass tries again
+            logger.warning("retention: the outputs of %s stay for now: %s", job_id, exc)
+            continue
         db.session.execute(update(Output).where(Output.job_id == job_id, Output.expired_at.is_(None))
                            .values(expired_at=utcnow()).execution_options(synchronize_session=False))
         db.session.commit()
-    if job_ids:
-        logger.info("retention: deleted the outputs of %d jobs older than %g h", len(job_ids), hours)
-    return {"expired_jobs": job_ids}
+        expired.append(job_id)
+    if expired:
+        logger.info("retention: deleted the outputs of %d jobs older than %g h", len(expired), hours)
+    return {"expired_jobs": expired}

@@ -39,7 +39,7 @@ class JobRunner:
         self.instance = instance
         self.client = client
         self.store = store
-        self.inputs = inputs or current_app.extensions["stores"][1]
+        self.inputs = inputs or current_app.extensions["stores"].inputs
         self.time_limits = time_limits or {}
         self.redis = r
         self.report = report

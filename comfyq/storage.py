@@ -13,7 +13,7 @@ import tempfile
 from abc import ABC, abstractmethod
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
-from typing import Any, BinaryIO, Iterator, Mapping
+from typing import Any, BinaryIO, Iterator, Mapping, NamedTuple
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -118,10 +118,17 @@ class LocalStore(Store):
             folder.rmdir()
 
 
-def open_stores(config: Mapping[str, Any]) -> tuple[Store, Store]:
+class Stores(NamedTuple):
+    """The app's two stores."""
+
+    outputs: Store
+    inputs: Store
+
+
+def open_stores(config: Mapping[str, Any]) -> Stores:
     """Return the configured stores of outputs and of input images."""
     if config["STORAGE"] == "s3":
         from .s3store import S3Store
 
-        return S3Store.from_config(config, "outputs/"), S3Store.from_config(config, "inputs/")
-    return LocalStore(config["OUTPUT_DIR"]), LocalStore(config["INPUT_DIR"])
+        return Stores(S3Store.from_config(config, "outputs/"), S3Store.from_config(config, "inputs/"))
+    return Stores(LocalStore(config["OUTPUT_DIR"]), LocalStore(config["INPUT_DIR"]))

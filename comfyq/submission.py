@@ -70,7 +70,7 @@ def refuse(jobs: list[Job]) -> None:
 def submit_job(body: dict[str, Any], user: User) -> Job:
     """Plan, charge, store and (caps allowing) enqueue one job of ``user``; return it."""
     check_submission(user, body, current_app.config["RAW_WORKFLOW_ROLES"])
-    job = new_job(plan_job(body, owner=user), user)
+    job = new_job(plan_job(body, user), user)
     accept(user, [job])
     return job
 
@@ -78,7 +78,7 @@ def submit_job(body: dict[str, Any], user: User) -> Job:
 def estimate_job(body: dict[str, Any], user: User) -> dict[str, Any]:
     """Answer what a submission by ``user`` would cost and meet, without creating a job."""
     check_submission(user, body, current_app.config["RAW_WORKFLOW_ROLES"])
-    plan = plan_job(body, check_guards=False, owner=user)
+    plan = plan_job(body, user, check_guards=False)
     ahead = positions.waiting_in(plan.queue)
     limits = limits_for(user, current_app.config)
     if count(user.id, ADMITTED_STATUSES, limits.max_running) >= limits.max_running:

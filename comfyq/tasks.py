@@ -9,6 +9,7 @@ from celery import Task, shared_task
 from kombu.exceptions import OperationalError
 
 from . import binding, intake
+from .errors import StoreUnavailable
 from .extensions import get_redis
 from .handover import InstanceUnavailable
 from .reconciler import reconcile as reconcile_jobs
@@ -37,7 +38,7 @@ def run_job(self: Task, job_id: str) -> str:
                        time_limits={"soft": soft, "hard": hard}, close_intake=close_intake, hostname=hostname)
     try:
         return runner.run()
-    except (redis.RedisError, OperationalError) as exc:  # Redis restarting: the job is as it was, try again
+    except (redis.RedisError, OperationalError, StoreUnavailable) as exc:  # the job is as it was: try again
         raise self.retry(exc=exc, countdown=min(2 ** self.request.retries, 30))
     except InstanceUnavailable as exc:
         # The shared queue lets another instance take it; an instance queue brings it back to reattach.

@@ -1,65 +1,77 @@
-"""Uploads: images and masks a user sends once, checked, stored by their sha256, and named by id afterwards."""
+"""Uploads: images and masks a user sends once, checked, stored by their sha256, and named by id afterwards.
+
+Every image a user gives comfyq becomes one of their uploads, whether sent to
+``POST /v1/uploads`` or inline as a ``data:`` URL in template params; the bytes
+are stored once whoever sends them, but a user may only name their own.
+"""
 from __future__ import annotations
 
 import hashlib
 import re
+from typing import Any
 
 from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from .accounts import visible_to
-from .errors import InvalidRequest, NotFound, TooLarge
+from .errors import InvalidRequest, NotFound
 from .extensions import db
 from .inputs import ImageRefused, StagedImage, keep
 from .models import Upload, User
+from .storage import content_type
 
-UPLOAD_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
-CONTENT_TYPES = {"png": "image/png", "jpg": "image/jpeg", "webp": "image/webp"}
+UPLOAD_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+KINDS = ("image", "mask")
 
 
 def create_upload(user: User, data: bytes, kind: str, image_id: str | None = None) -> tuple[Upload, bool]:
     """Check and store an upload of ``user``; return it and whether it is new (the same bytes give the same one)."""
-    limit = int(current_app.config["MAX_UPLOAD_BYTES"])
-    if len(data) > limit:
-        raise TooLarge(f"the file is {len(data)} bytes; uploads may be at most {limit} bytes",
-                       {"files": {"file": ["too large"]}})
     if not data:
         raise InvalidRequest("the file is empty; send the image's bytes as the multipart field 'file'",
                              {"files": {"file": ["empty"]}})
-    image = get_upload(image_id, user) if image_id else None
-    if kind == "mask" and image is None:
-        raise InvalidRequest("a mask needs the id of the image it belongs to: send the form field 'image'",
-                             {"form": {"image": ["missing"]}})
+    if image_id is not None and kind != "mask":
+        raise InvalidRequest("only a mask names an image (form field 'image'); send kind=mask or drop 'image'",
+                             {"form": {"image": ["only for masks"]}})
+    image = get_upload(image_id, user) if image_id is not None else None
+    config = current_app.config
     try:
-        staged = keep(data, current_app.extensions["stores"][1], int(current_app.config["MAX_UPLOAD_PIXELS"]))
+        staged = keep(data, current_app.extensions["stores"].inputs, int(config["MAX_UPLOAD_BYTES"]),
+                      int(config["MAX_UPLOAD_PIXELS"]))
     except ImageRefused as exc:
         raise InvalidRequest(str(exc), {"files": {"file": [str(exc)]}}) from None
     if image is not None:
-        check_pair(image, staged)
+        check_pair(image, staged, {"files": {"file": ["size differs from the image"]}})
     digest = hashlib.sha256(data).hexdigest()
-    found = db.session.scalar(select(Upload).where(Upload.user_id == user.id, Upload.sha256 == digest,
-                                                   Upload.kind == kind))
+    found = _find(user, digest, kind)
     if found is not None:
         return found, False
     upload = Upload(user_id=user.id, kind=kind, sha256=digest, name=staged.name, size=len(data),
-                    content_type=CONTENT_TYPES[staged.name.rsplit(".", 1)[1]], width=staged.width,
-                    height=staged.height)
+                    content_type=content_type(staged.name), width=staged.width, height=staged.height)
     db.session.add(upload)
     try:
         db.session.commit()
     except IntegrityError:  # the same bytes sent twice at once: the other request stored them
         db.session.rollback()
-        return create_upload(user, data, kind, image_id)
+        found = _find(user, digest, kind)
+        if found is None:
+            raise
+        return found, False
     return upload, True
 
 
-def check_pair(image: Upload | StagedImage, mask: Upload | StagedImage) -> None:
-    """Refuse a mask whose size differs from its image's."""
+def _find(user: User, digest: str, kind: str) -> Upload | None:
+    """Return ``user``'s upload of these bytes as this kind, if any."""
+    return db.session.scalar(select(Upload).where(Upload.user_id == user.id, Upload.sha256 == digest,
+                                                  Upload.kind == kind))
+
+
+def check_pair(image: Upload | StagedImage, mask: Upload | StagedImage, where: dict[str, Any],
+               prefix: str = "") -> None:
+    """Refuse a mask whose size differs from its image's, reporting it at ``where``."""
     if (image.width, image.height) != (mask.width, mask.height):
-        raise InvalidRequest(f"the mask is {mask.width}×{mask.height} but its image is {image.width}×"
-                             f"{image.height}; a mask must be exactly as large as its image",
-                             {"files": {"file": ["size differs from the image"]}})
+        raise InvalidRequest(f"{prefix}the mask is {mask.width}×{mask.height} but its image is {image.width}×"
+                             f"{image.height}; a mask must be exactly as large as its image", where)
 
 
 def get_upload(upload_id: str, user: User) -> Upload:
@@ -67,4 +79,13 @@ def get_upload(upload_id: str, user: User) -> Upload:
     upload = db.session.scalar(select(Upload).where(Upload.id == upload_id, visible_to(user, Upload.user_id)))
     if upload is None:
         raise NotFound(f"no upload {upload_id!r}; POST /v1/uploads returns the id to use")
+    return upload
+
+
+def upload_named(name: str, kind: str, user: User) -> Upload:
+    """Return the ``kind`` upload of ``user`` stored as ``name`` (how a finished job's params name it)."""
+    upload = db.session.scalar(select(Upload).where(Upload.name == name, Upload.kind == kind,
+                                                    Upload.user_id == user.id))
+    if upload is None:
+        raise NotFound(f"no {kind} {name!r} among your uploads; upload it (POST /v1/uploads) or send it inline")
     return upload

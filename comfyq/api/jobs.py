@@ -28,7 +28,7 @@ def _utc(moment: datetime | None) -> datetime | None:
 
 def present(job: Job, with_position: bool = True) -> dict[str, Any]:
     """Return the client's view of a job."""
-    base, store = current_app.config["PUBLIC_URL"], current_app.extensions["stores"][0]
+    base, store = current_app.config["PUBLIC_URL"], current_app.extensions["stores"].outputs
 
     def link(o: Output) -> str | None:
         """Return where to download ``o``, or None once it expired."""
@@ -104,9 +104,9 @@ def output(job_id: str, name: str) -> Any:
     """Download one output file of a job (from an S3 store: a redirect to a presigned URL)."""
     out = get_output(job_id, name, current_user())
     if out.expired_at is not None:
-        abort(410, message=f"output {name!r} of job {job_id} expired: outputs are kept "
-                           f"{current_app.config['OUTPUT_RETENTION_HOURS']:g} hours")
-    store = current_app.extensions["stores"][0]
+        abort(410, message=f"output {name!r} of job {job_id} expired: retention deleted it "
+                           f"{aware(out.expired_at):%Y-%m-%d %H:%M} UTC")
+    store = current_app.extensions["stores"].outputs
     direct = store.url(out.path, out.name, out.content_type)
     if direct is not None:
         return redirect(direct, 302)

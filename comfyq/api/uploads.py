@@ -42,8 +42,9 @@ class UploadSchema(Schema):
 
 def present_upload(upload: Upload) -> dict[str, Any]:
     """Return an upload as its owner sees it."""
-    shown = {key: getattr(upload, key) for key in UploadSchema._declared_fields}
-    return dict(shown, created_at=aware(upload.created_at))
+    return {"id": upload.id, "kind": upload.kind, "sha256": upload.sha256, "content_type": upload.content_type,
+            "size": upload.size, "width": upload.width, "height": upload.height,
+            "created_at": aware(upload.created_at)}
 
 
 @bp.route("", methods=["POST"])

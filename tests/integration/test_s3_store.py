@@ -1,7 +1,9 @@
 """The S3 store against a real S3-protocol server (moto's standalone server): real HTTP, real boto3."""
 from __future__ import annotations
 
+import base64
 import hashlib
+import io
 import os
 import socket
 import subprocess
@@ -152,3 +154,18 @@ def test_retention_deletes_expired_outputs_from_the_bucket(s3_url: str, bucket: 
     keys = [o["Key"] for o in boto3.client("s3", endpoint_url=s3_url, region_name="us-east-1")
             .list_objects_v2(Bucket=bucket)["Contents"]]
     assert keys == [f"outputs/{fresh}/out.png"]
+
+
+def test_an_unreachable_bucket_is_a_503_never_a_500(bucket: str, tmp_path: Path) -> None:
+    dead = f"http://127.0.0.1:{free_port()}"
+    app = create_app(Config({"COMFYQ_DATA_DIR": str(tmp_path), "COMFYQ_REDIS_URL": "redis://127.0.0.1:1/0",
+                             "COMFYQ_STORAGE": "s3", "COMFYQ_S3_BUCKET": bucket,
+                             "COMFYQ_S3_ENDPOINT_URL": dead}).as_dict())
+    with app.app_context():
+        key = accounts.issue_key(accounts.create_user("no-bucket", "user"))[1]
+    client = with_key(app.test_client(), key)
+    answer = client.post("/v1/uploads", data={"file": (io.BytesIO(base64.b64decode(png().split(",")[1])), "a.png")},
+                         content_type="multipart/form-data")
+    body = answer.get_json()
+    assert answer.status_code == 503 and "the S3 store cannot be reached" in body["message"], body
+    assert set(body) == {"code", "status", "message", "errors"}

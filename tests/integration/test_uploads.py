@@ -33,6 +33,21 @@ def bomb(side: int = 100_000) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
 
 
+def animated() -> bytes:
+    """Return a two-frame animated PNG."""
+    buffer = io.BytesIO()
+    frames = [Image.new("RGB", (16, 16), colour) for colour in ((255, 0, 0), (0, 0, 255))]
+    frames[0].save(buffer, "PNG", save_all=True, append_images=frames[1:])
+    return buffer.getvalue()
+
+
+def bad_header() -> bytes:
+    """Return a PNG whose IHDR chunk claims a length of 5."""
+    data = bytearray(image_bytes())
+    data[8:12] = struct.pack(">I", 5)
+    return bytes(data)
+
+
 def send(client: FlaskClient, data: bytes, **form: str):
     """POST one file to /v1/uploads with ``form`` fields."""
     return client.post("/v1/uploads", data={"file": (io.BytesIO(data), "upload.png"), **form},
@@ -58,11 +73,14 @@ def test_the_same_bytes_give_the_same_upload_stored_once(owner: FlaskClient, sta
 
 @pytest.mark.parametrize("data, status, fragment", [
     (b"", 422, "the file is empty"),
-    (b"not an image at all", 422, "not a readable image"),
+    (b"not an image at all", 422, "not a readable PNG, JPEG or WebP image"),
     (image_bytes()[:60], 422, "truncated or corrupt"),
     (bomb(), 422, "claims far more pixels than the 16777216 accepted"),
     (bomb(5000), 422, "5000×5000 = 25000000 pixels; at most 16777216 are accepted"),
-    (image_bytes(fmt="GIF"), 422, "GIF images are not accepted"),
+    (image_bytes(fmt="GIF"), 422, "not a readable PNG, JPEG or WebP image"),
+    (image_bytes(fmt="EPS"), 422, "not a readable PNG, JPEG or WebP image"),  # never handed to Ghostscript
+    (bad_header(), 422, "not a readable PNG, JPEG or WebP image"),
+    (animated(), 422, "animated images are not accepted"),
 ])
 def test_bad_files_are_refused_saying_why(owner: FlaskClient, data: bytes, status: int, fragment: str) -> None:
     answer = send(owner, data)
@@ -75,7 +93,7 @@ def test_size_and_pixel_caps(app: Flask, owner: FlaskClient) -> None:
     strict = with_key(create_app({**app.config, "MAX_UPLOAD_BYTES": 300, "MAX_UPLOAD_PIXELS": 1000}).test_client(),
                       owner.environ_base["HTTP_AUTHORIZATION"].split()[-1])
     too_big = send(strict, image_bytes(200, 200, "JPEG"))
-    assert too_big.status_code == 413 and "uploads may be at most 300 bytes" in too_big.get_json()["message"]
+    assert too_big.status_code == 413 and "bytes; at most 300 are accepted" in too_big.get_json()["message"]
     too_many = send(strict, image_bytes(40, 30))
     assert too_many.status_code == 422 and "1200 pixels; at most 1000" in too_many.get_json()["message"]
     assert send(owner, b"x", kind="sketch").status_code == 422
@@ -83,8 +101,12 @@ def test_size_and_pixel_caps(app: Flask, owner: FlaskClient) -> None:
 
 def test_a_mask_must_match_its_image_and_name_one_of_yours(app: Flask, owner: FlaskClient) -> None:
     image = send(owner, image_bytes(40, 30)).get_json()
-    alone = send(owner, image_bytes(40, 30), kind="mask")
-    assert alone.status_code == 422 and "a mask needs the id of the image" in alone.get_json()["message"]
+    alone = send(owner, image_bytes(20, 20), kind="mask")
+    assert alone.status_code == 201  # unpaired: checked against its image when a job pairs them
+    paired = owner.post("/v1/jobs", json={"template": "inpaint", "params": {
+        "prompt": "x", "image": image["id"], "mask": alone.get_json()["id"]}})
+    assert paired.status_code == 422
+    assert paired.get_json()["message"].startswith("params.mask: the mask is 20×20 but its image is 40×30")
     wrong = send(owner, image_bytes(20, 20), kind="mask", image=image["id"])
     assert wrong.status_code == 422 and "the mask is 20×20 but its image is 40×30" in wrong.get_json()["message"]
     assert send(owner, image_bytes(40, 30), kind="mask", image=image["id"]).status_code == 201
@@ -104,3 +126,36 @@ def test_two_jobs_on_one_upload_send_it_to_the_instance_once(owner: FlaskClient,
     assert [j["status"] for j in done] == ["succeeded", "succeeded"], done
     assert done[0]["params"]["image"] == f"{upload['sha256']}.png"
     assert journal.counts(sims[0].journal_path, "uploaded")[f"{upload['sha256']}.png"] == 1
+
+
+def test_uploads_are_named_only_by_their_owner_and_as_their_kind(app: Flask, owner: FlaskClient) -> None:
+    image, mask = send(owner, image_bytes(40, 30)).get_json(), None
+    mask = send(owner, image_bytes(40, 30), kind="mask", image=image["id"]).get_json()
+    as_image = owner.post("/v1/jobs", json={"template": "img2img", "params": {"prompt": "x", "image": mask["id"]}})
+    assert as_image.status_code == 422 and "is a mask; this param takes a image" in as_image.get_json()["message"]
+    misnamed = send(owner, image_bytes(), image=image["id"])
+    assert misnamed.status_code == 422 and "only a mask names an image" in misnamed.get_json()["message"]
+    # A stored name is how a finished job's params show an image: only its owner may send it back.
+    stranger = new_user(app, "name-guesser")
+    guessed = stranger.post("/v1/jobs", json={"template": "img2img",
+                                              "params": {"prompt": "x", "image": f"{image['sha256']}.png"}})
+    assert guessed.status_code == 422 and "among your uploads" in guessed.get_json()["message"]
+    estimate = owner.post("/v1/jobs:estimate", json={"template": "img2img",
+                                                     "params": {"prompt": "x", "image": f"{image['sha256']}.png"}})
+    assert estimate.status_code == 200
+
+
+def test_an_inline_image_becomes_an_upload_under_the_same_caps(app: Flask, owner: FlaskClient) -> None:
+    import base64
+
+    data = image_bytes(40, 30)
+    inline = "data:image/png;base64," + base64.b64encode(data).decode()
+    job = owner.post("/v1/jobs", json={"template": "img2img", "params": {"prompt": "x", "image": inline,
+                                                                           "steps": 2}}).get_json()
+    assert send(owner, data).status_code == 200  # already one of the owner's uploads
+    assert job["params"]["image"].endswith(".png")
+    strict = with_key(create_app({**app.config, "MAX_UPLOAD_BYTES": 100}).test_client(),
+                      owner.environ_base["HTTP_AUTHORIZATION"].split()[-1])
+    refused = strict.post("/v1/jobs", json={"template": "img2img", "params": {"prompt": "x", "image": inline}})
+    assert refused.status_code == 413 and refused.get_json()["message"].startswith("params.image: the image is")
+    wait_for(owner, job["id"], timeout=60)

@@ -23,7 +23,7 @@ def app(tmp_path: Path) -> Flask:
 
 def finished_job(owner: User, age_hours: float) -> str:
     """Store a succeeded job of ``owner`` with one output written ``age_hours`` ago; return its id."""
-    store = current_app.extensions["stores"][0]
+    store = current_app.extensions["stores"].outputs
     job = Job(user_id=owner.id, status="succeeded", queue="comfy", workflow={}, soft_time_limit=60)
     db.session.add(job)
     db.session.flush()
@@ -50,7 +50,7 @@ def test_old_outputs_expire_and_fresh_ones_stay(app: Flask, tmp_path: Path) -> N
     (gone,) = client.get(f"/v1/jobs/{old}").get_json()["outputs"]
     assert gone["expired"] is True and gone["url"] is None and gone["sha256"] == "0" * 64
     refused = client.get(f"/v1/jobs/{old}/outputs/out.png")
-    assert refused.status_code == 410 and "expired: outputs are kept 24 hours" in refused.get_json()["message"]
+    assert refused.status_code == 410 and "expired: retention deleted it" in refused.get_json()["message"]
     (kept,) = client.get(f"/v1/jobs/{fresh}").get_json()["outputs"]
     assert kept["expired"] is False and client.get(kept["url"]).data == b"png bytes"
 
@@ -59,5 +59,5 @@ def test_no_retention_keeps_everything(app: Flask) -> None:
     app.config["OUTPUT_RETENTION_HOURS"] = 0.0
     with app.app_context():
         job = finished_job(accounts.create_user("bo", "user"), 10_000)
-        assert expire_outputs() == {"expired_jobs": [], "kept_for_ever": True}
+        assert expire_outputs() == {"expired_jobs": []}
         assert db.session.get(Output, 1).expired_at is None and db.session.get(Job, job) is not None
