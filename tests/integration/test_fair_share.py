@@ -83,10 +83,7 @@ def test_the_global_cap_bounds_admitted_jobs_of_all_users(app: Flask) -> None:
         stop.set()
         watcher.join()
     assert [j["status"] for j in done] == ["succeeded"] * 6
-    assert peak[0] == 2  # the cap was reached and never passed
-    # Round robin: every user's first job started before any user's second.
-    firsts, seconds = done[:3], done[3:]
-    assert max(moment(j["started_at"]) for j in firsts) <= min(moment(j["started_at"]) for j in seconds)
+    assert peak[0] == 2  # the cap was reached and never passed (who goes first: tests/unit/test_admission.py)
 
 
 def test_the_waiting_cap_refuses_more_with_429_and_charges_nothing(app: Flask) -> None:

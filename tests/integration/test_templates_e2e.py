@@ -103,7 +103,7 @@ def test_progress_uses_the_template_labels(client: FlaskClient) -> None:
     ({"template": "upscale", "params": {"image": png(2000, 2000), "scale": 8}},
      "larger than this deployment allows", "params"),
     ({"template": "upscale", "params": {"image": "data:image/png;base64,!!!"}}, "base64", "params"),
-    ({"template": "upscale", "params": {"image": "data:image/png;base64,aGVsbG8="}}, "not a readable image",
+    ({"template": "upscale", "params": {"image": "data:image/png;base64,aGVsbG8="}}, "not a readable PNG, JPEG or WebP image",
      "params"),
     ({"template": "txt2img_sdxl", "params": {"prompt": "x"}, "instance": "gpu0"}, "lacks sdxl", "instance"),
 ])
