@@ -1,4 +1,4 @@
-"""The ``comfyq`` command: up, api, worker, beat, flower, sim, submit, users, keys."""
+"""The ``comfyq`` command: up, api, worker, beat, flower, sim, submit, jobs, upload, users, keys, credits."""
 from __future__ import annotations
 
 import base64
@@ -13,6 +13,7 @@ import click
 
 from .cli_accounts import keys, users
 from .cli_credits import credits
+from .cli_jobs import jobs, upload
 
 
 @click.group()
@@ -24,6 +25,8 @@ def main() -> None:
 main.add_command(users)
 main.add_command(keys)
 main.add_command(credits)
+main.add_command(jobs)
+main.add_command(upload)
 
 
 @main.command()

@@ -16,7 +16,7 @@ import psutil
 import pytest
 import requests
 
-from comfyq.client import Client, ComfyqAPIError
+from comfyq.client import Client, Conflict, Invalid, NotFound
 from comfyq.sim.process import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -96,15 +96,36 @@ def test_up_serves_runs_a_job_and_stops_clean(up, tmp_path: Path) -> None:
     assert "Sampling" in cli.stdout or "succeeded" in cli.stdout
     assert Path(cli.stdout.strip().splitlines()[-1]).read_bytes()[:4] == b"\x89PNG"
 
-    client = Client(api, key)  # the Python client: templates, raw workflows, cancel
-    made = client.wait(client.run_template("txt2img", {"prompt": "x", "width": 64, "height": 64, "steps": 2})["id"])
+    client = Client(api, key)  # the Python client: templates, raw workflows, uploads, batches, cancel
+    made = client.wait(client.submit("txt2img", {"prompt": "x", "width": 64, "height": 64, "steps": 2})["id"])
     assert made["status"] == "succeeded" and made["template"] == "txt2img"
     slow = json.loads(json.dumps(workflow))
     slow["3"]["_meta"] = {"sim": {"node_seconds": 2.0}}
-    assert client.cancel(client.submit(slow)["id"])["status"] == "cancelled"
-    with pytest.raises(ComfyqAPIError) as refused:
-        client.run_template("txt2img", {"prompt": "x", "steps": 0})
+    assert client.cancel(client.submit(workflow=slow)["id"])["status"] == "cancelled"
+    with pytest.raises(Invalid) as refused:
+        client.submit("txt2img", {"prompt": "x", "steps": 0})
     assert refused.value.status == 422 and "steps" in refused.value.message
+    with pytest.raises(NotFound):
+        client.job("00000000-0000-0000-0000-000000000000")
+    with pytest.raises(Conflict):
+        client.cancel(made["id"])
+    picture = client.upload(saved)  # an output of the CLI run above, sent back as an input
+    params = {"prompt": "again", "image": picture["id"], "denoise": 0.5, "steps": 2}
+    assert client.estimate("img2img", params)["cost"] >= 1
+    files = client.run("img2img", params, folder=tmp_path / "run")
+    assert len(files) == 1 and files[0].read_bytes()[:4] == b"\x89PNG"
+    batch = client.batch("txt2img", {"prompt": "x", "width": 64, "height": 64}, variants=[{"steps": 2}, {"steps": 3}])
+    assert [client.wait(j["id"])["status"] for j in batch["jobs"]] == ["succeeded", "succeeded"]
+    jobs_cli = [sys.executable, "-m", "comfyq", "jobs"]
+    listed = subprocess.run([*jobs_cli, "list", "--status", "succeeded", "--api-url", api, "--api-key", key],
+                            capture_output=True, text=True, timeout=60)
+    assert listed.returncode == 0 and batch["jobs"][0]["id"] in listed.stdout, listed.stderr
+    fetched = subprocess.run([*jobs_cli, "download", made["id"], "--out", str(tmp_path / "cli"), "--api-url", api,
+                              "--api-key", key], capture_output=True, text=True, timeout=60)
+    assert fetched.returncode == 0 and Path(fetched.stdout.strip()).read_bytes()[:4] == b"\x89PNG", fetched.stderr
+    sent = subprocess.run([sys.executable, "-m", "comfyq", "upload", str(saved), "--api-url", api, "--api-key", key],
+                          capture_output=True, text=True, timeout=60)
+    assert sent.returncode == 0 and sent.stdout.split()[0] == picture["id"], sent.stderr  # the same bytes: same id
     running = requests.post(f"{api}/v1/jobs", json={"workflow": slow}, headers=auth, timeout=5).json()
     while requests.get(f"{api}/v1/jobs/{running['id']}", headers=auth, timeout=5).json()["status"] != "running":
         assert time.monotonic() < deadline
