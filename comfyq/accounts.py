@@ -134,6 +134,17 @@ def visible_to(user: User, owner: ColumnElement[str | None]) -> ColumnElement[bo
     return owner == user.id
 
 
+def visible_row(model: Any, row_id: str, user: User, missing: str) -> Any:
+    """Return the row of ``model`` with this id if ``user`` may see it, else raise NotFound(``missing``).
+
+    Someone else's row is "not found" exactly like a missing one: no hint that it exists.
+    """
+    row = db.session.scalar(select(model).where(model.id == row_id, visible_to(user, model.user_id)))
+    if row is None:
+        raise NotFound(missing)
+    return row
+
+
 def check_submission(user: User, body: dict[str, Any], raw_roles: Collection[str]) -> None:
     """Refuse what ``user`` may not submit: a raw workflow, or expert-mode template params."""
     trusted = user.role in ("admin", "service")

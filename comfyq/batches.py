@@ -7,11 +7,9 @@ import random
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import select
 
-from .accounts import check_submission, visible_to
-from .errors import InvalidRequest, NotFound
-from .extensions import db
+from .accounts import check_submission, visible_row
+from .errors import InvalidRequest
 from .jobs import TERMINAL
 from .models import Batch, User, new_job_id
 from .planning import Plan, plan_template
@@ -79,9 +77,8 @@ def _label(params: dict[str, Any], body: dict[str, Any]) -> str:
 
 def get_batch(batch_id: str, user: User) -> Batch:
     """Return a batch ``user`` may see, or raise NotFound."""
-    batch = db.session.scalar(select(Batch).where(Batch.id == batch_id, visible_to(user, Batch.user_id)))
-    if batch is None:
-        raise NotFound(f"no batch {batch_id!r}; check the id returned by POST /v1/batches")
+    batch: Batch = visible_row(Batch, batch_id, user,
+                               f"no batch {batch_id!r}; check the id returned by POST /v1/batches")
     return batch
 
 

@@ -13,7 +13,7 @@ import click
 
 from .cli_accounts import keys, users
 from .cli_credits import credits
-from .cli_jobs import jobs, upload
+from .cli_jobs import jobs, upload, with_api
 
 
 @click.group()
@@ -149,9 +149,8 @@ def _param(text: str) -> tuple[str, Any]:
 @click.option("-p", "--param", "params", multiple=True, help="Template parameter name=value (repeatable); "
               "name=@file.png sends an image.")
 @click.option("--mode", type=click.Choice(["novice", "expert"]), default="novice", show_default=True)
-@click.option("--api-url", envvar="COMFYQ_API_URL", default="http://127.0.0.1:8000", show_default=True)
-@click.option("--api-key", envvar="COMFYQ_API_KEY", default=None, help="Your API key (or set COMFYQ_API_KEY).")
 @click.option("--instance", default=None, help="Pin the job to this instance.")
+@with_api
 @click.option("--wait/--no-wait", default=False, help="Follow the job and download its outputs.")
 @click.option("--out", "out_dir", default="outputs", show_default=True, type=click.Path(file_okay=False),
               help="Where --wait puts the outputs (a folder per job).")

@@ -92,6 +92,14 @@ class Unavailable(ComfyqAPIError):
     """503: a backing service is down; nothing was written."""
 
 
+class JobFailed(Exception):
+    """A job ``run`` waited for ended without succeeding; ``.job`` is how it ended."""
+
+    def __init__(self, job: dict[str, Any]) -> None:
+        super().__init__(f"job {job['id']} {job['status']}: {(job.get('error') or {}).get('message')}")
+        self.job = job
+
+
 ERRORS: dict[int, type[ComfyqAPIError]] = {400: BadRequest, 401: Unauthorized, 402: PaymentRequired, 403: Forbidden,
                                            404: NotFound, 409: Conflict, 410: Gone, 413: TooLarge, 422: Invalid,
                                            429: RateLimited, 503: Unavailable}
@@ -206,8 +214,7 @@ class Client:
         """Submit, wait for the end and download every output into ``folder``/<job id>; return the files."""
         job = self.wait(self.submit(template, params, **options)["id"])
         if job["status"] != "succeeded":
-            raise ComfyqAPIError(0, f"job {job['id']} {job['status']}: {(job.get('error') or {}).get('message')}",
-                                 job.get("error"))
+            raise JobFailed(job)
         return [self.download(output, Path(folder) / job["id"]) for output in job["outputs"]]
 
     def download(self, output: dict[str, Any], folder: str | Path) -> Path:

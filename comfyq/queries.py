@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
-from .accounts import visible_to
+from .accounts import visible_row, visible_to
 from .errors import NotFound
 from .extensions import db
 from .models import Job, Output, User
@@ -11,9 +11,7 @@ from .models import Job, Output, User
 
 def get_job(job_id: str, user: User) -> Job:
     """Return a job ``user`` may see, or raise NotFound (also for another user's job: no hint it exists)."""
-    job = db.session.scalar(select(Job).where(Job.id == job_id, visible_to(user, Job.user_id)))
-    if job is None:
-        raise NotFound(f"no job {job_id!r}; check the id returned by POST /v1/jobs")
+    job: Job = visible_row(Job, job_id, user, f"no job {job_id!r}; check the id returned by POST /v1/jobs")
     return job
 
 

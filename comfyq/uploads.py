@@ -14,7 +14,7 @@ from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from .accounts import visible_to
+from .accounts import visible_row
 from .errors import InvalidRequest, NotFound
 from .extensions import db
 from .inputs import ImageRefused, StagedImage, keep
@@ -76,9 +76,8 @@ def check_pair(image: Upload | StagedImage, mask: Upload | StagedImage, where: d
 
 def get_upload(upload_id: str, user: User) -> Upload:
     """Return an upload ``user`` may use, or raise NotFound (also for someone else's)."""
-    upload = db.session.scalar(select(Upload).where(Upload.id == upload_id, visible_to(user, Upload.user_id)))
-    if upload is None:
-        raise NotFound(f"no upload {upload_id!r}; POST /v1/uploads returns the id to use")
+    upload: Upload = visible_row(Upload, upload_id, user,
+                                 f"no upload {upload_id!r}; POST /v1/uploads returns the id to use")
     return upload
 
 
