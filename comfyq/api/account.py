@@ -22,7 +22,6 @@ bp = Blueprint("account", __name__, url_prefix="/v1/account", description="Your 
 def account() -> dict[str, Any]:
     """Show who your key belongs to, your keys, balance, limits, jobs in progress and latest ledger entries."""
     user = current_user()
-    db.session.refresh(user)  # the balance as it is now
     keys = db.session.scalars(select(ApiKey).where(ApiKey.user_id == user.id).order_by(ApiKey.created_at))
     return {"user": present_user(user), "keys": [present_key(k) for k in keys], "balance": user.balance,
             "metered": credits.is_metered(user, current_app.config),
