@@ -20,6 +20,8 @@ import requests
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.harness import service_key, stack, summary  # noqa: E402
 from comfyq.comfy import ComfyClient  # noqa: E402
+from comfyq.events import CHANNELS, parse  # noqa: E402
+from comfyq.job_events import FINAL_TYPES  # noqa: E402
 
 WORKFLOW = {
     "1": {"class_type": "EmptyLatentImage", "inputs": {"width": 64, "height": 64, "batch_size": 1}},
@@ -56,10 +58,10 @@ def through_comfyq(http: requests.Session, api: str, events: redis.client.PubSub
         if message is None:
             raise RuntimeError(f"no finished event for {job['id']}")
         if message["type"] == "pmessage":
-            event = json.loads(message["data"])
-            if event["job_id"] == job["id"] and event["type"] == "finished":
+            event = json.loads(parse(message["data"])[1])
+            if event["job_id"] == job["id"] and event["type"] in FINAL_TYPES:
                 break
-    assert event["status"] == "succeeded", event
+    assert event["type"] == "succeeded", event
     http.get(f"{api}/v1/jobs/{job['id']}/outputs/{event['outputs'][0]['name']}", timeout=10).raise_for_status()
     return time.perf_counter() - start
 
@@ -74,7 +76,7 @@ def main(n: int = 200) -> None:
         http = requests.Session()
         http.headers["Authorization"] = f"Bearer {service_key(running)}"
         events = redis.Redis.from_url(running.env["COMFYQ_REDIS_URL"]).pubsub()
-        events.psubscribe("comfyq:job:*")
+        events.psubscribe(CHANNELS)
         for i in range(10):  # warm up both paths
             direct(client, -i - 1)
             through_comfyq(http, api, events, -i - 100)

@@ -27,7 +27,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm.attributes import set_committed_value
 
-from . import positions
+from . import job_events, positions
 from .extensions import db
 from .jobs import TERMINAL, JobStatus, Moved
 from .limits import ADMITTED_STATUSES, limits_for
@@ -132,8 +132,9 @@ def _queue(user_id: str, number: int) -> list[Job]:
 
 
 def send(jobs: list[Job]) -> list[Job]:
-    """Move admitted jobs to their queues' position sets and send them; return those whose send failed."""
+    """Move admitted jobs to their queues' position sets, announce and send them; return those whose send failed."""
     positions.admitted(jobs)
+    job_events.waiting(jobs)
     return dispatch(jobs)
 
 

@@ -34,7 +34,6 @@ def cancel_job(job_id: str, user: User) -> Job:
     elif transition(job_id, JobStatus.CANCELLED, [JobStatus.RUNNING], error=reason):
         # The worker that owns the prompt sees the flag and interrupts only this prompt.
         events.request_cancel(get_redis(), job_id, cancel_flag_ttl(current_app.config))
-        events.publish(get_redis(), job_id, {"type": "cancelling"})
     job = db.session.get(Job, job_id, populate_existing=True)
     if job is None:
         raise NotFound(f"no job {job_id!r}")

@@ -51,17 +51,16 @@ def up(host: str, port: int, flower_port: int, redis_port: int, sim_ports: str) 
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True)
-@click.option("--workers", default=2, show_default=True, help="gunicorn worker processes.")
-@click.option("--threads", default=1, show_default=True,
-              help="Threads per worker; above 1 uses gthread workers (keep-alive), else sync workers.")
+@click.option("--workers", default=2, show_default=True, help="API processes.")
+@click.option("--threads", default=16, show_default=True,
+              help="Request threads per process (event streams need none: they are coroutines).")
 def api(host: str, port: int, workers: int, threads: int) -> None:
-    """Serve the REST API with gunicorn."""
-    # Sync workers measured twice the submit throughput of gthread here (no GIL contention
-    # between request threads); put a proxy in front for keep-alive and slow clients.
-    workers_class = ["--worker-class", "gthread", "--threads", str(threads)] if threads > 1 else []
-    os.execv(sys.executable, [sys.executable, "-m", "gunicorn", "--bind", f"{host}:{port}",
-                              "--workers", str(workers), *workers_class, "--access-logfile", "-",
-                              "--graceful-timeout", "5", "comfyq.wsgi:app"])
+    """Serve the REST API and its event streams with uvicorn (ASGI)."""
+    os.environ["COMFYQ_API_THREADS"] = str(threads)
+    os.execv(sys.executable, [sys.executable, "-m", "uvicorn", "comfyq.asgi:app", "--host", host,
+                              "--port", str(port), "--workers", str(workers), "--loop", "uvloop",
+                              "--http", "httptools", "--timeout-graceful-shutdown", "3",
+                              "--no-server-header"])
 
 
 @main.command()
@@ -151,13 +150,15 @@ def _param(text: str) -> tuple[str, Any]:
 @click.option("--mode", type=click.Choice(["novice", "expert"]), default="novice", show_default=True)
 @click.option("--instance", default=None, help="Pin the job to this instance.")
 @with_api
-@click.option("--wait/--no-wait", default=False, help="Follow the job and download its outputs.")
+@click.option("--wait/--no-wait", default=False,
+              help="Follow the job live (a progress bar on stderr) and download its outputs.")
 @click.option("--out", "out_dir", default="outputs", show_default=True, type=click.Path(file_okay=False),
               help="Where --wait puts the outputs (a folder per job).")
 def submit(what: str, params: tuple[str, ...], mode: str, api_url: str, api_key: str | None,
            instance: str | None, wait: bool, out_dir: str) -> None:
     """Submit WHAT: a template (txt2img, txt2img@2) with -p params, or a workflow JSON file."""
-    from .client import Client, ComfyqAPIError, describe
+    from .cli_progress import JobProgress
+    from .client import Client, ComfyqAPIError
 
     body: dict[str, Any]
     if Path(what).is_file():
@@ -178,16 +179,8 @@ def submit(what: str, params: tuple[str, ...], mode: str, api_url: str, api_key:
         click.echo(f"job {job['id']} queued on {job['queue']}")
         if not wait:
             return
-        last = ""
-
-        def show(update: dict[str, Any]) -> None:
-            nonlocal last
-            line = describe(update)
-            if line != last:
-                click.echo(line)
-                last = line
-
-        job = client.wait(job["id"], show)
+        with JobProgress(job["id"]) as show:
+            job = client.wait(job["id"], show)
     except ComfyqAPIError as exc:
         raise click.ClickException(str(exc)) from exc
     if job["status"] != "succeeded":

@@ -1,120 +1,19 @@
-"""Python client of the comfyq API (used by ``comfyq submit``)."""
+"""Python client of the comfyq API (used by the ``comfyq`` commands and the end-to-end tests)."""
 from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import requests
 
+from .client_errors import (ERRORS, BadRequest, ComfyqAPIError, Conflict, Forbidden, Gone, Invalid,  # noqa: F401
+                            JobFailed, NotFound, PaymentRequired, RateLimited, TooLarge, Unauthorized, Unavailable,
+                            error_for)
+from .sse import Event, parse
+
 TERMINAL = frozenset({"succeeded", "failed", "timed_out", "cancelled"})
-
-
-def describe(job: dict[str, Any]) -> str:
-    """Return a one-line summary of where a job stands, for people watching it."""
-    progress = job.get("progress") or {}
-    where = f" on {job['instance']}" if job.get("instance") else ""
-    if job["status"] in ("pending", "queued"):
-        return f"{job['status']} ({job.get('queue_position')} ahead)"
-    if progress.get("node"):
-        step = f" {progress['value']}/{progress['max']}" if progress.get("max") else ""
-        name = progress.get("label") or progress.get("node_type") or ""
-        return (f"{job['status']}{where}: node {progress['node']} {name}{step} "
-                f"({progress.get('nodes_done', 0)}/{progress.get('nodes_total', '?')} nodes)")
-    return f"{job['status']}{where}"
-
-
-class ComfyqAPIError(Exception):
-    """The API answered with its error shape; subclasses name the status.
-
-    ::
-
-        ComfyqAPIError
-         ├── BadRequest 400, Invalid 422     fix the request as ``message`` says
-         ├── Unauthorized 401, Forbidden 403  the key is unknown, or its role may not
-         ├── PaymentRequired 402              .errors has balance and cost
-         ├── NotFound 404, Gone 410           no such thing for you, or its output expired
-         ├── Conflict 409                     the job's state forbids it
-         ├── TooLarge 413                     an upload over the cap
-         ├── RateLimited 429                  .retry_after seconds, when the API says
-         └── Unavailable 503                  try again later
-    """
-
-    def __init__(self, status: int, message: str, errors: Any = None, retry_after: float | None = None) -> None:
-        super().__init__(status, message, errors)
-        self.status, self.message, self.errors, self.retry_after = status, message, errors, retry_after
-
-    def __str__(self) -> str:
-        return f"{self.status}: {self.message}"
-
-
-class BadRequest(ComfyqAPIError):
-    """400: the request could not be read."""
-
-
-class Unauthorized(ComfyqAPIError):
-    """401: no usable API key."""
-
-
-class PaymentRequired(ComfyqAPIError):
-    """402: the balance does not cover the cost."""
-
-
-class Forbidden(ComfyqAPIError):
-    """403: the key's role may not do this."""
-
-
-class NotFound(ComfyqAPIError):
-    """404: no such job, batch, output or upload of yours."""
-
-
-class Conflict(ComfyqAPIError):
-    """409: the job's state forbids the operation."""
-
-
-class Gone(ComfyqAPIError):
-    """410: the output is no longer stored."""
-
-
-class TooLarge(ComfyqAPIError):
-    """413: the upload or body is too large."""
-
-
-class Invalid(ComfyqAPIError):
-    """422: the request cannot be run as given."""
-
-
-class RateLimited(ComfyqAPIError):
-    """429: a per-user limit is reached."""
-
-
-class Unavailable(ComfyqAPIError):
-    """503: a backing service is down; nothing was written."""
-
-
-class JobFailed(Exception):
-    """A job ``run`` waited for ended without succeeding; ``.job`` is how it ended."""
-
-    def __init__(self, job: dict[str, Any]) -> None:
-        super().__init__(f"job {job['id']} {job['status']}: {(job.get('error') or {}).get('message')}")
-        self.job = job
-
-
-ERRORS: dict[int, type[ComfyqAPIError]] = {400: BadRequest, 401: Unauthorized, 402: PaymentRequired, 403: Forbidden,
-                                           404: NotFound, 409: Conflict, 410: Gone, 413: TooLarge, 422: Invalid,
-                                           429: RateLimited, 503: Unavailable}
-
-
-def error_for(response: requests.Response) -> ComfyqAPIError:
-    """Return the typed exception of an error answer."""
-    try:
-        body = response.json()
-    except ValueError:
-        body = {"message": response.text[:200]}
-    retry = response.headers.get("Retry-After")
-    kind = ERRORS.get(response.status_code, ComfyqAPIError)
-    return kind(response.status_code, body.get("message", ""), body.get("errors"),
-                float(retry) if retry and retry.isdigit() else None)
+STREAM_READ_TIMEOUT = 60.0  # the server sends a keep-alive every 15 s
 
 
 class Client:
@@ -195,24 +94,51 @@ class Client:
         name = "upload" if isinstance(image, bytes) else Path(image).name
         return self._call("POST", "/v1/uploads", data=form, files={"file": (name, data)})
 
-    def wait(self, job_id: str, on_update: Callable[[dict[str, Any]], None] | None = None,
-             interval: float = 0.2, timeout: float | None = None) -> dict[str, Any]:
-        """Poll a job until it is terminal; return it."""
-        deadline = None if timeout is None else time.monotonic() + timeout
+    def events(self, job_id: str | None = None, last_event_id: int | None = None,
+               reconnects: int = 5) -> Iterator[Event]:
+        """Yield a job's events until its final one (or, with no job, all your jobs' events, forever).
+
+        A dropped connection is resumed with ``Last-Event-ID``, so no event is missed or repeated;
+        after ``reconnects`` failures in a row the last error is raised.
+        """
+        path = f"/v1/jobs/{job_id}/events" if job_id else "/v1/events"
+        failures = 0
         while True:
-            job = self.job(job_id)
-            if on_update is not None:
-                on_update(job)
-            if job["status"] in TERMINAL:
-                return job
-            if deadline is not None and time.monotonic() > deadline:
-                raise TimeoutError(f"job {job_id} still {job['status']} after {timeout} s")
-            time.sleep(interval)
+            headers = {"Accept": "text/event-stream"}
+            if last_event_id is not None:
+                headers["Last-Event-ID"] = str(last_event_id)
+            try:
+                with self.session.get(self.base_url + path, headers=headers, stream=True,
+                                      timeout=(self.timeout, STREAM_READ_TIMEOUT)) as response:
+                    if response.status_code >= 400:
+                        raise error_for(response)
+                    for event in parse(response.iter_lines(decode_unicode=True)):
+                        failures = 0
+                        last_event_id = event.id if event.id is not None else last_event_id
+                        yield event
+                        if job_id and event.type in TERMINAL:
+                            return
+            except (requests.ConnectionError, requests.Timeout):
+                if failures >= reconnects:
+                    raise
+            else:  # ended without a final event: a server restart, or a plain WSGI server (it ends each opening)
+                if failures >= reconnects:
+                    raise ConnectionError(f"the event stream {path} keeps ending with nothing new")
+            failures += 1
+            time.sleep(min(0.2 * 2 ** failures, 3.0))
+
+    def wait(self, job_id: str, on_event: Callable[[Event], None] | None = None) -> dict[str, Any]:
+        """Follow a job's events until it ends, handing each to ``on_event``; return the ended job."""
+        for event in self.events(job_id):
+            if on_event is not None:
+                on_event(event)
+        return self.job(job_id)
 
     def run(self, template: str | None = None, params: dict[str, Any] | None = None, *,
-            folder: str | Path = "outputs", **options: Any) -> list[Path]:
-        """Submit, wait for the end and download every output into ``folder``/<job id>; return the files."""
-        job = self.wait(self.submit(template, params, **options)["id"])
+            folder: str | Path = "outputs", on_event: Callable[[Event], None] | None = None,
+            **options: Any) -> list[Path]:
+        """Submit, follow the events to the end and download every output into ``folder``/<job id>."""
+        job = self.wait(self.submit(template, params, **options)["id"], on_event)
         if job["status"] != "succeeded":
             raise JobFailed(job)
         return [self.download(output, Path(folder) / job["id"]) for output in job["outputs"]]

@@ -13,7 +13,8 @@ class ProgressTracker:
         self.labels = labels or {}
         self.state: dict[str, Any] = {
             "node": None, "node_type": None, "label": None, "value": 0, "max": 0,
-            "nodes_done": 0, "nodes_total": len(workflow), "cached": [], "partial_outputs": [],
+            "nodes_done": 0, "nodes_total": len(workflow), "fraction": 0.0, "cached": [],
+            "partial_outputs": [],
         }
         self._done: set[str] = set()
 
@@ -27,18 +28,17 @@ class ProgressTracker:
         if kind == "execution_cached":
             state["cached"] = [str(n) for n in data.get("nodes") or []]
             self._done.update(state["cached"])
-            event = {"type": "cached", "nodes": state["cached"]}
+            event: dict[str, Any] | None = None  # no news for a client: the fraction jumps with the next event
         elif kind == "executing" and data.get("node") is not None:
             if state["node"] is not None:
                 self._done.add(str(state["node"]))
             node = str(data["node"])
             node_type = self._class_of(node)
             state.update(node=node, node_type=node_type, label=self.labels.get(node, node_type), value=0, max=0)
-            event = {"type": "executing", "node": node, "node_type": node_type, "label": state["label"]}
+            event = {"type": "progress"}
         elif kind == "progress":
             state.update(value=data.get("value", 0), max=data.get("max", 0))
-            event = {"type": "progress", "node": state["node"], "node_type": state["node_type"],
-                     "label": state["label"], "value": state["value"], "max": state["max"]}
+            event = {"type": "progress"}
         elif kind == "executed":
             node = str(data.get("node"))
             self._done.add(node)
@@ -46,9 +46,25 @@ class ProgressTracker:
                      if isinstance(items, list) for item in items
                      if isinstance(item, dict) and item.get("filename")]
             state["partial_outputs"].extend({"node": node, "filename": f} for f in files)
-            event = {"type": "executed", "node": node, "node_type": self._class_of(node), "files": files}
+            event = {"type": "output", "node": node, "node_type": self._class_of(node), "files": files}
         else:
             return None
         state["nodes_done"] = len(self._done)
+        state["fraction"] = self.fraction()
         state["updated_at"] = time.time()
+        if event is not None and event["type"] == "progress":
+            event.update(public_progress(state))
         return event
+
+    def fraction(self) -> float:
+        """Return how much of the graph is done: finished nodes, plus the running node's share."""
+        state = self.state
+        total = state["nodes_total"] or 1
+        running = state["value"] / state["max"] if state["max"] and state["node"] not in self._done else 0.0
+        return round(min(1.0, (len(self._done) + min(running, 1.0)) / total), 4)
+
+
+def public_progress(state: Mapping[str, Any]) -> dict[str, Any]:
+    """Return the fields of a ``progress`` event from a progress snapshot."""
+    return {key: state.get(key) for key in
+            ("node", "node_type", "label", "value", "max", "fraction", "nodes_done", "nodes_total")}

@@ -22,7 +22,7 @@ import redis
 from flask import current_app
 from sqlalchemy import func, select, update
 
-from . import admission, events, instances, lease, positions
+from . import admission, instances, lease, positions
 from .extensions import db, get_redis
 from .jobs import JobStatus, transition
 from .models import Job, aware, utcnow
@@ -118,7 +118,6 @@ def requeue_lost() -> list[str]:
             continue
         db.session.commit()
         admission.enqueue(db.session.get(Job, job_id))  # id, queue and limits: nothing the update changed
-        events.publish(get_redis(), job_id, {"type": "requeued", "by": "reconciler"})
         logger.warning("reconciler: job %s was queued without a broker message; enqueued it again", job_id)
         requeued.append(job_id)
     return requeued
@@ -144,7 +143,6 @@ def end_abandoned() -> list[str]:
             stop_prompt_on(instance, job.id)
             if instances.running_job(r, instance.name) == job.id:
                 instances.set_running(r, instance.name, None)
-        events.publish(r, job.id, {"type": "finished", "status": JobStatus.TIMED_OUT.value, "error": error})
         logger.warning("reconciler: job %s ran past its hard limit without a worker; timed out", job.id)
         ended.append(job.id)
     return ended

@@ -48,6 +48,7 @@ class JobRunner:
         self.adopted: ComfyClient | None = None  # a dead worker's instance whose prompt this run follows
         self.cancelling = False
         self.submitted = False  # from here on, the instance may hold the prompt
+        self.user_id: str | None = None
         self._saved_at = time.monotonic()
 
     def run(self) -> str:
@@ -58,6 +59,7 @@ class JobRunner:
             return "missing"
         if is_terminal(job.status):
             return job.status
+        self.user_id = job.user_id
         resume = job.status == JobStatus.RUNNING and job.instance == self.instance.name
         if job.status == JobStatus.RUNNING and not resume and job.instance in current_app.config["INSTANCES"]:
             other = current_app.config["INSTANCES"][job.instance]
@@ -178,15 +180,13 @@ class JobRunner:
         except (ComfyUnreachable, ComfyTimeout):
             if self.client.find_prompt(job.id) == "unknown":
                 raise
-        self._quietly(events.publish, self.redis, job.id,
-                      {"type": "running", "instance": self.instance.name, "time_limits": self.time_limits})
 
     def _on_event(self, kind: str, data: dict[str, Any]) -> None:
         """Publish one execution message and, throttled, record the progress."""
         event = self.tracker.apply(kind, data)
         if event is None:
             return
-        self._quietly(events.publish, self.redis, self.job_id, event)
+        self._quietly(events.publish, self.redis, self.job_id, self.user_id, event)
         now = time.monotonic()
         # Throttled: a trivial prompt ends before the first write; the final state is saved at the end.
         if now - self._saved_at >= SAVE_EVERY:
@@ -225,7 +225,6 @@ class JobRunner:
         if not transition(self.job_id, status, [JobStatus.RUNNING], error=error,
                           progress=dict(self.tracker.state), worker=self.hostname):
             return "superseded"
-        self._quietly(events.publish, self.redis, self.job_id, {"type": "finished", "status": status.value, "error": error})
         return status.value
 
     def _finish(self, job: Job, history: dict[str, Any]) -> str:
@@ -236,7 +235,4 @@ class JobRunner:
                           progress=dict(self.tracker.state), worker=self.hostname):
             self._discard_outputs()
             return "superseded"
-        self._quietly(events.publish, self.redis, job.id, {"type": "finished", "status": "succeeded", "outputs": [
-            {"name": o.name, "size": o.size, "sha256": o.sha256, "content_type": o.content_type}
-            for o in outputs]})
         return JobStatus.SUCCEEDED.value

@@ -7,7 +7,7 @@ from typing import Any
 from flask import current_app
 from redis.exceptions import RedisError
 
-from . import admission, credits, instances, positions
+from . import admission, credits, instances, job_events, positions
 from .accounts import check_submission
 from .errors import Unavailable
 from .extensions import db, get_redis
@@ -46,7 +46,9 @@ def accept(user: User, jobs: list[Job], *with_them: object) -> None:
         credits.record_debits(user, jobs)
     admitted = admission.admit(user.id)
     db.session.commit()
-    positions.pending_added(job for job in jobs if job.status == JobStatus.PENDING)
+    waiting = [job for job in jobs if job.status == JobStatus.PENDING]
+    positions.pending_added(waiting)
+    job_events.waiting(waiting)
     ours = {job.id for job in jobs}
     if any(job.id in ours for job in admission.send(admitted)):
         refuse(jobs)

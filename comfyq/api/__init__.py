@@ -10,7 +10,7 @@ from .errors import ComfyqApi
 
 def init_api(flask_app: Flask) -> ComfyqApi:
     """Register the blueprints, the OpenAPI document and the interactive docs."""
-    from . import account, admin, batches, health, instances, jobs, templates, uploads
+    from . import account, admin, batches, health, instances, jobs, streams, templates, uploads
     from .auth import init_auth
     from .ratelimit import init_ratelimit
 
@@ -23,6 +23,7 @@ def init_api(flask_app: Flask) -> ComfyqApi:
                                                    "description": "Authorization: Bearer cq_…"})
     api.register_blueprint(jobs.bp)
     api.register_blueprint(jobs.estimate_bp)
+    api.register_blueprint(streams.bp)
     api.register_blueprint(batches.bp)
     api.register_blueprint(uploads.bp)
     api.register_blueprint(templates.bp)

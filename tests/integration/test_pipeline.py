@@ -9,8 +9,12 @@ from typing import Any
 import pytest
 import redis
 import requests
+from flask import Flask
 from flask.testing import FlaskClient
 
+from comfyq import events
+from comfyq.extensions import db
+from comfyq.models import Job
 from comfyq.sim.process import SimProcess
 from tests.conftest import txt2img
 from tests.integration.conftest import submit, wait_for
@@ -62,29 +66,38 @@ def test_outputs_download_with_matching_sha256(client: FlaskClient, sims: list[S
     assert missing["code"] == 404 and output["name"] in missing["message"]
 
 
-def test_progress_is_recorded_and_published(client: FlaskClient, rds: redis.Redis) -> None:
+def test_progress_is_recorded_and_logged(client: FlaskClient, rds: redis.Redis, app: Flask) -> None:
     pubsub = rds.pubsub()
-    pubsub.psubscribe("comfyq:job:*")
+    pubsub.psubscribe(events.CHANNELS)
     job = submit(client, txt2img(steps=5), instance="gpu0")
     done = wait_for(client, job["id"])
     assert done["status"] == "succeeded"
     assert done["progress"]["nodes_done"] == done["progress"]["nodes_total"] == 7
+    assert done["progress"]["fraction"] == 1.0
     assert done["progress"]["partial_outputs"][0]["filename"].endswith(".png")
-    events, deadline = [], time.monotonic() + 5
-    while time.monotonic() < deadline and (not events or events[-1]["type"] != "finished"):
+    logged = [(n, json.loads(body)) for n, body in events.read_after(rds, events.job_log(job["id"]), 0)]
+    assert [n for n, _ in logged] == list(range(1, len(logged) + 1))
+    kinds = [e["type"] for _, e in logged]
+    assert kinds[:2] == ["queued", "started"] and kinds[-1] == "succeeded"
+    steps = [e["value"] for _, e in logged if e["type"] == "progress" and e["node"] == "3"]
+    assert steps == [0, 1, 2, 3, 4, 5]
+    assert kinds.index("output") > max(i for i, k in enumerate(kinds) if k == "progress")
+    assert {"node": "3", "node_type": "KSampler"}.items() <= logged[kinds.index("progress") + 4][1].items()
+    fractions = [e["fraction"] for _, e in logged if e["type"] == "progress"]
+    assert fractions == sorted(fractions) and 0 < fractions[-1] < 1
+    assert logged[-1][1]["outputs"][0]["url"] == f"/v1/jobs/{job['id']}/outputs/{done['outputs'][0]['name']}"
+    # The same events, in the same order, were announced on the job's channel and logged for its owner.
+    announced, deadline = [], time.monotonic() + 5
+    while time.monotonic() < deadline and len(announced) < len(logged):
         message = pubsub.get_message(timeout=0.5)
-        if message and message["type"] == "pmessage":
-            event = json.loads(message["data"])
-            if event["job_id"] == job["id"]:
-                events.append(event)
+        if message and message["type"] == "pmessage" and message["channel"] == events.job_log(job["id"]).encode():
+            announced.append(events.parse(message["data"]))
     pubsub.close()
-    kinds = [e["type"] for e in events]
-    assert kinds[0] == "running" and kinds[-1] == "finished"
-    steps = [e["value"] for e in events if e["type"] == "progress"]
-    assert steps == [1, 2, 3, 4, 5]
-    assert kinds.index("executed") > kinds.index("progress")
-    assert {"node": "3", "node_type": "KSampler"}.items() <= next(
-        e for e in events if e["type"] == "progress").items()
+    assert announced == [(n, json.dumps(e, separators=(",", ":"))) for n, e in logged]
+    with app.app_context():
+        owner_id = db.session.get(Job, job["id"]).user_id
+    owner = events.read_after(rds, events.user_log(owner_id), 0)
+    assert [json.loads(body) for _, body in owner if json.loads(body)["job_id"] == job["id"]] == [e for _, e in logged]
 
 
 def test_progress_is_celery_task_state_too(client: FlaskClient, app) -> None:

@@ -1,0 +1,102 @@
+"""A job's public events: what each move announces, and a job's current state told as events.
+
+The event types a client sees, in order: ``queued`` (status pending or
+queued, with the queue position), ``started`` (the instance), ``progress``
+(node, label, step, overall fraction), ``output`` (files of a node as soon as
+it ran), and one final ``succeeded | failed | timed_out | cancelled``. Every
+move of the state machine announces itself after its commit (a
+``jobs.on_moved`` hook); the runner announces progress and outputs.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable, Iterable
+
+import redis
+from sqlalchemy import select
+
+from . import events
+from .extensions import db, get_redis
+from .jobs import TERMINAL, JobStatus, Moved
+from .models import Job, Output
+from .positions import position
+from .progress import public_progress
+
+logger = logging.getLogger(__name__)
+FINAL_TYPES = frozenset(status.value for status in TERMINAL)
+
+
+def output_path(job_id: str, name: str) -> str:
+    """Return the API path that downloads one output (it redirects to a presigned URL on S3)."""
+    return f"/v1/jobs/{job_id}/outputs/{name}"
+
+
+def final_event(job: Job, outputs: Iterable[Output]) -> dict[str, Any]:
+    """Return the last event of an ended job: its outputs, or its error."""
+    event: dict[str, Any] = {"type": job.status, "status": job.status}
+    if job.status == JobStatus.SUCCEEDED:
+        event["outputs"] = [{"name": o.name, "node_id": o.node_id, "size": o.size, "sha256": o.sha256,
+                             "content_type": o.content_type, "expired": o.expired_at is not None,
+                             "url": None if o.expired_at is not None else output_path(job.id, o.name)}
+                            for o in outputs]
+    else:
+        event["error"] = job.error
+    return event
+
+
+def started_event(job: Job) -> dict[str, Any]:
+    """Return the event of a job taken by a worker."""
+    return {"type": "started", "instance": job.instance, "attempt": job.attempts}
+
+
+def waiting_event(job: Job, with_position: bool = True) -> dict[str, Any]:
+    """Return the event of a pending or queued job, with its queue position."""
+    return {"type": "queued", "status": job.status, "position": position(job) if with_position else None}
+
+
+def current(job: Job) -> list[dict[str, Any]]:
+    """Tell a job's state as the events a client would have seen by now (the newest progress only)."""
+    if job.status in (JobStatus.PENDING, JobStatus.QUEUED):
+        return [waiting_event(job)]
+    if job.status in FINAL_TYPES:
+        return [final_event(job, job.outputs)]
+    told = [started_event(job)]
+    progress = job.progress or {}
+    if progress.get("node") is not None:
+        told.append({"type": "progress", **public_progress(progress)})
+    by_node: dict[str, list[str]] = {}
+    for item in progress.get("partial_outputs") or ():
+        by_node.setdefault(str(item.get("node")), []).append(item.get("filename"))
+    told += [{"type": "output", "node": node, "files": files} for node, files in by_node.items()]
+    return told
+
+
+def announce(items: list[tuple[Job, dict[str, Any]]]) -> None:
+    """Publish one event for each job; a Redis outage is logged, never raised."""
+    if not items:
+        return
+    try:
+        events.publish_many(get_redis(), [(job.id, job.user_id, event) for job, event in items])
+    except (redis.RedisError, OSError) as exc:
+        logger.warning("events of %d jobs not published, Redis is unreachable: %s", len(items), exc)
+
+
+def waiting(jobs: Iterable[Job]) -> None:
+    """Announce new pending jobs, or jobs just admitted to a queue (positions follow on the stream)."""
+    announce([(job, waiting_event(job, with_position=False)) for job in jobs])
+
+
+def on_moved(moved: Moved) -> Callable[[], None]:
+    """Return what announces a move once it commits (a ``jobs.on_moved`` hook)."""
+    def after() -> None:
+        job = db.session.get(Job, moved.job_id, populate_existing=True)
+        if job is None:
+            return
+        if moved.to == JobStatus.QUEUED:
+            announce([(job, dict(waiting_event(job, with_position=False), requeued=True))])
+        elif moved.to == JobStatus.RUNNING:
+            announce([(job, started_event(job))])
+        elif moved.to in TERMINAL:
+            outputs = db.session.scalars(select(Output).where(Output.job_id == job.id).order_by(Output.id))
+            announce([(job, final_event(job, outputs))])
+    return after
