@@ -1,6 +1,6 @@
-"""Submit throughput of POST /v1/jobs under gunicorn (2 workers), measured with wrk.
+"""Submit throughput of POST /v1/jobs under `comfyq api` (uvicorn, 2 processes), measured with wrk.
 
-Baseline, in the same run and under the same gunicorn settings: a bare Flask app
+Baseline, in the same run and under the same server settings: a bare Flask app
 that parses the same body and answers 202 (bench/baseline_app.py). comfyq: the
 real API with SQLite and Redis, no workers running (jobs pile up: the first is
 queued, the rest stay pending beyond the running cap, so every submit runs an
@@ -38,7 +38,8 @@ from bench.overhead import WORKFLOW  # noqa: E402
 from comfyq import catalogue  # noqa: E402
 from comfyq.sim.process import free_port  # noqa: E402
 
-GUNICORN = ["--workers", "2"]  # what `comfyq api` runs by default (sync workers)
+# What `comfyq api` runs by default: 2 uvicorn processes, Flask in 16 threads each.
+SERVER = ["--workers", "2", "--loop", "uvloop", "--http", "httptools"]
 CREDITS = 10_000_000
 EARLIER = "235-394 jobs/s (README, service key, before accounts; another day, so no ratio)"
 # Count the answers by status in each wrk thread and keep the first refusal's body.
@@ -100,10 +101,10 @@ def load(url: str, seconds: int, connections: int, key: str = "") -> dict[str, A
 
 
 def baseline(seconds: int, connections: int) -> dict[str, Any]:
-    """Measure the bare Flask app under the same gunicorn settings."""
+    """Measure the bare Flask app under the same server settings."""
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", *GUNICORN,
-                             "bench.baseline_app:app"], cwd=Path(__file__).resolve().parent.parent,
+    proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "--port", str(port), *SERVER, "--no-access-log",
+                             "bench.baseline_app:asgi"], cwd=Path(__file__).resolve().parent.parent,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         for _ in range(100):
@@ -159,7 +160,7 @@ def main(seconds: int = 10, connections: int = 8) -> None:
     base = baseline(seconds, connections)
     service, service_db = comfyq_run(seconds, connections, "bench-service", "service", 0)
     metered, metered_db = comfyq_run(seconds, connections, "bench-metered", "user", CREDITS)
-    print(f"submit bench: wrk {seconds} s, {connections} connections, gunicorn {' '.join(GUNICORN)}, "
+    print(f"submit bench: wrk {seconds} s, {connections} connections, uvicorn {' '.join(SERVER)}, "
           "SQLite, no workers")
     rows: tuple[tuple[str, dict[str, Any], dict[str, int] | None], ...] = (
         ("bare Flask 202 (baseline)", base, None), ("comfyq, service key (free)", service, service_db),

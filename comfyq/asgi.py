@@ -60,7 +60,7 @@ class Stream:
         """Deliver events until the job's final event, the client leaving or the hub closing."""
         try:
             await self.catch_up()
-            while not self.done:
+            while not self.done and not self.follower.overflowed:
                 try:
                     item = await asyncio.wait_for(self.follower.queue.get(), HEARTBEAT)
                 except asyncio.TimeoutError:

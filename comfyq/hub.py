@@ -22,6 +22,7 @@ from . import events
 logger = logging.getLogger(__name__)
 RESYNC = "resync"  # to a stream's queue: read the log again
 GONE = "gone"  # the client left, or the process stops
+BACKLOG = 2000  # a stream this far behind (a client not reading) is ended; it resumes by Last-Event-ID
 
 
 class Follower:
@@ -32,6 +33,7 @@ class Follower:
         self.queue: asyncio.Queue[Any] = asyncio.Queue()
         self.waiting_job = waiting_job  # a pending or queued job whose position this stream reports
         self.position: tuple[str, int | None] | None = None
+        self.overflowed = False
 
 
 PositionLookup = Callable[[list[str]], dict[str, tuple[str, int | None]]]
@@ -92,7 +94,10 @@ class Hub:
                         self._tell_all(RESYNC)  # anything published while we were not subscribed is in the logs
                     elif message["type"] == "pmessage":
                         for follower in self.followers.get(message["channel"].decode(), ()):
-                            follower.queue.put_nowait(message["data"])
+                            if follower.queue.qsize() >= BACKLOG:
+                                follower.overflowed = True
+                            else:
+                                follower.queue.put_nowait(message["data"])
             except (RedisError, OSError) as exc:
                 logger.warning("event hub lost Redis (%s); resubscribing in 1 s", exc)
                 await asyncio.sleep(1)

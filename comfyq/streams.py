@@ -83,10 +83,11 @@ def open_job(job: Job, last_id: str | None) -> Opening:
         raise Unavailable(f"event streams need Redis, which is unreachable ({exc}); poll GET /v1/jobs/{job.id} "
                           "or try again") from exc
     db.session.refresh(job)
-    opening.messages = [_told(opening.last, job, event) for event in current(job)]
+    told = current(job)
+    opening.messages = [_told(opening.last, job, event) for event in told]
     opening.status, opening.done = job.status, job.status in FINAL_TYPES
     if job.status in (JobStatus.PENDING, JobStatus.QUEUED):
-        opening.position = json.loads(opening.messages[0][1]).get("position")
+        opening.position = told[0]["position"]
     return opening
 
 

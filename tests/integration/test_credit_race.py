@@ -1,4 +1,4 @@
-"""Credits under a race: 200 submissions at once through gunicorn spend a balance of 10 exactly, never more.
+"""Credits under a race: 200 submissions at once through `comfyq api` (uvicorn) spend a balance of 10 exactly, never more.
 
 Each run gets a fresh database (a SQLite file, or a new PostgreSQL database),
 its own Redis database and a real ``comfyq api`` with several sync workers, so
@@ -7,6 +7,7 @@ accepted jobs stay queued or pending.
 """
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -35,7 +36,14 @@ from comfyq.sim.process import free_port
 CREDITS, SUBMISSIONS, API_WORKERS = 10, 200, 4
 BODY: dict[str, Any] = {"template": "txt2img", "params": {"prompt": "x"}}  # 512×512, 20 steps: one credit
 REDIS_DB = {"sqlite": 11, "postgresql": 12}  # not the stack's database 0, whose workers would take our jobs
-ACCESS = re.compile(r"^<(?P<pid>\d+)> (?P<method>[A-Z]+) (?P<path>\S+) (?P<status>\d{3})$", re.M)
+ACCESS = re.compile(r"^<(?P<pid>\d+)> (?P<method>[A-Z]+) (?P<path>\S+) HTTP/1.1 (?P<status>\d{3})", re.M)
+# uvicorn reads UVICORN_LOG_CONFIG: log each request with the pid of the process that served it.
+LOG_CONFIG = {"version": 1, "disable_existing_loggers": False,
+              "formatters": {"access": {"()": "uvicorn.logging.AccessFormatter", "use_colors": False,
+                                        "fmt": "<%(process)d> %(request_line)s %(status_code)s"}},
+              "handlers": {"access": {"class": "logging.StreamHandler", "formatter": "access",
+                                      "stream": "ext://sys.stdout"}},
+              "loggers": {"uvicorn.access": {"handlers": ["access"], "level": "INFO", "propagate": False}}}
 
 
 class Api(NamedTuple):
@@ -50,7 +58,7 @@ class Api(NamedTuple):
 
 @pytest.fixture
 def api(database_url: str, redis_url: str, tmp_path: Path) -> Iterator[Api]:
-    """A user "payer" with exactly CREDITS credits, and `comfyq api` (API_WORKERS gunicorn workers) on the database."""
+    """A user "payer" with exactly CREDITS credits, and `comfyq api` (API_WORKERS processes) on the database."""
     index = REDIS_DB[make_url(database_url).get_backend_name()]
     env = {
         "COMFYQ_DATABASE_URL": database_url,
@@ -84,11 +92,13 @@ def seed(app: Flask) -> tuple[str, str]:
 def start_api(env: dict[str, str], port: int, log: Path) -> subprocess.Popen[bytes]:
     """Start `comfyq api` in a process group of its own, logging each request with the pid that served it."""
     inherited = {k: v for k, v in os.environ.items() if not k.startswith("COMFYQ_")}
+    config = log.with_name("logging.json")
+    config.write_text(json.dumps(LOG_CONFIG))
     with open(log, "ab") as out:
         return subprocess.Popen(
             [sys.executable, "-m", "comfyq", "api", "--host", "127.0.0.1", "--port", str(port),
              "--workers", str(API_WORKERS)],
-            env={**inherited, **env, "GUNICORN_CMD_ARGS": "--access-logformat '%(p)s %(m)s %(U)s %(s)s'"},
+            env={**inherited, **env, "UVICORN_LOG_CONFIG": str(config)},
             stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
 
 
@@ -111,7 +121,7 @@ def probe(url: str) -> None:
 
 
 def wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 60) -> None:
-    """Block until every gunicorn worker has loaded the app and answered /healthz with 200."""
+    """Block until every API process has loaded the app and answered /healthz with 200."""
     deadline = time.monotonic() + timeout
     while len({pid for pid, status in served_by(log, "GET", "/healthz") if status == 200}) < API_WORKERS:
         if proc.poll() is not None or time.monotonic() > deadline:
@@ -120,7 +130,7 @@ def wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: floa
 
 
 def stop_api(proc: subprocess.Popen[bytes]) -> None:
-    """Stop gunicorn (its master stops the workers); fail if any process of its group is left."""
+    """Stop `comfyq api` (its parent stops the workers); fail if any process of its group is left."""
     proc.terminate()
     try:
         proc.wait(15)
@@ -189,7 +199,7 @@ def test_concurrent_submissions_spend_exactly_the_balance(api: Api) -> None:
     assert len(accepted) == CREDITS
     served = wait_logged(api.log, "POST", "/v1/jobs", SUBMISSIONS)
     assert Counter(status for _, status in served) == statuses
-    assert len({pid for pid, _ in served}) > 1, "one gunicorn worker served every submission: nothing raced"
+    assert len({pid for pid, _ in served}) > 1, "one API process served every submission: nothing raced"
 
     with api.app.app_context():
         balance = db.session.scalar(select(User.balance).where(User.id == api.user_id))

@@ -17,7 +17,7 @@ from comfyq.extensions import db
 from comfyq.models import Job
 from comfyq.sim.process import SimProcess
 from tests.conftest import txt2img
-from tests.integration.conftest import submit, wait_for
+from tests.integration.conftest import submit, wait_for, wait_until
 
 
 def sim_history(sim: SimProcess, prompt_id: str) -> dict[str, Any]:
@@ -203,7 +203,8 @@ def test_instances_report_health_depth_and_running_job(client: FlaskClient) -> N
     assert body["shared_queue"] == {"name": "comfy", "depth": 0}
     assert "url" not in rows["gpu0"] and "127.0.0.1" not in json.dumps(body)
     wait_for(client, job["id"])
-    assert client.get("/v1/instances").get_json()["instances"][0]["running_job"] is None
+    # The worker clears it just after the job's final commit (and that commit's announcements).
+    wait_until(lambda: client.get("/v1/instances").get_json()["instances"][0]["running_job"] is None, 5)
 
 
 @pytest.mark.parametrize("mutate, fragment", [
