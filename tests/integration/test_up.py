@@ -4,6 +4,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -11,6 +12,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
@@ -89,17 +91,23 @@ def test_up_serves_runs_a_job_and_stops_clean(up, tmp_path: Path) -> None:
     assert printed[0].startswith("job ") and "queued on comfy" in printed[0]
     saved = Path(printed[-1])
     assert saved.parent.parent == tmp_path / "got" and saved.read_bytes()[:4] == b"\x89PNG"
-    cli = subprocess.run([sys.executable, "-m", "comfyq", "submit", "txt2img", "-p", "prompt=a city at night",
-                          "-p", "steps=3", "-p", "width=64", "-p", "height=64", "--wait", "--api-url", api, "--api-key", key,
-                          "--out", str(tmp_path / "got")], capture_output=True, text=True, timeout=60)
-    assert cli.returncode == 0, cli.stderr
-    assert "Sampling" in cli.stdout or "succeeded" in cli.stdout
-    assert Path(cli.stdout.strip().splitlines()[-1]).read_bytes()[:4] == b"\x89PNG"
-
     client = Client(api, key)  # the Python client: templates, raw workflows, uploads, batches, cancel
+    slow = json.loads(json.dumps(workflow))
+    slow["3"]["_meta"] = {"sim": {"node_seconds": 1.0}}
+    ahead = [client.submit(workflow=slow, instance="gpu0") for _ in range(2)]  # one runs, one waits
+    cli = subprocess.run([sys.executable, "-m", "comfyq", "submit", "txt2img", "-p", "prompt=a city at night",
+                          "-p", "steps=3", "-p", "width=64", "-p", "height=64", "--instance", "gpu0", "--wait",
+                          "--api-url", api, "--api-key", key, "--out", str(tmp_path / "got")],
+                         capture_output=True, text=True, timeout=60)
+    assert cli.returncode == 0, cli.stderr
+    bar = cli.stderr.replace("\r", "\n")  # the live progress bar, one line per update
+    assert re.search(r"(pending|queued), 1 ahead", bar) and "started on gpu0" in bar, bar
+    assert "Sampling 3/3" in bar and "succeeded 100%" in bar, bar
+    assert Path(cli.stdout.strip().splitlines()[-1]).read_bytes()[:4] == b"\x89PNG"
+    assert [client.job(j["id"])["status"] for j in ahead] == ["succeeded", "succeeded"]
+
     made = client.wait(client.submit("txt2img", {"prompt": "x", "width": 64, "height": 64, "steps": 2})["id"])
     assert made["status"] == "succeeded" and made["template"] == "txt2img"
-    slow = json.loads(json.dumps(workflow))
     slow["3"]["_meta"] = {"sim": {"node_seconds": 2.0}}
     assert client.cancel(client.submit(workflow=slow)["id"])["status"] == "cancelled"
     with pytest.raises(Invalid) as refused:
@@ -112,8 +120,11 @@ def test_up_serves_runs_a_job_and_stops_clean(up, tmp_path: Path) -> None:
     picture = client.upload(saved)  # an output of the CLI run above, sent back as an input
     params = {"prompt": "again", "image": picture["id"], "denoise": 0.5, "steps": 2}
     assert client.estimate("img2img", params)["cost"] >= 1
-    files = client.run("img2img", params, folder=tmp_path / "run")
+    seen: list[Any] = []
+    files = client.run("img2img", params, folder=tmp_path / "run", on_event=seen.append)
     assert len(files) == 1 and files[0].read_bytes()[:4] == b"\x89PNG"
+    assert seen[-1].type == "succeeded" and files[0].name == seen[-1].data["outputs"][0]["name"]
+    assert "started" in [e.type for e in seen] and any(e.data.get("label") for e in seen if e.type == "progress")
     batch = client.batch("txt2img", {"prompt": "x", "width": 64, "height": 64}, variants=[{"steps": 2}, {"steps": 3}])
     assert [client.wait(j["id"])["status"] for j in batch["jobs"]] == ["succeeded", "succeeded"]
     jobs_cli = [sys.executable, "-m", "comfyq", "jobs"]
