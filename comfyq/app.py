@@ -11,6 +11,7 @@ from .api import init_api
 from .celery_app import celery_init_app
 from .config import Config
 from . import admission, jobs, positions, schema
+from . import webhooks
 from .extensions import init_app
 from .storage import open_stores
 from .templates.deployment import open_store
@@ -35,6 +36,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     # Every move of a job keeps queue positions current, and an end admits the next pending job.
     jobs.on_moved(positions.track)
     jobs.on_moved(admission.on_moved)
+    # An end (and a subscribed start) records its webhook delivery in the same commit.
+    jobs.on_moved(webhooks.on_moved)
     # A broken template stops start-up here, naming its file, never at a user's request.
     flask_app.extensions["templates"] = open_store(flask_app.config)
     init_api(flask_app)

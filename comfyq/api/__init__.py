@@ -11,6 +11,7 @@ from .errors import ComfyqApi
 def init_api(flask_app: Flask) -> ComfyqApi:
     """Register the blueprints, the OpenAPI document and the interactive docs."""
     from . import account, admin, batches, health, instances, jobs, templates, uploads
+    from . import webhooks
     from .auth import init_auth
     from .ratelimit import init_ratelimit
 
@@ -29,6 +30,7 @@ def init_api(flask_app: Flask) -> ComfyqApi:
     api.register_blueprint(instances.bp)
     api.register_blueprint(health.bp)
     api.register_blueprint(account.bp)
+    api.register_blueprint(webhooks.bp)
     api.register_blueprint(admin.bp)
     return api
 
