@@ -10,7 +10,7 @@ from typing import Any, Mapping
 
 from kombu import Queue
 
-from comfyq.config import CONTROL_QUEUE, SHARED_QUEUE, Config
+from comfyq.config import CONTROL_QUEUE, SHARED_QUEUE, WEBHOOK_QUEUE, Config
 
 
 def settings(config: Mapping[str, Any]) -> dict[str, Any]:
@@ -33,17 +33,23 @@ def settings(config: Mapping[str, Any]) -> dict[str, Any]:
         },
         "task_queues": [Queue(SHARED_QUEUE, routing_key=SHARED_QUEUE),
                         *(Queue(name, routing_key=name) for name in extra_queues),
-                        Queue(CONTROL_QUEUE, routing_key=CONTROL_QUEUE)],
+                        Queue(CONTROL_QUEUE, routing_key=CONTROL_QUEUE),
+                        Queue(WEBHOOK_QUEUE, routing_key=WEBHOOK_QUEUE)],
         "task_default_queue": SHARED_QUEUE,
         "task_routes": {"comfyq.run_job": {"queue": SHARED_QUEUE},
                         "comfyq.reconcile": {"queue": CONTROL_QUEUE},
-                        "comfyq.expire_outputs": {"queue": CONTROL_QUEUE}},
+                        "comfyq.expire_outputs": {"queue": CONTROL_QUEUE},
+                        "comfyq.deliver_webhook": {"queue": WEBHOOK_QUEUE},
+                        "comfyq.resend_webhooks": {"queue": CONTROL_QUEUE}},
         # A pass nobody ran in time is skipped, not stacked up behind the next one.
         "beat_schedule": {
             "reconcile": {"task": "comfyq.reconcile", "schedule": float(config["RECONCILE_INTERVAL"]),
                           "options": {"queue": CONTROL_QUEUE, "expires": float(config["RECONCILE_INTERVAL"])}},
             "expire_outputs": {"task": "comfyq.expire_outputs", "schedule": float(config["RETENTION_INTERVAL"]),
-                               "options": {"queue": CONTROL_QUEUE, "expires": float(config["RETENTION_INTERVAL"])}}},
+                               "options": {"queue": CONTROL_QUEUE, "expires": float(config["RETENTION_INTERVAL"])}},
+            # Webhook deliveries whose message was lost (a broker outage at the wrong moment) are sent again.
+            "resend_webhooks": {"task": "comfyq.resend_webhooks", "schedule": float(config["RECONCILE_INTERVAL"]),
+                                "options": {"queue": CONTROL_QUEUE, "expires": float(config["RECONCILE_INTERVAL"])}}},
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
         "worker_prefetch_multiplier": 1,

@@ -10,7 +10,7 @@ from flask import Flask
 from .api import init_api
 from .celery_app import celery_init_app
 from .config import Config
-from . import admission, job_events, jobs, positions, schema
+from . import admission, job_events, jobs, positions, schema, webhooks
 from .extensions import init_app
 from .storage import open_stores
 from .templates.deployment import open_store
@@ -35,7 +35,10 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     # Every move of a job keeps queue positions current, and an end admits the next pending job.
     jobs.on_moved(positions.track)
     jobs.on_moved(admission.on_moved)
+    # Every move is announced on the job's event stream once it commits.
     jobs.on_moved(job_events.on_moved)
+    # An end (and a subscribed start) records its webhook delivery in the same commit.
+    jobs.on_moved(webhooks.on_moved)
     # A broken template stops start-up here, naming its file, never at a user's request.
     flask_app.extensions["templates"] = open_store(flask_app.config)
     init_api(flask_app)

@@ -14,6 +14,7 @@ from .jobs import TERMINAL
 from .models import Batch, User, new_job_id
 from .planning import Plan, plan_template
 from .submission import accept, new_job
+from .webhook_subscriptions import for_submission
 
 
 def expand(base: dict[str, Any], variants: list[dict[str, Any]] | None,
@@ -47,6 +48,7 @@ def shared_seeds(body: dict[str, Any]) -> dict[str, Any]:
 def create_batch(body: dict[str, Any], max_jobs: int, user: User) -> Batch:
     """Plan every member (all or nothing), then charge for, create and enqueue the batch's jobs for ``user``."""
     check_submission(user, body, current_app.config["RAW_WORKFLOW_ROLES"])
+    webhook = for_submission(body, user)  # every member gets the same webhook
     count = size(body)
     if count > max_jobs:
         raise InvalidRequest(f"the batch would make {count} jobs; the limit is {max_jobs}",
@@ -65,7 +67,9 @@ def create_batch(body: dict[str, Any], max_jobs: int, user: User) -> Batch:
                                  {"json": {"members": {str(index): exc.errors.get("json", exc.errors)}}}) from exc
     batch = Batch(id=new_job_id(), user_id=user.id, template=plans[0].template,
                   template_version=plans[0].template_version)
-    accept(user, [new_job(plan, user, batch.id) for plan in plans], batch)
+    jobs = [new_job(plan, user, batch.id) for plan in plans]
+    webhook.apply(jobs)
+    accept(user, jobs, batch)
     return batch
 
 

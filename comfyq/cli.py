@@ -1,4 +1,4 @@
-"""The ``comfyq`` command: up, api, worker, beat, flower, sim, submit, jobs, upload, users, keys, credits."""
+"""The ``comfyq`` command: up, api, worker, beat, webhooks, flower, sim, submit, jobs, upload, users, keys, credits."""
 from __future__ import annotations
 
 import base64
@@ -105,6 +105,17 @@ def beat(loglevel: str) -> None:
     from .worker import start_control
 
     start_control(loglevel)
+
+
+@main.command()
+@click.option("--loglevel", default="INFO", show_default=True)
+@click.option("-c", "--concurrency", type=click.IntRange(min=1), default=None,
+              help="Deliveries sent at once (threads)  [default: COMFYQ_WEBHOOK_CONCURRENCY, 8]")
+def webhooks(loglevel: str, concurrency: int | None) -> None:
+    """Run the webhooks worker: signed deliveries from the webhooks queue, with retries (no GPU)."""
+    from .webhook_worker import start_webhooks
+
+    start_webhooks(loglevel, concurrency)
 
 
 @main.command()

@@ -8,6 +8,8 @@ from pathlib import Path
 from itertools import combinations
 from typing import Any, Iterable, Mapping
 
+from .webhook_addresses import parse_allowlist
+
 INSTANCE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
 CAPABILITY = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,31}$")
 SHARED_QUEUE = "comfy"
@@ -17,6 +19,7 @@ LIMIT_NAMES = {"running": "max_running", "waiting": "max_waiting", "rate": "rate
 # Product backends submit for many people at once: no waiting cap or rate limit unless configured.
 DEFAULT_ROLE_LIMITS = {"service": {"max_waiting": 0, "rate_per_minute": 0}}
 CONTROL_QUEUE = "control"
+WEBHOOK_QUEUE = "webhooks"
 # Nodes that run arbitrary code or write arbitrary files; raw workflows may not use them.
 DEFAULT_BLOCKLIST = (
     "ExecutePython", "PythonScript", "RunPythonCode", "Exec Python Code", "KY_Eval_Python", "Eval",
@@ -164,6 +167,17 @@ class Config:
         # Outputs older than this many hours are deleted (0: kept for ever), checked every RETENTION_INTERVAL s.
         self.OUTPUT_RETENTION_HOURS = _float(env, "COMFYQ_OUTPUT_RETENTION_HOURS", 0.0)
         self.RETENTION_INTERVAL = _float(env, "COMFYQ_RETENTION_INTERVAL", 600.0)
+        # Webhooks: internal addresses they may call anyway, and how long and how often a failing one is retried.
+        try:
+            self.WEBHOOK_ALLOW = parse_allowlist(env.get("COMFYQ_WEBHOOK_ALLOW", ""))
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        self.WEBHOOK_TIMEOUT = _float(env, "COMFYQ_WEBHOOK_TIMEOUT", 10.0)
+        self.WEBHOOK_BACKOFF = _float(env, "COMFYQ_WEBHOOK_BACKOFF", 5.0)
+        self.WEBHOOK_BACKOFF_MAX = _float(env, "COMFYQ_WEBHOOK_BACKOFF_MAX", 3600.0)
+        self.WEBHOOK_RETRY_FOR = _float(env, "COMFYQ_WEBHOOK_RETRY_FOR", 86400.0)
+        self.WEBHOOK_CONCURRENCY = int(_float(env, "COMFYQ_WEBHOOK_CONCURRENCY", 8))
+        self.WEBHOOK_PROGRESS_EVERY = _float(env, "COMFYQ_WEBHOOK_PROGRESS_EVERY", 5.0)
         # An exported /object_info (custom nodes) that templates are checked against, over the simulator's.
         self.TEMPLATE_CATALOGUE = env.get("COMFYQ_TEMPLATE_CATALOGUE") or None
         self.MAX_OUTPUT_PIXELS = _float(env, "COMFYQ_MAX_OUTPUT_PIXELS", 4096 * 4096)
@@ -223,6 +237,12 @@ class Config:
         if self.OUTPUT_RETENTION_HOURS < 0 or self.RETENTION_INTERVAL <= 0:
             raise ConfigError("COMFYQ_OUTPUT_RETENTION_HOURS may not be negative (0 keeps outputs for ever) "
                               "and COMFYQ_RETENTION_INTERVAL must be positive")
+        if not 0 < self.WEBHOOK_TIMEOUT <= 300 or not 0 < self.WEBHOOK_BACKOFF <= self.WEBHOOK_BACKOFF_MAX \
+                or self.WEBHOOK_RETRY_FOR < 0 or self.WEBHOOK_CONCURRENCY < 1 or self.WEBHOOK_PROGRESS_EVERY < 1:
+            raise ConfigError("COMFYQ_WEBHOOK_TIMEOUT must be positive and at most 300 s, COMFYQ_WEBHOOK_BACKOFF "
+                              "positive and at most COMFYQ_WEBHOOK_BACKOFF_MAX, COMFYQ_WEBHOOK_RETRY_FOR not "
+                              "negative (0: one attempt), COMFYQ_WEBHOOK_CONCURRENCY and COMFYQ_WEBHOOK_PROGRESS_EVERY "
+                              "at least 1")
         if not 0 < self.MAX_UPLOAD_BYTES <= self.MAX_BODY_BYTES or self.MAX_UPLOAD_PIXELS <= 0:
             raise ConfigError("COMFYQ_MAX_UPLOAD_BYTES must be positive and at most COMFYQ_MAX_BODY_BYTES, and "
                               "COMFYQ_MAX_UPLOAD_PIXELS positive")

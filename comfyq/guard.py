@@ -23,7 +23,7 @@ from . import instances, intake
 from .config import Instance
 from .extensions import get_redis
 from .health import HealthMonitor
-from .lease import Lease
+from .lease import Lease, delivery_tag
 from .supervisor import ComfySupervisor
 
 logger = logging.getLogger(__name__)
@@ -65,9 +65,9 @@ class WorkerGuard:
 
     def received(self, request: Any) -> None:
         """Renew a message the worker just received, and count the job toward a supervised recycle."""
-        tag = (request.delivery_info or {}).get("delivery_tag") or getattr(request.message, "delivery_tag", None)
+        tag = delivery_tag(request)
         if tag:
-            self.lease.hold(str(tag))
+            self.lease.hold(tag)
         if self.supervisor is not None:
             self.supervisor.job_done()
 

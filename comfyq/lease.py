@@ -22,6 +22,12 @@ logger = logging.getLogger(__name__)
 PRESENCE_KEY = "comfyq:worker:{}"
 
 
+def delivery_tag(request: Any) -> str | None:
+    """Return the broker delivery tag of a Celery task request, if it has one."""
+    tag = (request.delivery_info or {}).get("delivery_tag") or getattr(request.message, "delivery_tag", None)
+    return str(tag) if tag else None
+
+
 def is_alive(r: redis.Redis, instance: str) -> bool:
     """Return whether the worker owning ``instance`` renewed its lease lately."""
     return bool(r.exists(PRESENCE_KEY.format(instance)))

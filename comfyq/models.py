@@ -1,4 +1,4 @@
-"""SQLAlchemy models: users, their API keys and credit ledger, jobs and their stored outputs."""
+"""SQLAlchemy models: users, their API keys and credit ledger, jobs and their stored outputs, webhooks."""
 from __future__ import annotations
 
 import uuid
@@ -116,6 +116,8 @@ class Job(db.Model):
     progress: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     error: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    webhook_url: Mapped[str | None] = mapped_column(String(2048))  # its own, or its owner's default when submitted
+    webhook_events: Mapped[list[str] | None] = mapped_column(JSON)  # optional events besides the end
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
@@ -177,3 +179,53 @@ class Output(db.Model):
     expired_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # deleted by retention
 
     job: Mapped[Job] = relationship(back_populates="outputs")
+
+
+class WebhookSettings(db.Model):
+    """A user's default webhook and the secret every delivery to that user is signed with."""
+
+    __tablename__ = "webhook_settings"
+
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), primary_key=True)
+    url: Mapped[str | None] = mapped_column(String(2048))
+    events: Mapped[list[str] | None] = mapped_column(JSON)
+    secret: Mapped[str] = mapped_column(String(64))  # an HMAC key, so kept as is; shown only to its owner
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class WebhookDelivery(db.Model):
+    """One event of a job to send to its webhook, with its payload as first recorded."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (Index("ix_webhook_deliveries_state_next", "state", "next_attempt_at"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)  # also Comfyq-Delivery
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[str | None] = mapped_column(ForeignKey("users.id"))
+    event: Mapped[str] = mapped_column(String(16))
+    url: Mapped[str] = mapped_column(String(2048))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    state: Mapped[str] = mapped_column(String(16))  # pending, delivered, failed or refused
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    attempt_log: Mapped[list["WebhookAttempt"]] = relationship(
+        order_by="WebhookAttempt.number", cascade="all, delete-orphan", lazy="selectin")
+
+
+class WebhookAttempt(db.Model):
+    """One try at sending a delivery: when, what the receiver answered, how long it took."""
+
+    __tablename__ = "webhook_attempts"
+    __table_args__ = (UniqueConstraint("delivery_id", "number", name="uq_webhook_attempts_delivery_number"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    delivery_id: Mapped[str] = mapped_column(ForeignKey("webhook_deliveries.id", ondelete="CASCADE"), index=True)
+    number: Mapped[int] = mapped_column(Integer)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    status_code: Mapped[int | None] = mapped_column(Integer)  # None: no HTTP answer (connection error, refused)
+    error: Mapped[str | None] = mapped_column(String(1024))
+    duration_ms: Mapped[int | None] = mapped_column(Integer)

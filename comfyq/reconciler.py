@@ -27,6 +27,7 @@ from .extensions import db, get_redis
 from .jobs import JobStatus, transition
 from .models import Job, aware, utcnow
 from .recovery import stop_prompt_on
+from .webhooks import pending_count as pending_webhooks
 
 logger = logging.getLogger(__name__)
 LOCK_KEY = "comfyq:reconcile:lock"
@@ -87,7 +88,8 @@ def _maybe_missing(broker: redis.Redis, queues: list[str], candidates: int) -> b
     for queue in queues:
         pipe.llen(queue)
     pipe.hlen(_unacked_key())
-    messages = sum(pipe.execute())
+    # Webhook deliveries waiting to be sent or retried hold messages too, with no job behind them.
+    messages = sum(pipe.execute()) - pending_webhooks()
     live = db.session.scalar(select(func.count()).select_from(Job).where(
         Job.status.in_([JobStatus.QUEUED.value, JobStatus.RUNNING.value]))) or 0
     return messages < live

@@ -10,7 +10,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 from flask import current_app
 from sqlalchemy import select
 
-from . import events, handover, instances, lease, recovery
+from . import events, handover, instances, lease, recovery, webhooks
 from .comfy import (ComfyClient, ComfyConnectFailed, ComfyProtocolError, ComfyTimeout,
                     ComfyUnreachable, ExecutionFailed, ExecutionInterrupted, PromptLost, PromptRejected)
 from .comfy.payloads import outcome
@@ -19,7 +19,7 @@ from .extensions import db
 from .handover import InstanceUnavailable
 from .jobs import JobStatus, is_terminal, set_progress, transition
 from .models import Job
-from .progress import ProgressTracker
+from .progress import ProgressTracker, public_progress
 from .templates.deployment import node_labels
 from .transfer import download_outputs, stage_inputs
 from .storage import Store
@@ -49,7 +49,8 @@ class JobRunner:
         self.cancelling = False
         self.submitted = False  # from here on, the instance may hold the prompt
         self.user_id: str | None = None
-        self._saved_at = time.monotonic()
+        self._saved_at = self._hooked_at = time.monotonic()
+        self.progress_hooks = False  # whether the job's webhook wants progress
 
     def run(self) -> str:
         """Run the job unless it is terminal or taken; return the status it ended in."""
@@ -60,6 +61,7 @@ class JobRunner:
         if is_terminal(job.status):
             return job.status
         self.user_id = job.user_id
+        self.progress_hooks = bool(job.webhook_url) and "progress" in (job.webhook_events or ())
         resume = job.status == JobStatus.RUNNING and job.instance == self.instance.name
         if job.status == JobStatus.RUNNING and not resume and job.instance in current_app.config["INSTANCES"]:
             other = current_app.config["INSTANCES"][job.instance]
@@ -194,6 +196,9 @@ class JobRunner:
             set_progress(self.job_id, dict(self.tracker.state))
             if self.report is not None:
                 self._quietly(self.report, dict(self.tracker.state))
+            if self.progress_hooks and now - self._hooked_at >= current_app.config["WEBHOOK_PROGRESS_EVERY"]:
+                self._hooked_at = now
+                webhooks.progress(self.job_id, public_progress(self.tracker.state))
 
     def _discard_outputs(self) -> None:
         """Remove files this run stored, unless the job succeeded elsewhere with those very files."""

@@ -1,4 +1,4 @@
-"""``comfyq up``: Redis, simulators, API, one worker per instance and Flower as child processes."""
+"""``comfyq up``: Redis, simulators, API, one worker per instance, beat, webhooks and Flower as child processes."""
 from __future__ import annotations
 
 import os
@@ -18,7 +18,8 @@ from .config import default_data_dir, parse_instances
 
 SIM_PORTS = (8188, 8189)
 # Stop order: no new jobs first, then workers finish theirs, Redis goes last.
-STOP_RANK = {"api": 0, "worker": 1, "beat": 2, "flower": 2, "sim": 3, "redis": 4}
+# The webhooks worker stops after the GPU workers, so it still sends the ends of jobs they finish while draining.
+STOP_RANK = {"api": 0, "worker": 1, "beat": 2, "webhooks": 2, "flower": 2, "sim": 3, "redis": 4}
 
 
 @dataclass
@@ -101,6 +102,7 @@ class Stack:
             self.comfyq(name, "worker", name)
         if self.with_workers:
             self.comfyq("beat", "beat")
+            self.comfyq("webhooks", "webhooks")
         if self.with_flower:
             self.comfyq("flower", "flower", "--port", str(self.flower_port), "--address", self.host)
         self.wait_healthy()

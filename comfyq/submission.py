@@ -15,6 +15,7 @@ from .jobs import JobStatus, transition
 from .limits import ADMITTED_STATUSES, check_waiting, count, limits_for
 from .models import Job, User
 from .planning import Plan, plan_job
+from .webhook_subscriptions import for_submission
 
 logger = logging.getLogger(__name__)
 
@@ -72,7 +73,9 @@ def refuse(jobs: list[Job]) -> None:
 def submit_job(body: dict[str, Any], user: User) -> Job:
     """Plan, charge, store and (caps allowing) enqueue one job of ``user``; return it."""
     check_submission(user, body, current_app.config["RAW_WORKFLOW_ROLES"])
+    webhook = for_submission(body, user)  # before planning, which may stage input images
     job = new_job(plan_job(body, user), user)
+    webhook.apply([job])
     accept(user, [job])
     return job
 
@@ -80,6 +83,7 @@ def submit_job(body: dict[str, Any], user: User) -> Job:
 def estimate_job(body: dict[str, Any], user: User) -> dict[str, Any]:
     """Answer what a submission by ``user`` would cost and meet, without creating a job."""
     check_submission(user, body, current_app.config["RAW_WORKFLOW_ROLES"])
+    for_submission(body, user)  # a webhook the submission would refuse is refused here too
     plan = plan_job(body, user, check_guards=False)
     ahead = positions.waiting_in(plan.queue)
     limits = limits_for(user, current_app.config)

@@ -7,8 +7,9 @@ from typing import Any
 import redis
 from celery import Task, shared_task
 from kombu.exceptions import OperationalError
+from sqlalchemy.exc import SQLAlchemyError
 
-from . import binding, intake
+from . import binding, intake, webhook_delivery, webhooks
 from .errors import StoreUnavailable
 from .extensions import get_redis
 from .handover import InstanceUnavailable
@@ -63,3 +64,20 @@ def reconcile() -> dict[str, Any]:
 def expire_outputs() -> dict[str, Any]:
     """Delete outputs older than the retention age."""
     return expire_old_outputs()
+
+
+@shared_task(name="comfyq.deliver_webhook", bind=True, max_retries=None, ignore_result=True)
+def deliver_webhook(self: Task, delivery_id: str) -> None:
+    """Send one webhook delivery; while its receiver fails, try again later (comfyq.webhook_delivery)."""
+    try:
+        countdown = webhook_delivery.attempt(delivery_id)
+    except SQLAlchemyError as exc:  # the database is busy or away: the delivery is as it was
+        raise self.retry(exc=exc, countdown=5)
+    if countdown is not None:
+        raise self.retry(countdown=countdown)
+
+
+@shared_task(name="comfyq.resend_webhooks", ignore_result=True, soft_time_limit=60, time_limit=90)
+def resend_webhooks() -> dict[str, Any]:
+    """Send again the webhook deliveries whose messages were lost."""
+    return webhooks.resend_overdue()

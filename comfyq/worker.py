@@ -10,6 +10,7 @@ import logging
 import os
 import signal
 import socket
+import threading
 from types import FrameType
 from typing import Any
 
@@ -117,6 +118,8 @@ def _child_sigterm(signum: int, _frame: FrameType | None) -> None:
 def _task_started(**_: Any) -> None:
     """Note in the child that a task runs; leave a SIGTERM to the parent meanwhile."""
     global _in_task
+    if threading.current_thread() is not threading.main_thread():
+        return  # a threads-pool worker (webhooks): no child process of its own to protect
     _in_task = True
     # billiard resets signal handlers after worker_process_init, so this is the first chance.
     signal.signal(signal.SIGTERM, _child_sigterm)

@@ -2,9 +2,12 @@
 from __future__ import annotations
 
 import tempfile
+import threading
+import time
 import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, NamedTuple
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -24,6 +27,47 @@ def txt2img(seed: int = 1, steps: int = 4, size: int = 64, prefix: str = "comfyq
     for node_id, knobs in (sim or {}).items():
         graph = with_node_knobs(graph, node_id, **knobs)
     return graph
+
+
+class Hit(NamedTuple):
+    """One request a receiver got."""
+
+    at: float
+    headers: dict[str, str]
+    body: bytes
+
+
+class Receiver:
+    """A local HTTP server on a random port that records each POST and answers with scripted status codes."""
+
+    def __init__(self, codes: tuple[int, ...] = (200,), host: str = "127.0.0.1") -> None:
+        self.codes, self.hits, self.lock = list(codes), [], threading.Lock()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                with receiver.lock:
+                    receiver.hits.append(Hit(time.monotonic(), dict(self.headers), body))
+                    code = receiver.codes.pop(0) if len(receiver.codes) > 1 else receiver.codes[0]
+                self.send_response(code)
+                if 300 <= code < 400:
+                    self.send_header("Location", "/elsewhere")
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"no" if code >= 300 else b"ok")
+
+            def log_message(self, *_: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer((host, 0), Handler)
+        self.url = f"http://{host}:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        """Stop serving."""
+        self.server.shutdown()
+        self.server.server_close()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -10,7 +10,7 @@ from .errors import ComfyqApi
 
 def init_api(flask_app: Flask) -> ComfyqApi:
     """Register the blueprints, the OpenAPI document and the interactive docs."""
-    from . import account, admin, batches, health, instances, jobs, streams, templates, uploads
+    from . import account, admin, batches, health, instances, jobs, streams, templates, uploads, webhooks
     from .auth import init_auth
     from .ratelimit import init_ratelimit
 
@@ -30,6 +30,7 @@ def init_api(flask_app: Flask) -> ComfyqApi:
     api.register_blueprint(instances.bp)
     api.register_blueprint(health.bp)
     api.register_blueprint(account.bp)
+    api.register_blueprint(webhooks.bp)
     api.register_blueprint(admin.bp)
     return api
 

@@ -17,6 +17,7 @@ from .auth import current_user
 from .parser import Blueprint
 from .ratelimit import check_rate
 from .schemas import EstimateSchema, JobCreateSchema, JobListQuerySchema, JobPageSchema, JobSchema
+from .webhooks import present_webhook
 
 bp = Blueprint("jobs", __name__, url_prefix="/v1/jobs", description="Submit and follow jobs")
 
@@ -45,7 +46,7 @@ def present(job: Job, with_position: bool = True) -> dict[str, Any]:
         "id": job.id, "status": job.status, "template": job.template, "template_version": job.template_version,
         "params": job.params, "cost": job.cost, "soft_time_limit": job.soft_time_limit, "batch_id": job.batch_id,
         "queue": job.queue, "instance": job.instance, "worker": job.worker, "attempts": job.attempts,
-        "instance_requested": job.instance_requested,
+        "instance_requested": job.instance_requested, "webhook": present_webhook(job),
         "queue_position": position(job) if with_position else None,
         "progress": job.progress, "error": job.error, "created_at": _utc(job.created_at),
         "started_at": _utc(job.started_at), "finished_at": _utc(job.finished_at), "outputs": outputs,

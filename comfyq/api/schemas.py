@@ -6,6 +6,7 @@ from typing import Any
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from ..jobs import JobStatus
+from .webhook_schemas import JobWebhookSchema, WebhookFieldsSchema
 
 
 TEMPLATE_REF = validate.Regexp(r"^[a-z0-9][a-z0-9_-]{0,63}(@[0-9]{1,6})?$",
@@ -25,7 +26,7 @@ class TemplateRequestSchema(Schema):
         metadata={"description": "pin the job to this instance"})
 
 
-class JobCreateSchema(TemplateRequestSchema):
+class JobCreateSchema(TemplateRequestSchema, WebhookFieldsSchema):
     """Body of ``POST /v1/jobs`` and ``POST /v1/jobs:estimate``: a raw workflow or a template."""
 
     workflow = fields.Dict(
@@ -42,7 +43,7 @@ class JobCreateSchema(TemplateRequestSchema):
             raise ValidationError("'params' go with 'template'; a raw workflow carries its own values", "params")
 
 
-class BatchCreateSchema(TemplateRequestSchema):
+class BatchCreateSchema(TemplateRequestSchema, WebhookFieldsSchema):
     """Body of ``POST /v1/batches``: base params and either variants or a grid."""
 
     template = fields.String(required=True, validate=TEMPLATE_REF,
@@ -107,6 +108,8 @@ class JobSchema(Schema):
     started_at = fields.DateTime(allow_none=True)
     finished_at = fields.DateTime(allow_none=True)
     outputs = fields.List(fields.Nested(OutputSchema))
+    webhook = fields.Nested(JobWebhookSchema, allow_none=True, metadata={
+        "description": "where this job's events are POSTed, and each delivery with its attempts; null: none"})
 
 
 class JobPageSchema(Schema):

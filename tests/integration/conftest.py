@@ -101,6 +101,11 @@ def stack_env(redis_url: str, sims: list[SimProcess], tmp_path_factory: pytest.T
         "COMFYQ_CAPABILITIES": "gpu1=sdxl",
         "COMFYQ_CATALOGUE_TTL": "0",
         "COMFYQ_MAX_ADMITTED": "2",  # the global cap: at most 2 jobs in the GPU queues at once
+        # Webhooks: the local receivers of the tests are allowed, retries come fast and stop after 5 s.
+        "COMFYQ_WEBHOOK_ALLOW": "127.0.0.1",
+        "COMFYQ_WEBHOOK_BACKOFF": "0.3",
+        "COMFYQ_WEBHOOK_RETRY_FOR": "5",
+        "COMFYQ_WEBHOOK_TIMEOUT": "3",
     }
 
 
@@ -144,6 +149,31 @@ def workers(stack_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory)
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, 9)
                 proc.wait()
+
+
+@pytest.fixture(scope="session")
+def webhooks_worker(stack_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A real `comfyq webhooks` process; yields its log file."""
+    log = tmp_path_factory.mktemp("logs") / "webhooks.log"
+    r = redis.Redis.from_url(stack_env["COMFYQ_REDIS_URL"])
+    with open(log, "ab") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "comfyq", "webhooks", "--loglevel", "INFO"],
+                                env={**os.environ, **stack_env}, stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while b"ready." not in log.read_bytes() or not r.keys("comfyq:worker:webhooks@*"):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the webhooks worker did not start: {log.read_text()[-3000:]}")
+            time.sleep(0.1)
+        yield log
+    finally:
+        os.killpg(proc.pid, 15)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, 9)
+            proc.wait()
 
 
 @pytest.fixture(scope="session")

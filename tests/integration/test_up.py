@@ -76,8 +76,9 @@ def test_up_serves_runs_a_job_and_stops_clean(up, tmp_path: Path) -> None:
     image = requests.get(job["outputs"][0]["url"], headers=auth, timeout=5)
     assert image.content[:4] == b"\x89PNG"
     broker = ""
-    # Flower lists the queues live workers consume: control is the reconciler's (``comfyq beat``).
-    while not all(f">{q}<" in broker for q in ("comfy", "comfy.gpu0", "comfy.gpu1", "control")):
+    # Flower lists the queues live workers consume: control is the reconciler's (``comfyq beat``),
+    # webhooks the webhooks worker's.
+    while not all(f">{q}<" in broker for q in ("comfy", "comfy.gpu0", "comfy.gpu1", "control", "webhooks")):
         assert time.monotonic() < deadline, broker
         broker = requests.get(f"http://127.0.0.1:{ports['flower']}/broker", timeout=10).text
         time.sleep(0.5)
@@ -143,8 +144,10 @@ def test_up_serves_runs_a_job_and_stops_clean(up, tmp_path: Path) -> None:
         time.sleep(0.05)
 
     family = psutil.Process(proc.pid).children(recursive=True)
-    assert len(family) >= 7  # redis, 2 sims, api (+ gunicorn workers), 2 workers (+ pool children), beat, flower
+    assert len(family) >= 8  # redis, 2 sims, api (+ gunicorn workers), 2 workers (+ pool children), beat, webhooks,
+    # flower
     assert sum("beat" in " ".join(p.cmdline()) for p in family) >= 1
+    assert sum(" webhooks" in " ".join(p.cmdline()) for p in family) == 1
     proc.send_signal(signal.SIGINT)
     assert proc.wait(60) == 0, "".join(lines[-30:])
     gone, alive = psutil.wait_procs(family, timeout=10)

@@ -56,7 +56,7 @@ def test_celery_settings_follow_the_config(tmp_path) -> None:
                   "COMFYQ_TIME_LIMIT_GRACE": "100", "COMFYQ_MAX_TIME_LIMIT": "2000"}).as_dict()
     conf = celeryconfig.settings(cfg)
     assert [q.name for q in conf["task_queues"]] == ["comfy", "comfy.gpu0", "comfy.gpu1", "comfy.need.sdxl",
-                                                      "control"]
+                                                      "control", "webhooks"]
     assert conf["task_time_limit"] == 900
     # short: live workers renew what they hold (comfyq.lease), so only a dead worker's jobs come back,
     # and within visibility timeout + restore interval
@@ -64,6 +64,8 @@ def test_celery_settings_follow_the_config(tmp_path) -> None:
     assert options["visibility_timeout"] + options["unacked_restore_interval"] <= 15
     assert conf["beat_schedule"]["reconcile"]["options"]["queue"] == "control"
     assert conf["task_routes"]["comfyq.reconcile"] == {"queue": "control"}
+    assert conf["task_routes"]["comfyq.deliver_webhook"] == {"queue": "webhooks"}
+    assert conf["beat_schedule"]["resend_webhooks"]["options"]["queue"] == "control"
     assert conf["task_soft_time_limit"] < conf["task_time_limit"]
     assert conf["task_acks_late"] and conf["task_reject_on_worker_lost"]
     assert conf["worker_prefetch_multiplier"] == 1 and conf["worker_concurrency"] == 1
@@ -107,3 +109,20 @@ def test_storage_must_be_local_or_a_named_bucket() -> None:
     for env in ({"COMFYQ_STORAGE": "s3"}, {"COMFYQ_STORAGE": "ftp"}):
         with pytest.raises(ConfigError, match="COMFYQ_STORAGE must be local or s3"):
             Config(env)
+
+
+def test_webhook_settings_have_defaults_and_are_checked() -> None:
+    config = Config({})
+    assert (config.WEBHOOK_TIMEOUT, config.WEBHOOK_BACKOFF, config.WEBHOOK_BACKOFF_MAX, config.WEBHOOK_RETRY_FOR,
+            config.WEBHOOK_CONCURRENCY) == (10, 5, 3600, 86400, 8)
+    assert not config.WEBHOOK_ALLOW.hosts and not config.WEBHOOK_ALLOW.networks
+    allow = Config({"COMFYQ_WEBHOOK_ALLOW": "127.0.0.1,10.0.0.0/8,hooks.internal"}).WEBHOOK_ALLOW
+    assert allow.hosts == {"hooks.internal"} and [str(n) for n in allow.networks] == ["127.0.0.1/32", "10.0.0.0/8"]
+    with pytest.raises(ConfigError, match="COMFYQ_WEBHOOK_ALLOW entry '10.1.0.0/8'"):
+        Config({"COMFYQ_WEBHOOK_ALLOW": "10.1.0.0/8"})
+    for env in ({"COMFYQ_WEBHOOK_TIMEOUT": "0"}, {"COMFYQ_WEBHOOK_BACKOFF": "10", "COMFYQ_WEBHOOK_BACKOFF_MAX": "5"},
+                {"COMFYQ_WEBHOOK_RETRY_FOR": "-1"}, {"COMFYQ_WEBHOOK_CONCURRENCY": "0"}):
+        with pytest.raises(ConfigError, match="COMFYQ_WEBHOOK_TIMEOUT must be positive"):
+            Config(env)
+    with pytest.raises(ConfigError, match="not a number"):
+        Config({"COMFYQ_WEBHOOK_BACKOFF": "soon"})

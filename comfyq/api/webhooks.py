@@ -1,0 +1,63 @@
+"""Webhook endpoints: your default webhook and signing secret; the deliveries shown on a job."""
+from __future__ import annotations
+
+from typing import Any
+
+from flask.views import MethodView
+
+from .. import webhook_subscriptions as subscriptions
+from ..models import Job, WebhookDelivery, aware
+from ..webhooks import deliveries_of
+from .auth import current_user
+from .parser import Blueprint
+from .webhook_schemas import WebhookAccountSchema, WebhookSettingsSchema
+
+bp = Blueprint("webhooks", __name__, url_prefix="/v1/account/webhook",
+               description="Your default webhook and the secret its deliveries are signed with")
+
+
+def present_delivery(delivery: WebhookDelivery) -> dict[str, Any]:
+    """Return one delivery and its attempts."""
+    return {"id": delivery.id, "event": delivery.event, "state": delivery.state,
+            "created_at": aware(delivery.created_at),
+            "next_attempt_at": aware(delivery.next_attempt_at) if delivery.state == "pending" and
+            delivery.next_attempt_at else None,
+            "finished_at": aware(delivery.finished_at) if delivery.finished_at else None,
+            "attempts": [{"number": a.number, "at": aware(a.at), "status_code": a.status_code, "error": a.error,
+                          "duration_ms": a.duration_ms} for a in delivery.attempt_log]}
+
+
+def present_webhook(job: Job) -> dict[str, Any] | None:
+    """Return a job's webhook with its deliveries, or None if it has none."""
+    if job.webhook_url is None:
+        return None
+    return {"url": job.webhook_url, "events": job.webhook_events or [],
+            "deliveries": [present_delivery(d) for d in deliveries_of(job.id)]}
+
+
+@bp.route("")
+class AccountWebhook(MethodView):
+    """Your default webhook."""
+
+    @bp.response(200, WebhookAccountSchema)
+    def get(self) -> dict[str, Any]:
+        """Show your default webhook and your signing secret (made on first need)."""
+        return subscriptions.describe(current_user())
+
+    @bp.arguments(WebhookSettingsSchema)
+    @bp.response(200, WebhookAccountSchema)
+    def put(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Set the webhook your jobs get when they name no webhook_url (jobs already submitted keep theirs)."""
+        return subscriptions.set_default(current_user(), body["url"], body["events"])
+
+    @bp.response(204)
+    def delete(self) -> None:
+        """Drop your default webhook; your secret stays, so deliveries under way still verify."""
+        subscriptions.clear_default(current_user())
+
+
+@bp.route("/secret", methods=["POST"])
+@bp.response(200, WebhookAccountSchema)
+def rotate() -> dict[str, Any]:
+    """Replace your signing secret and show the new one; every delivery from now on is signed with it."""
+    return subscriptions.rotate_secret(current_user())
