@@ -348,5 +348,5 @@ def test_the_worker_sends_progress_every_few_seconds_to_subscribers(app: Flask, 
     assert [(d["event"], d["state"]) for d in found] == [("progress", "delivered"), ("succeeded", "delivered")]
     sent = json.loads(next(hit.body for hit in receiver.hits if hit.headers["Comfyq-Event"] == "progress"))
     assert sent["job_id"] == job["id"] and sent["status"] == "running"
-    assert sent["progress"]["label"] == "Sampling" and 0 < sent["progress"]["value"] < 60
+    assert sent["progress"]["label"] == "KSampler" and 0 < sent["progress"]["value"] < 60  # raw: the class names it
     assert 0 < sent["progress"]["fraction"] < 1 and sent["progress"]["nodes_total"] == 7
