@@ -58,7 +58,7 @@ def through_comfyq(http: requests.Session, api: str, events: redis.client.PubSub
         if message is None:
             raise RuntimeError(f"no finished event for {job['id']}")
         if message["type"] == "pmessage":
-            event = json.loads(parse(message["data"])[1])
+            event = json.loads(parse(message["data"])[2])
             if event["job_id"] == job["id"] and event["type"] in FINAL_TYPES:
                 break
     assert event["type"] == "succeeded", event

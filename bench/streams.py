@@ -78,7 +78,7 @@ async def _redis_client(url: str, channel: str, opened: asyncio.Event, count: li
     async for message in pubsub.listen():
         if message["type"] != "message":
             continue
-        data = json.loads(events.parse(message["data"])[1])
+        data = json.loads(events.parse(message["data"])[2])
         latencies.append(time.time() - data["t"])
         seen += 1
         if seen == EVENTS:

@@ -8,6 +8,7 @@ log through the process's ``Hub``: one coroutine per stream, no thread.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -15,13 +16,15 @@ from typing import Any, Awaitable, Callable
 
 from a2wsgi import WSGIMiddleware
 from flask import Flask
+from redis.exceptions import RedisError
 from sqlalchemy import select
 
-from . import create_app
-from .api.streams import HOLD_HEADER
+from . import create_app, events
+from .api.streams import HOLD_HEADER, HOLDER_HEADER
 from .extensions import db
 from .hub import GONE, RESYNC, Follower, Hub
-from .job_events import FINAL_TYPES
+from .events import FINAL_TYPES
+from .job_events import final_event
 from .models import Job
 from .positions import position
 from .streams import render
@@ -32,44 +35,48 @@ Receive = Callable[[], Awaitable[dict[str, Any]]]
 HEARTBEAT = 15.0  # seconds between keep-alive comments on a quiet stream
 WAITING = ("pending", "queued")
 HOLD_KEY = HOLD_HEADER.lower().encode()
+HOLDER_KEY = HOLDER_HEADER.lower().encode()
 
 
-def position_lookup(flask_app: Flask) -> Callable[[list[str]], dict[str, tuple[str, int | None]]]:
-    """Return a function giving the status and queue position of jobs (run in a worker thread)."""
-    def lookup(job_ids: list[str]) -> dict[str, tuple[str, int | None]]:
+def state_lookup(flask_app: Flask) -> Callable[[list[str]], dict[str, tuple[str, int | None, str | None]]]:
+    """Return a function giving jobs' status, queue position and (once ended) final event, for a worker thread."""
+    def lookup(job_ids: list[str]) -> dict[str, tuple[str, int | None, str | None]]:
+        """Read the jobs' states in one app context."""
         with flask_app.app_context():
             jobs = db.session.scalars(select(Job).where(Job.id.in_(job_ids))).all()
-            return {job.id: (job.status, position(job)) for job in jobs}
+            return {job.id: (job.status, position(job), json.dumps({**final_event(job, job.outputs), "job_id": job.id},
+                                                                   separators=(",", ":"), default=str)
+                             if job.status in FINAL_TYPES else None) for job in jobs}
     return lookup
 
 
 class Stream:
-    """One held event stream: log messages in number order, position changes, keep-alives."""
+    """One held event stream: log messages in log order, position changes, keep-alives."""
 
     def __init__(self, hub: Hub, hold: dict[str, Any], send: Send) -> None:
         self.hub, self.send = hub, send
-        self.last = int(hold["after"])
+        self.last = str(hold["after"])
         self.job = hold.get("job")
-        waiting = self.job if hold.get("status") in WAITING else None
-        self.follower: Follower = hub.follow(hold["log"], waiting)
-        if waiting is not None:
-            self.follower.position = (hold["status"], hold.get("position"))
+        self.follower: Follower = hub.follow(hold["log"], self.job, hold.get("status") in WAITING)
         self.done = False
 
     async def run(self) -> None:
-        """Deliver events until the job's final event, the client leaving or the hub closing."""
+        """Deliver events until the job's final event, the client leaving, the hub closing or an overflow."""
         try:
             await self.catch_up()
             while not self.done and not self.follower.overflowed:
                 try:
                     item = await asyncio.wait_for(self.follower.queue.get(), HEARTBEAT)
-                except asyncio.TimeoutError:
-                    await self.send({"type": "http.response.body", "body": b": keep-alive\n\n", "more_body": True})
+                except asyncio.TimeoutError:  # quiet: say so, and read the log in case a message was lost
+                    await self.write(b": keep-alive\n\n")
+                    await self.catch_up()
                     continue
                 if item == GONE:
                     return
                 if item == RESYNC:
                     await self.catch_up()
+                elif isinstance(item, tuple) and item[0] == "ended":
+                    await self.ended(item[1])
                 elif isinstance(item, tuple):
                     await self.position(*item[1:])
                 else:
@@ -77,42 +84,52 @@ class Stream:
         finally:
             self.hub.forget(self.follower)
 
+    async def write(self, chunk: bytes) -> None:
+        """Send part of the response."""
+        await self.send({"type": "http.response.body", "body": chunk, "more_body": True})
+
     async def catch_up(self) -> None:
         """Deliver every logged event after the last one delivered."""
-        for number, body in await self.hub.read_after(self.follower.log, self.last):
-            await self.deliver(number, body)
+        for event_id, body in await self.hub.read_after(self.follower.log, self.last):
+            await self.deliver(event_id, body)
             if self.done:
                 return
 
     async def message(self, raw: bytes) -> None:
-        """Deliver a published event in order: read the log for any it skipped, drop any delivered."""
-        number, _, body = raw.decode().partition(" ")
-        if int(number) == self.last + 1:
-            await self.deliver(int(number), body)
-        elif int(number) > self.last:
+        """Deliver a published event in order: read the log when one was missed, drop one delivered."""
+        prev, event_id, body = events.parse(raw)
+        if prev == self.last:
+            await self.deliver(event_id, body)
+        elif events.order(event_id) > events.order(self.last):
             await self.catch_up()
 
-    async def deliver(self, number: int, body: str) -> None:
+    async def deliver(self, event_id: str, body: str) -> None:
         """Send one logged event; note whether the job stopped waiting or ended."""
-        self.last = number
-        await self.send({"type": "http.response.body", "body": render(number, body), "more_body": True})
-        if self.job is None:
-            return
-        event = json.loads(body)
-        kind = event.get("type")
-        self.done = kind in FINAL_TYPES
-        if kind == "queued":  # back in a queue after a lost instance
-            self.follower.waiting_job = self.job
-        elif kind == "started" or self.done:
-            self.follower.waiting_job = None
+        self.last = event_id
+        if self.job is not None:
+            kind = json.loads(body).get("type")
+            self.done = kind in FINAL_TYPES
+            # Before the send, which may wait on a slow client: no stale position may follow a start.
+            if kind == "queued":  # (back) in a queue
+                self.follower.waiting_job = self.job
+            elif kind == "started" or self.done:
+                self.follower.waiting_job = None
+        await self.write(render(event_id, body))
+
+    async def ended(self, final: str) -> None:
+        """The job ended: deliver the log's final event, or tell it from the DB if it never reached the log."""
+        await self.catch_up()
+        if not self.done:
+            self.done = True
+            await self.write(render(None, final))
 
     async def position(self, status: str, where: int | None) -> None:
         """Send a waiting job's new position (no id: it is not in the log, and resuming never needs it)."""
-        if status not in WAITING:
+        if status not in WAITING or self.follower.waiting_job is None:
             return  # moved on: its move is in the log
         body = json.dumps({"type": "queued", "status": status, "position": where, "job_id": self.job},
                           separators=(",", ":"))
-        await self.send({"type": "http.response.body", "body": render(None, body), "more_body": True})
+        await self.write(render(None, body))
 
 
 class HoldingApp:
@@ -129,6 +146,9 @@ class HoldingApp:
             return
         if scope["type"] != "http":
             return
+        # Tell the views that this server holds streams (a client cannot say so for itself).
+        headers = [(k, v) for k, v in scope.get("headers", []) if k.lower() != HOLDER_KEY]
+        scope = {**scope, "headers": [*headers, (HOLDER_KEY, b"1")]}
         hold: dict[str, Any] = {}
 
         async def intercept(message: dict[str, Any]) -> None:
@@ -150,12 +170,13 @@ class HoldingApp:
             await self.follow(hold, receive, send)
 
     async def follow(self, hold: dict[str, Any], receive: Receive, send: Send) -> None:
-        """Hold one stream until it ends or its client leaves, then end the response."""
+        """Hold one stream until it ends, its client leaves or the server stops; then end the response."""
         if self.hub is None:
-            self.hub = Hub(self.flask_app.config["REDIS_URL"], position_lookup(self.flask_app))
+            self.hub = Hub(self.flask_app.config["REDIS_URL"], state_lookup(self.flask_app))
         stream = Stream(self.hub, hold, send)
 
         async def watch_disconnect() -> None:
+            """Tell the stream when its client leaves."""
             while (await receive())["type"] != "http.disconnect":
                 pass
             stream.follower.queue.put_nowait(GONE)
@@ -163,11 +184,14 @@ class HoldingApp:
         watcher = asyncio.create_task(watch_disconnect())
         try:
             await stream.run()
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
-        except OSError:
-            pass  # the client is gone
+        except asyncio.CancelledError:  # the server stops: end cleanly, so the client resumes elsewhere
+            await _end(send)
+            raise
+        except (RedisError, OSError) as exc:  # Redis failed mid-stream: the client resumes by Last-Event-ID
+            logger.warning("event stream %s ended early: %s", hold.get("log"), exc)
         finally:
             watcher.cancel()
+        await _end(send)
 
     async def lifespan(self, receive: Receive, send: Send) -> None:
         """Answer the server's startup and shutdown; on shutdown, end every stream."""
@@ -180,6 +204,12 @@ class HoldingApp:
                     await self.hub.close()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+
+async def _end(send: Send) -> None:
+    """End a held response; a client already gone is no matter."""
+    with contextlib.suppress(Exception):
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
 app = HoldingApp(create_app(), threads=int(os.environ.get("COMFYQ_API_THREADS") or 16))

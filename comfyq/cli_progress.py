@@ -7,6 +7,7 @@ from typing import Any, TextIO
 
 from tqdm import tqdm
 
+from .client import TERMINAL
 from .sse import Event
 
 
@@ -23,7 +24,7 @@ def describe(event: Event) -> str | None:
         return f"{data.get('label') or data.get('node_type') or 'node ' + str(data.get('node'))}{step}"
     if event.type == "output":
         return f"output of node {data.get('node')}: {', '.join(data.get('files') or [])}"
-    if event.type in ("succeeded", "failed", "timed_out", "cancelled"):
+    if event.type in TERMINAL:
         message = (data.get("error") or {}).get("message")
         return f"{event.type}: {message}" if message else event.type
     return None

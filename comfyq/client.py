@@ -7,13 +7,22 @@ from typing import Any, Callable, Iterator
 
 import requests
 
-from .client_errors import (ERRORS, BadRequest, ComfyqAPIError, Conflict, Forbidden, Gone, Invalid,  # noqa: F401
-                            JobFailed, NotFound, PaymentRequired, RateLimited, TooLarge, Unauthorized, Unavailable,
-                            error_for)
+from .client_errors import (ERRORS, BadRequest, ComfyqAPIError, Conflict, Forbidden, Gone, Invalid, JobFailed,
+                            NotFound, PaymentRequired, RateLimited, TooLarge, Unauthorized, Unavailable, error_for)
 from .sse import Event, parse
+
+__all__ = ["Client", "Event", "ERRORS", "BadRequest", "ComfyqAPIError", "Conflict", "Forbidden", "Gone", "Invalid",
+           "JobFailed", "NotFound", "PaymentRequired", "RateLimited", "TooLarge", "Unauthorized", "Unavailable",
+           "error_for"]
 
 TERMINAL = frozenset({"succeeded", "failed", "timed_out", "cancelled"})
 STREAM_READ_TIMEOUT = 60.0  # the server sends a keep-alive every 15 s
+RETRY_AFTER = 3.0  # seconds before resuming a stream that ended early, as the server's retry hint says
+
+
+def _webhook(url: str | None, events: list[str] | None) -> dict[str, Any]:
+    """Return the webhook fields of a job body (none when not given)."""
+    return {k: v for k, v in (("webhook_url", url), ("webhook_events", events)) if v is not None}
 
 
 class Client:
@@ -47,10 +56,16 @@ class Client:
         return body
 
     def submit(self, template: str | None = None, params: dict[str, Any] | None = None, *,
-               workflow: dict[str, Any] | None = None, mode: str = "novice",
-               instance: str | None = None) -> dict[str, Any]:
-        """Submit a template with params, or a raw workflow; return the job (queued or pending)."""
-        return self.post_job(self._body(template, params, workflow, mode, instance))
+               workflow: dict[str, Any] | None = None, mode: str = "novice", instance: str | None = None,
+               webhook_url: str | None = None, webhook_events: list[str] | None = None) -> dict[str, Any]:
+        """Submit a template with params, or a raw workflow; return the job (queued or pending).
+
+        ``webhook_url`` (else your account's default) is POSTed the job's end, and ``webhook_events``
+        (``started``, ``progress``) too.
+        """
+        body = self._body(template, params, workflow, mode, instance)
+        body.update(_webhook(webhook_url, webhook_events))
+        return self.post_job(body)
 
     def post_job(self, body: dict[str, Any]) -> dict[str, Any]:
         """POST a job body as is; return the job."""
@@ -64,11 +79,25 @@ class Client:
 
     def batch(self, template: str, params: dict[str, Any] | None = None, *,
               variants: list[dict[str, Any]] | None = None, grid: dict[str, list[Any]] | None = None,
-              mode: str = "novice") -> dict[str, Any]:
+              mode: str = "novice", webhook_url: str | None = None,
+              webhook_events: list[str] | None = None) -> dict[str, Any]:
         """Create one job per variant or grid point (all or none); return the batch."""
         body: dict[str, Any] = {"template": template, "params": params or {}, "mode": mode}
         body.update({k: v for k, v in (("variants", variants), ("grid", grid)) if v is not None})
+        body.update(_webhook(webhook_url, webhook_events))
         return self._call("POST", "/v1/batches", json=body)
+
+    def webhook(self) -> dict[str, Any]:
+        """Return your default webhook and the secret that signs every delivery to you."""
+        return self._call("GET", "/v1/account/webhook")
+
+    def set_webhook(self, url: str, events: list[str] | None = None) -> dict[str, Any]:
+        """Make ``url`` (with ``events`` besides the end) the default webhook of your jobs; return it."""
+        return self._call("PUT", "/v1/account/webhook", json={"url": url, "events": events or []})
+
+    def rotate_webhook_secret(self) -> str:
+        """Replace your webhook secret; return the new one."""
+        return str(self._call("POST", "/v1/account/webhook/secret")["secret"])
 
     def job(self, job_id: str) -> dict[str, Any]:
         """Return a job."""
@@ -94,38 +123,37 @@ class Client:
         name = "upload" if isinstance(image, bytes) else Path(image).name
         return self._call("POST", "/v1/uploads", data=form, files={"file": (name, data)})
 
-    def events(self, job_id: str | None = None, last_event_id: int | None = None,
+    def events(self, job_id: str | None = None, last_event_id: str | None = None,
                reconnects: int = 5) -> Iterator[Event]:
         """Yield a job's events until its final one (or, with no job, all your jobs' events, forever).
 
-        A dropped connection is resumed with ``Last-Event-ID``, so no event is missed or repeated;
-        after ``reconnects`` failures in a row the last error is raised.
+        A dropped or ended connection is resumed with ``Last-Event-ID``, so no event is missed or
+        repeated; after ``reconnects`` failed connections in a row the last error is raised.
         """
         path = f"/v1/jobs/{job_id}/events" if job_id else "/v1/events"
         failures = 0
         while True:
             headers = {"Accept": "text/event-stream"}
             if last_event_id is not None:
-                headers["Last-Event-ID"] = str(last_event_id)
+                headers["Last-Event-ID"] = last_event_id
             try:
                 with self.session.get(self.base_url + path, headers=headers, stream=True,
                                       timeout=(self.timeout, STREAM_READ_TIMEOUT)) as response:
                     if response.status_code >= 400:
                         raise error_for(response)
+                    failures = 0
                     for event in parse(response.iter_lines(decode_unicode=True)):
-                        failures = 0
                         last_event_id = event.id if event.id is not None else last_event_id
                         yield event
                         if job_id and event.type in TERMINAL:
                             return
-            except (requests.ConnectionError, requests.Timeout):
-                if failures >= reconnects:
+            except requests.RequestException:  # refused, reset, timed out, cut mid-chunk
+                failures += 1
+                if failures > reconnects:
                     raise
-            else:  # ended without a final event: a server restart, or a plain WSGI server (it ends each opening)
-                if failures >= reconnects:
-                    raise ConnectionError(f"the event stream {path} keeps ending with nothing new")
-            failures += 1
-            time.sleep(min(0.2 * 2 ** failures, 3.0))
+                time.sleep(min(0.2 * 2 ** failures, RETRY_AFTER))
+            else:  # ended without a final event (a restart, or a plain WSGI server ends each opening): resume
+                time.sleep(RETRY_AFTER)
 
     def wait(self, job_id: str, on_event: Callable[[Event], None] | None = None) -> dict[str, Any]:
         """Follow a job's events until it ends, handing each to ``on_event``; return the ended job."""

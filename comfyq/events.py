@@ -1,16 +1,21 @@
 """Job events in Redis: an ordered log per job and per user, announced on pub/sub; and the cancel flag.
 
-Each event is appended to two Redis streams, the job's and its owner's, under
-a sequence number of that stream (``1, 2, 3 …``, the stream entry ``<n>-0``),
-and published on a channel named like the stream as ``"<n> <json>"``. One Lua
-script does all of it, so the order on the channel is the order in the log:
-a listener that sees number ``n + 2`` after ``n`` knows exactly what it
-missed and reads it back from the log. Logs expire ``LOG_TTL`` seconds after
-their last event and keep about ``JOB_LOG_MAX`` / ``USER_LOG_MAX`` entries.
+Each event is appended to two Redis streams, the job's and its owner's, and
+published on a channel named like the stream as ``"<previous id> <id> <json>"``.
+Ids are the streams' own (``<ms>-<n>``): they only grow, even across a log's
+expiry or a Redis restart. One Lua script does all of it, so the order on the
+channel is the order in the log, and a listener whose last id is not the
+message's previous one knows it missed something and reads the log again.
+Every entry keeps its previous id too, so a log tells whether it still holds
+everything after a given id. Nothing is appended to a job's log after its
+final event. Logs expire ``LOG_TTL`` seconds after their last event and keep
+about ``JOB_LOG_MAX`` / ``USER_LOG_MAX`` entries.
 """
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 import time
 from typing import Any, Iterable
 
@@ -20,23 +25,29 @@ JOB_LOG = "comfyq:events:job:{}"
 USER_LOG = "comfyq:events:user:{}"
 CHANNELS = "comfyq:events:*"  # every log's channel, for one pattern subscription
 CANCEL_KEY = "comfyq:cancel:{}"
+FINAL_TYPES = frozenset({"succeeded", "failed", "timed_out", "cancelled"})
 LOG_TTL = 86400
 JOB_LOG_MAX = 5000
 USER_LOG_MAX = 20000
+START = "0-0"  # the previous id of a log's first event
+EVENT_ID = re.compile(r"[0-9]{1,20}-[0-9]{1,20}")
 
 _APPEND = """
-local function append(log, seqkey, maxlen, body)
-  local n = redis.call('INCR', seqkey)
-  redis.call('XADD', log, 'MAXLEN', '~', maxlen, n .. '-0', 'e', body)
+if redis.call('EXISTS', KEYS[1] .. ':done') == 1 then return false end
+local function append(log, maxlen, body)
+  local prev = redis.call('GET', log .. ':last') or '0-0'
+  local id = redis.call('XADD', log, 'MAXLEN', '~', maxlen, '*', 'e', body, 'p', prev)
+  redis.call('SET', log .. ':last', id, 'EX', ARGV[2])
   redis.call('EXPIRE', log, ARGV[2])
-  redis.call('EXPIRE', seqkey, ARGV[2])
-  redis.call('PUBLISH', log, n .. ' ' .. body)
-  return n
+  redis.call('PUBLISH', log, prev .. ' ' .. id .. ' ' .. body)
+  return id
 end
-local n = append(KEYS[1], KEYS[2], ARGV[3], ARGV[1])
-if #KEYS == 4 then append(KEYS[3], KEYS[4], ARGV[4], ARGV[1]) end
-return n
+local id = append(KEYS[1], ARGV[3], ARGV[1])
+if ARGV[5] == '1' then redis.call('SET', KEYS[1] .. ':done', '1', 'EX', ARGV[2]) end
+if #KEYS == 2 then append(KEYS[2], ARGV[4], ARGV[1]) end
+return id
 """
+_SHA = hashlib.sha1(_APPEND.encode()).hexdigest()
 
 
 def job_log(job_id: str) -> str:
@@ -49,56 +60,78 @@ def user_log(user_id: str) -> str:
     return USER_LOG.format(user_id)
 
 
-def publish(r: redis.Redis, job_id: str, user_id: str | None, event: dict[str, Any]) -> int:
-    """Append one event of a job to its logs, announce it, and return its number in the job's log."""
-    return int(publish_many(r, [(job_id, user_id, event)])[0])
+def order(event_id: str) -> tuple[int, int]:
+    """Return an event id as a comparable pair."""
+    ms, _, n = event_id.partition("-")
+    return int(ms), int(n or 0)
 
 
-def publish_many(r: redis.Redis, items: Iterable[tuple[str, str | None, dict[str, Any]]]) -> list[int]:
-    """Publish several events in one round trip; return their numbers in their jobs' logs."""
-    script = r.register_script(_APPEND)
-    pipe = r.pipeline(transaction=False)
+def publish(r: redis.Redis, job_id: str, user_id: str | None, event: dict[str, Any]) -> str | None:
+    """Append one event of a job to its logs and announce it; return its id in the job's log (None: job over)."""
+    return publish_many(r, [(job_id, user_id, event)])[0]
+
+
+def publish_many(r: redis.Redis, items: Iterable[tuple[str, str | None, dict[str, Any]]]) -> list[str | None]:
+    """Publish several events in one round trip; return their ids in their jobs' logs."""
+    calls = []
     now = round(time.time(), 3)
     for job_id, user_id, event in items:
         body = json.dumps({**event, "job_id": job_id, "at": now}, separators=(",", ":"))
-        keys = [job_log(job_id), job_log(job_id) + ":seq"]
-        if user_id:
-            keys += [user_log(user_id), user_log(user_id) + ":seq"]
-        script(keys=keys, args=[body, LOG_TTL, JOB_LOG_MAX, USER_LOG_MAX], client=pipe)
-    return [int(n) for n in pipe.execute()]
+        keys = [job_log(job_id)] + ([user_log(user_id)] if user_id else [])
+        calls.append((keys, [body, LOG_TTL, JOB_LOG_MAX, USER_LOG_MAX, int(event.get("type") in FINAL_TYPES)]))
+    for attempt in range(2):
+        pipe = r.pipeline(transaction=False)
+        for keys, args in calls:
+            pipe.evalsha(_SHA, len(keys), *keys, *args)
+        try:
+            return [found.decode() if isinstance(found, bytes) else None for found in pipe.execute()]
+        except redis.exceptions.NoScriptError:
+            if attempt:
+                raise
+            r.script_load(_APPEND)  # a new or restarted Redis
+    return []
 
 
-def parse(message: bytes | str) -> tuple[int, str]:
-    """Split a channel message into its number and its JSON body."""
+def parse(message: bytes | str) -> tuple[str, str, str]:
+    """Split a channel message into the previous id, its id and its JSON body."""
     text = message.decode() if isinstance(message, bytes) else message
-    number, _, body = text.partition(" ")
-    return int(number), body
+    prev, event_id, body = text.split(" ", 2)
+    return prev, event_id, body
 
 
-def last_number(r: redis.Redis, log: str) -> int:
-    """Return the number of the latest event in ``log`` (0: none)."""
-    return int(r.get(log + ":seq") or 0)
+def entries(raw: list[tuple[bytes, dict[bytes, bytes]]]) -> list[tuple[str, str]]:
+    """Return XRANGE's answer on a log as (id, JSON body) pairs."""
+    return [(entry_id.decode(), fields[b"e"].decode()) for entry_id, fields in raw]
 
 
-def read_after(r: redis.Redis, log: str, after: int, upto: int | None = None) -> list[tuple[int, str]]:
-    """Return the logged events numbered above ``after`` (up to ``upto``), oldest first."""
-    return entries(r.xrange(log, f"({after}-0", f"{upto}-0" if upto is not None else "+"))
+def read_after(r: redis.Redis, log: str, after: str) -> list[tuple[str, str]]:
+    """Return the logged events after id ``after``, oldest first."""
+    return entries(r.xrange(log, f"({after}", "+"))
 
 
-def entries(raw: list[tuple[bytes, dict[bytes, bytes]]]) -> list[tuple[int, str]]:
-    """Return XRANGE's answer on a log as (number, JSON body) pairs."""
-    return [(int(entry_id.split(b"-")[0]), fields[b"e"].decode()) for entry_id, fields in raw]
+def last_id(r: redis.Redis, log: str) -> str:
+    """Return the id of the latest event in ``log`` (``START``: none)."""
+    found = r.get(log + ":last")
+    return found.decode() if found else START
 
 
-def resumable(r: redis.Redis, log: str, after: int) -> bool:
-    """Return whether every event after number ``after`` is still in the log."""
-    last = last_number(r, log)
-    if after > last:
-        return False  # a number from before the log expired
-    if after == last:
+def complete(r: redis.Redis, log: str) -> bool:
+    """Return whether ``log`` still holds every event since its first (nothing trimmed or expired)."""
+    first = r.xrange(log, "-", "+", count=1)
+    return bool(first) and first[0][1].get(b"p") == START.encode()
+
+
+def resumable(r: redis.Redis, log: str, after: str) -> bool:
+    """Return whether every event after id ``after`` is still in the log."""
+    if after == last_id(r, log):
         return True
     first = r.xrange(log, "-", "+", count=1)
-    return bool(first) and int(first[0][0].split(b"-")[0]) <= after + 1
+    if not first:
+        return False
+    oldest, prev = first[0][0].decode(), first[0][1].get(b"p", b"").decode()
+    if after == prev:
+        return True
+    return order(oldest) <= order(after) and bool(r.xrange(log, after, after))  # an id this log gave
 
 
 def request_cancel(r: redis.Redis, job_id: str, ttl: int) -> None:

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import logging
 from typing import Any, Callable, Iterable
+from urllib.parse import quote
 
 import redis
 from sqlalchemy import select
 
 from . import events
+from .events import FINAL_TYPES
 from .extensions import db, get_redis
 from .jobs import TERMINAL, JobStatus, Moved
 from .models import Job, Output
@@ -23,22 +25,21 @@ from .positions import position
 from .progress import public_progress
 
 logger = logging.getLogger(__name__)
-FINAL_TYPES = frozenset(status.value for status in TERMINAL)
 
 
-def output_path(job_id: str, name: str) -> str:
-    """Return the API path that downloads one output (it redirects to a presigned URL on S3)."""
-    return f"/v1/jobs/{job_id}/outputs/{name}"
+def outputs_told(job_id: str, outputs: Iterable[Output]) -> list[dict[str, Any]]:
+    """Return a job's outputs as events and webhooks tell them, each with the API path that downloads it."""
+    return [{"name": o.name, "node_id": o.node_id, "size": o.size, "sha256": o.sha256,
+             "content_type": o.content_type, "expired": o.expired_at is not None,
+             "url": None if o.expired_at is not None else f"/v1/jobs/{job_id}/outputs/{quote(o.name)}"}
+            for o in outputs]
 
 
 def final_event(job: Job, outputs: Iterable[Output]) -> dict[str, Any]:
     """Return the last event of an ended job: its outputs, or its error."""
     event: dict[str, Any] = {"type": job.status, "status": job.status}
     if job.status == JobStatus.SUCCEEDED:
-        event["outputs"] = [{"name": o.name, "node_id": o.node_id, "size": o.size, "sha256": o.sha256,
-                             "content_type": o.content_type, "expired": o.expired_at is not None,
-                             "url": None if o.expired_at is not None else output_path(job.id, o.name)}
-                            for o in outputs]
+        event["outputs"] = outputs_told(job.id, outputs)
     else:
         event["error"] = job.error
     return event
@@ -89,6 +90,7 @@ def waiting(jobs: Iterable[Job]) -> None:
 def on_moved(moved: Moved) -> Callable[[], None]:
     """Return what announces a move once it commits (a ``jobs.on_moved`` hook)."""
     def after() -> None:
+        """Publish the event of the move, read from the job as committed."""
         job = db.session.get(Job, moved.job_id, populate_existing=True)
         if job is None:
             return

@@ -35,7 +35,7 @@ def parse(header: str) -> tuple[int, list[str]] | None:
         if not sep:
             return None
         if key == "t":
-            if not value.isdigit() or timestamp is not None:
+            if not (value.isascii() and value.isdigit()) or len(value) > 12 or timestamp is not None:
                 return None
             timestamp = int(value)
         elif key == SCHEME:

@@ -8,9 +8,9 @@ from typing import Any, Iterable, Iterator
 
 @dataclass
 class Event:
-    """One event of a comfyq stream: its log number (None for a position update), type and JSON data."""
+    """One event of a comfyq stream: its id in the log (None for a position update), type and JSON data."""
 
-    id: int | None
+    id: str | None
     type: str
     data: dict[str, Any] = field(default_factory=dict)
 
@@ -22,13 +22,13 @@ class Event:
 
 def parse(lines: Iterable[str]) -> Iterator[Event]:
     """Yield the events of a stream given line by line; comments and retry hints are skipped."""
-    kind, data, number = "message", [], None
+    kind, data, event_id = "message", [], None
     for raw in lines:
         line = raw.rstrip("\r")
         if not line:  # a blank line dispatches the event gathered so far
             if data:
-                yield Event(number, kind, json.loads("\n".join(data)))
-            kind, data, number = "message", [], None
+                yield Event(event_id, kind, json.loads("\n".join(data)))
+            kind, data, event_id = "message", [], None
             continue
         if line.startswith(":"):
             continue
@@ -38,5 +38,5 @@ def parse(lines: Iterable[str]) -> Iterator[Event]:
             kind = value
         elif name == "data":
             data.append(value)
-        elif name == "id" and value.isdigit():
-            number = int(value)
+        elif name == "id" and "\0" not in value:
+            event_id = value or None

@@ -1,10 +1,11 @@
 """What an event stream opens with: the events a client missed, or the current state; and where it goes on.
 
-A stream without ``Last-Event-ID`` (or with one the log no longer covers)
-opens with the current state, told as events (``job_events.current``) under
-the log's latest number; one with a covered ``Last-Event-ID`` opens with
-exactly the logged events after it. Either way the opening says from which
-number the server holding the connection continues (``Opening.hold``).
+A stream with a ``Last-Event-ID`` its log still covers opens with exactly the
+logged events after it. Otherwise it opens with the current state: folded
+from the job's log while the log holds it whole, else told from the database
+(``job_events.current``) under the log's latest id; a job that ended is told
+by its final event alone. Either way the opening says from which id the
+server holding the connection continues (``Opening.hold``).
 """
 from __future__ import annotations
 
@@ -18,12 +19,15 @@ from sqlalchemy import select
 from . import events
 from .errors import Unavailable
 from .extensions import db, get_redis
-from .job_events import FINAL_TYPES, current
+from .events import FINAL_TYPES
+from .job_events import current, final_event, waiting_event
 from .jobs import JobStatus
 from .models import Job, User
 
 RETRY_MS = 3000  # how long a client waits before reconnecting
 OPEN_JOBS_SHOWN = 500  # a user stream opens with the state of at most this many of the user's active jobs
+WAITING = (JobStatus.PENDING.value, JobStatus.QUEUED.value)
+Message = tuple[str | None, str]  # (SSE id, JSON body)
 
 
 @dataclass
@@ -31,88 +35,120 @@ class Opening:
     """A stream's first events and what the holding server needs to go on."""
 
     log: str
-    last: int  # the log number the stream is at
+    last: str  # the id in the log the stream is at
     job_id: str | None  # a job's stream ends with the job; a user's never does
-    messages: list[tuple[int | None, str]] = field(default_factory=list)  # (id, JSON body)
+    messages: list[Message] = field(default_factory=list)
     done: bool = False
     status: str | None = None
-    position: int | None = None
 
     def hold(self) -> dict[str, Any]:
         """Return what the holding server continues from."""
-        return {"log": self.log, "after": self.last, "job": self.job_id, "status": self.status,
-                "position": self.position}
+        return {"log": self.log, "after": self.last, "job": self.job_id, "status": self.status}
 
 
-def last_event_id(raw: str | None) -> int | None:
-    """Return the number in a ``Last-Event-ID`` header, or None for none or a malformed one (open afresh)."""
+def last_event_id(raw: str | None) -> str | None:
+    """Return the id in a ``Last-Event-ID`` header, or None for none or a malformed one (open afresh)."""
     raw = (raw or "").strip()
-    return int(raw) if raw.isdigit() and len(raw) < 19 else None
+    return raw if events.EVENT_ID.fullmatch(raw) else None
 
 
-def _told(number: int, job: Job, event: dict[str, Any]) -> tuple[int | None, str]:
-    """Return one current-state event as a message under the log's latest number."""
+def _kind(body: str) -> str:
+    """Return the type of an event's JSON body."""
+    return str(json.loads(body).get("type"))
+
+
+def fold(logged: list[tuple[str, str]]) -> list[Message]:
+    """Tell a job's state from its whole log: its final event, or its latest wait or start, progress and outputs."""
+    waited = started = progress = None
+    outputs: list[Message] = []
+    for event_id, body in logged:
+        kind = _kind(body)
+        if kind in FINAL_TYPES:
+            return [(event_id, body)]
+        if kind == "queued":  # waiting again: what ran before no longer counts
+            waited, started, progress, outputs = (event_id, body), None, None, []
+        elif kind == "started":
+            waited, started, progress, outputs = None, (event_id, body), None, []
+        elif kind == "progress":
+            progress = (event_id, body)
+        elif kind == "output":
+            outputs.append((event_id, body))
+    kept = [m for m in (waited, started, progress) if m is not None] + outputs
+    return sorted(kept, key=lambda m: events.order(m[0] or events.START))
+
+
+def _told(event_id: str, job: Job, event: dict[str, Any]) -> Message:
+    """Return one current-state event as a message under the log's latest id."""
     body = json.dumps({**event, "job_id": job.id}, separators=(",", ":"), default=str)
-    return (number or None), body
+    return (event_id if event_id != events.START else None), body
 
 
-def _replay(r: redis.Redis, opening: Opening, after: int) -> bool:
-    """Open with the logged events after ``after``, if the log still has them all; return whether it did."""
-    if not events.resumable(r, opening.log, after):
-        return False
-    opening.messages = [(n, body) for n, body in events.read_after(r, opening.log, after)]
-    opening.last = opening.messages[-1][0] if opening.messages else after
-    if opening.job_id is not None:
-        kinds = [json.loads(body).get("type") for _, body in opening.messages]
-        opening.done = any(kind in FINAL_TYPES for kind in kinds)
-    return True
+def _with_position(opening: Opening, job: Job) -> None:
+    """Make a waiting job's opening end with its queue position as it is now."""
+    told = waiting_event(job)
+    for i in range(len(opening.messages) - 1, -1, -1):
+        event_id, body = opening.messages[i]
+        if _kind(body) == "queued":
+            opening.messages[i] = (event_id, json.dumps({**json.loads(body), **told}, separators=(",", ":")))
+            return
+    opening.messages.append(_told(events.START, job, told))
 
 
 def open_job(job: Job, last_id: str | None) -> Opening:
     """Open the event stream of one job the caller may see."""
-    opening = Opening(events.job_log(job.id), 0, job.id)
+    opening = Opening(events.job_log(job.id), events.START, job.id)
     after = last_event_id(last_id)
+    from_db = False
     try:
         r = get_redis()
-        if after is not None and _replay(r, opening, after):
-            # The holding server learns positions and moves from here on; it needs where the job stands.
-            opening.status = db.session.scalar(select(Job.status).where(Job.id == job.id))
-            return opening
-        opening.last = events.last_number(r, opening.log)  # before the state, so nothing falls in between
+        if after is not None and events.resumable(r, opening.log, after):
+            opening.messages, opening.last = list(events.read_after(r, opening.log, after)), after
+        elif events.complete(r, opening.log):
+            opening.messages = fold(events.read_after(r, opening.log, events.START))
+        else:  # the log expired or was trimmed: the state comes from the DB, under the log's latest id
+            opening.last, from_db = events.last_id(r, opening.log), True
     except (redis.RedisError, OSError) as exc:
         raise Unavailable(f"event streams need Redis, which is unreachable ({exc}); poll GET /v1/jobs/{job.id} "
                           "or try again") from exc
-    db.session.refresh(job)
-    told = current(job)
-    opening.messages = [_told(opening.last, job, event) for event in told]
-    opening.status, opening.done = job.status, job.status in FINAL_TYPES
-    if job.status in (JobStatus.PENDING, JobStatus.QUEUED):
-        opening.position = told[0]["position"]
+    db.session.refresh(job)  # after the log: the DB is at least as new
+    if from_db:
+        opening.messages = [_told(opening.last, job, event) for event in current(job)]
+    numbered = [event_id for event_id, _ in opening.messages if event_id is not None]
+    opening.last = numbered[-1] if numbered else opening.last
+    opening.done = any(_kind(body) in FINAL_TYPES for _, body in opening.messages)
+    if job.status in FINAL_TYPES and not opening.done:  # its final event never made it to the log
+        opening.messages.append(_told(opening.last, job, final_event(job, job.outputs)))
+        opening.done = True
+    elif job.status in WAITING:
+        _with_position(opening, job)
+    opening.status = job.status
     return opening
 
 
 def open_user(user: User, last_id: str | None) -> Opening:
     """Open the stream of every event of every job of ``user``."""
-    opening = Opening(events.user_log(user.id), 0, None)
+    opening = Opening(events.user_log(user.id), events.START, None)
     after = last_event_id(last_id)
     try:
         r = get_redis()
-        if after is not None and _replay(r, opening, after):
+        if after is not None and events.resumable(r, opening.log, after):
+            opening.messages = list(events.read_after(r, opening.log, after))
+            opening.last = str(opening.messages[-1][0]) if opening.messages else after
             return opening
-        opening.last = events.last_number(r, opening.log)
+        opening.last = events.last_id(r, opening.log)
     except (redis.RedisError, OSError) as exc:
         raise Unavailable(f"event streams need Redis, which is unreachable ({exc}); try again") from exc
     active = db.session.scalars(
-        select(Job).where(Job.user_id == user.id, Job.status.in_((JobStatus.QUEUED.value, JobStatus.RUNNING.value)))
+        select(Job).where(Job.user_id == user.id, Job.status.in_((*WAITING, JobStatus.RUNNING.value)))
         .order_by(Job.created_at.desc()).limit(OPEN_JOBS_SHOWN)).all()
     opening.messages = [_told(opening.last, job, event) for job in reversed(active) for event in current(job)]
     return opening
 
 
-def render(number: int | None, body: str) -> bytes:
+def render(event_id: str | None, body: str) -> bytes:
     """Return one Server-Sent Event: its id (when it has one), its type and its JSON data."""
     kind = json.loads(body).get("type", "message")
-    head = f"id: {number}\n" if number is not None else ""
+    head = f"id: {event_id}\n" if event_id is not None else ""
     return f"{head}event: {kind}\ndata: {body}\n\n".encode()
 
 

@@ -21,6 +21,7 @@ from typing import Any, Mapping
 from urllib.parse import urlsplit
 
 import requests
+import urllib3
 from flask import current_app
 from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
@@ -90,8 +91,12 @@ def attempt(delivery_id: str) -> float | None:
         db.session.rollback()
         return None
     started = time.monotonic()
-    outcome = post(delivery, secret, config) if secret else Outcome(
-        error="the job has no owner whose secret could sign it", refused=True)
+    try:
+        outcome = post(delivery, secret, config) if secret else Outcome(
+            error="the job has no owner whose secret could sign it", refused=True)
+    except Exception as exc:  # whatever broke, the attempt is recorded and the delivery settled
+        logger.exception("webhook %s: attempt %d failed unexpectedly", delivery_id, number)
+        outcome = Outcome(error=f"could not send: {type(exc).__name__}: {exc}"[:SNIPPET])
     tried.status_code, tried.error = outcome.status_code, (outcome.error or None) and outcome.error[:1024]
     tried.duration_ms = int((time.monotonic() - started) * 1000)
     return _settle(delivery, number, outcome, config)
@@ -146,7 +151,7 @@ def post(delivery: WebhookDelivery, secret: str, config: Mapping[str, Any]) -> O
                 snippet = answer.raw.read(SNIPPET, decode_content=True).decode("utf-8", "replace").strip()
     except requests.Timeout:
         return Outcome(error=f"no answer within {timeout:g} s (COMFYQ_WEBHOOK_TIMEOUT)")
-    except (requests.RequestException, OSError) as exc:
+    except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:  # also mid-body
         return Outcome(error=f"could not connect: {_root(exc)}")
     if 200 <= answer.status_code < 300:
         return Outcome(answer.status_code)

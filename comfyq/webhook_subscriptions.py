@@ -8,12 +8,15 @@ it; only its owner is ever shown it.
 """
 from __future__ import annotations
 
+import re
 import secrets
 from typing import Any, Iterable, NamedTuple
 from urllib.parse import urlsplit
 
 from flask import current_app
 from sqlalchemy.exc import IntegrityError
+from urllib3.exceptions import LocationParseError
+from urllib3.util import parse_url
 
 from .errors import InvalidRequest
 from .extensions import db
@@ -23,6 +26,7 @@ from .webhook_addresses import Refused, check_literal
 EVENTS = ("started", "progress")  # optional; the terminal states are always sent
 ALWAYS = ("succeeded", "failed", "timed_out", "cancelled")
 MAX_URL = 2048
+URL_CHARACTERS = re.compile(r"[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]+")  # RFC 3986's, nothing else
 SECRET_PREFIX = "whsec_"
 
 
@@ -49,13 +53,18 @@ def check_url(url: Any, field: str = "webhook_url") -> str:
         raise _refuse(field, "give an http:// or https:// URL, e.g. https://example.com/hooks/comfyq")
     if len(url) > MAX_URL:
         raise _refuse(field, f"is {len(url)} characters long; the limit is {MAX_URL}")
-    if any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in url):
-        raise _refuse(field, "may not contain spaces or control characters; percent-encode them")
+    if not URL_CHARACTERS.fullmatch(url):
+        raise _refuse(field, "may hold only the characters of RFC 3986 (no spaces, backslashes, double quotes or "
+                             "non-ASCII letters); percent-encode the others")
     try:
         parts = urlsplit(url)
         host, _ = parts.hostname, parts.port  # .port raises on a port that is not a number up to 65535
-    except ValueError as exc:
+        # The check and the request must see the same host: refuse what two URL parsers read differently.
+        agreed = (parse_url(url).host or "").strip("[]").lower() == (host or "")
+    except (ValueError, LocationParseError) as exc:
         raise _refuse(field, f"is not a valid URL ({exc})") from None
+    if not agreed:
+        raise _refuse(field, "is ambiguous: its host reads differently to different URL parsers")
     if parts.scheme.lower() not in ("http", "https"):
         raise _refuse(field, "must start with http:// or https://")
     if not host:

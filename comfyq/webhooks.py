@@ -12,17 +12,17 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 from typing import Any, Callable
-from urllib.parse import quote
 
 from flask import current_app
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from .admission import ENQUEUE_ERRORS
 from .config import WEBHOOK_QUEUE
 from .extensions import db
+from .job_events import outputs_told
 from .jobs import TERMINAL, JobStatus, Moved
-from .models import Job, Output, WebhookDelivery, new_id, utcnow
+from .models import Job, Output, WebhookAttempt, WebhookDelivery, new_id, utcnow
 
 logger = logging.getLogger(__name__)
 TASK_NAME = "comfyq.deliver_webhook"
@@ -36,10 +36,8 @@ def payload(delivery_id: str, event: str, job_id: str, status: str, created: dat
     body: dict[str, Any] = {"id": delivery_id, "event": event, "job_id": job_id, "status": status,
                             "created": created.isoformat(timespec="milliseconds")}
     if status == JobStatus.SUCCEEDED:
-        body["outputs"] = [{"name": o.name, "size": o.size, "sha256": o.sha256, "content_type": o.content_type,
-                            "url": f"/v1/jobs/{job_id}/outputs/{quote(o.name)}"}
-                           for o in db.session.scalars(select(Output).where(Output.job_id == job_id)
-                                                       .order_by(Output.id))]
+        body["outputs"] = outputs_told(job_id, db.session.scalars(
+            select(Output).where(Output.job_id == job_id).order_by(Output.id)))
     elif status in TERMINAL:
         body["error"] = error
     if progress is not None:
@@ -95,6 +93,7 @@ def progress(job_id: str, state: dict[str, Any]) -> None:
         if job is None or job.webhook_url is None or "progress" not in (job.webhook_events or []) \
                 or job.status != JobStatus.RUNNING:
             return
+        _forget_progress(job_id)
         delivery = record(job_id, job.user_id, "progress", job.status, job.webhook_url, progress=dict(state))
         db.session.commit()
     except SQLAlchemyError as exc:  # progress is news, not record: the job runs on
@@ -102,6 +101,15 @@ def progress(job_id: str, state: dict[str, Any]) -> None:
         logger.warning("job %s: progress webhook not recorded: %s", job_id, exc)
         return
     send(delivery.id)
+
+
+def _forget_progress(job_id: str) -> None:
+    """Delete a job's settled progress deliveries (the newest one tells all), so a long job keeps one or two."""
+    settled = select(WebhookDelivery.id).where(WebhookDelivery.job_id == job_id, WebhookDelivery.event == "progress",
+                                               WebhookDelivery.state != "pending")
+    db.session.execute(delete(WebhookAttempt).where(WebhookAttempt.delivery_id.in_(settled)))
+    db.session.execute(delete(WebhookDelivery).where(WebhookDelivery.id.in_(settled))
+                       .execution_options(synchronize_session=False))
 
 
 def resend_overdue() -> dict[str, list[str]]:

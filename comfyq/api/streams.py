@@ -18,6 +18,7 @@ from .auth import current_user
 from .parser import Blueprint
 
 HOLD_HEADER = "X-Comfyq-Hold"
+HOLDER_HEADER = "X-Comfyq-Holder"  # set by the ASGI layer on every request: it can hold a stream
 STREAM_DOC = {"responses": {"200": {"description": "Server-Sent Events; each `data` is one JSON event",
                                     "content": {"text/event-stream": {"schema": {"type": "string"}}}}}}
 
@@ -29,7 +30,7 @@ def _respond(opening: Opening) -> Response:
     response = Response(render_opening(opening), mimetype="text/event-stream")
     response.headers["Cache-Control"] = "no-store"
     response.headers["X-Accel-Buffering"] = "no"  # nginx: pass events on as they come
-    if not opening.done:
+    if not opening.done and request.method == "GET" and request.headers.get(HOLDER_HEADER) == "1":
         response.headers[HOLD_HEADER] = json.dumps(opening.hold(), separators=(",", ":"))
     return response
 

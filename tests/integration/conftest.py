@@ -1,13 +1,19 @@
 """A real stack for integration tests: Redis, two simulators, two prefork workers, the app."""
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+import psutil
+import boto3
 import pytest
 import redis
 from flask import Flask
@@ -271,3 +277,78 @@ def wait_for(client: FlaskClient, job_id: str, statuses: set[str] = TERMINAL,
         if time.monotonic() > deadline:
             raise AssertionError(f"job {job_id} still {job['status']} after {timeout} s: {job}")
         time.sleep(0.05)
+
+
+@contextlib.contextmanager
+def comfyq_up(tmp_path: Path, extra: dict[str, str] | None = None
+              ) -> Iterator[tuple[subprocess.Popen[bytes], dict[str, int], list[str]]]:
+    """Run `comfyq up` (with ``extra`` settings) on free ports; yield it, its ports and its output lines."""
+    ports = {name: free_port() for name in ("api", "flower", "redis", "sim0", "sim1")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COMFYQ_")}
+    env.update(extra or {}, COMFYQ_DATA_DIR=str(tmp_path / "data"))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "comfyq", "up", "--port", str(ports["api"]), "--flower-port", str(ports["flower"]),
+         "--redis-port", str(ports["redis"]), "--sim-ports", f"{ports['sim0']},{ports['sim1']}"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=tmp_path)
+    lines: list[str] = []
+    assert proc.stdout is not None
+    pump = threading.Thread(target=lambda: lines.extend(l.decode() for l in iter(proc.stdout.readline, b"")),
+                            daemon=True)
+    pump.start()
+    try:
+        yield proc, ports, lines
+    finally:
+        if proc.poll() is None:  # the test failed midway, or did not stop it: stop as a user would, then make sure
+            family = psutil.Process(proc.pid).children(recursive=True)
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+            for child in family:
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    child.kill()
+
+
+def admin_key_of(proc: subprocess.Popen[bytes], lines: list[str], timeout: float = 90) -> str:
+    """Wait until `comfyq up` is ready; return the admin key it printed."""
+    deadline = time.monotonic() + timeout
+    while not any("Ctrl-C stops everything" in line for line in lines):
+        assert proc.poll() is None, "".join(lines)
+        assert time.monotonic() < deadline, "".join(lines)
+        time.sleep(0.2)
+    return next(line for line in lines if "created user admin" in line).split()[-1]
+
+
+CREDENTIALS = {"AWS_ACCESS_KEY_ID": "comfyq-test", "AWS_SECRET_ACCESS_KEY": "comfyq-test-secret"}
+
+
+@pytest.fixture(scope="module")
+def s3_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Start moto's S3 server on a free port; yield its endpoint URL."""
+    port = free_port()
+    log = open(tmp_path_factory.mktemp("moto") / "moto.log", "wb")
+    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                            stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            assert proc.poll() is None and time.monotonic() < deadline, "moto server did not start"
+            time.sleep(0.1)
+    yield f"http://127.0.0.1:{port}"
+    proc.terminate()
+    proc.wait(10)
+    log.close()
+
+
+@pytest.fixture
+def bucket(s3_url: str, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> str:
+    """A fresh bucket, with boto3 pointed at the server's credentials."""
+    for key, value in CREDENTIALS.items():
+        monkeypatch.setenv(key, value)
+    name = f"comfyq-{request.node.name.replace('_', '-')[:40].lower()}"
+    boto3.client("s3", endpoint_url=s3_url, region_name="us-east-1").create_bucket(Bucket=name)
+    return name

@@ -5,12 +5,10 @@ import base64
 import hashlib
 import io
 import os
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import boto3
 import pytest
@@ -22,42 +20,8 @@ from comfyq import accounts, create_app
 from comfyq.config import Config
 from comfyq.s3store import S3Store
 from comfyq.sim.process import SimProcess, free_port
-from tests.integration.conftest import wait_for, wait_worker_ready, with_key
+from tests.integration.conftest import CREDENTIALS, wait_for, wait_worker_ready, with_key
 from tests.integration.test_templates_e2e import png
-
-CREDENTIALS = {"AWS_ACCESS_KEY_ID": "comfyq-test", "AWS_SECRET_ACCESS_KEY": "comfyq-test-secret"}
-
-
-@pytest.fixture(scope="module")
-def s3_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """Start moto's S3 server on a free port; yield its endpoint URL."""
-    port = free_port()
-    log = open(tmp_path_factory.mktemp("moto") / "moto.log", "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                            stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            assert proc.poll() is None and time.monotonic() < deadline, "moto server did not start"
-            time.sleep(0.1)
-    yield f"http://127.0.0.1:{port}"
-    proc.terminate()
-    proc.wait(10)
-    log.close()
-
-
-@pytest.fixture
-def bucket(s3_url: str, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> str:
-    """A fresh bucket, with boto3 pointed at the server's credentials."""
-    for key, value in CREDENTIALS.items():
-        monkeypatch.setenv(key, value)
-    name = f"comfyq-{request.node.name.replace('_', '-')[:40].lower()}"
-    boto3.client("s3", endpoint_url=s3_url, region_name="us-east-1").create_bucket(Bucket=name)
-    return name
-
 
 def store(s3_url: str, bucket: str, area: str = "outputs/") -> S3Store:
     """Return the store of one area of ``bucket``, built as the app builds it."""

@@ -1,53 +1,31 @@
 """`comfyq up`: the whole stack as child processes, a job through it, and a clean stop."""
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import re
 import signal
 import sqlite3
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import psutil
 import pytest
 import requests
 
 from comfyq.client import Client, Conflict, Invalid, NotFound
-from comfyq.sim.process import free_port
+from tests.integration.conftest import comfyq_up
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
-def up(tmp_path: Path):
-    ports = {name: free_port() for name in ("api", "flower", "redis", "sim0", "sim1")}
-    env = {k: v for k, v in os.environ.items() if not k.startswith("COMFYQ_")}
-    env["COMFYQ_DATA_DIR"] = str(tmp_path / "data")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "comfyq", "up", "--port", str(ports["api"]), "--flower-port", str(ports["flower"]),
-         "--redis-port", str(ports["redis"]), "--sim-ports", f"{ports['sim0']},{ports['sim1']}"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=tmp_path)
-    lines: list[str] = []
-    pump = threading.Thread(target=lambda: lines.extend(l.decode() for l in iter(proc.stdout.readline, b"")),
-                            daemon=True)
-    pump.start()
-    yield proc, ports, lines
-    if proc.poll() is None:  # the test failed midway: stop the stack as a user would, then make sure
-        family = psutil.Process(proc.pid).children(recursive=True)
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        for child in family:
-            with contextlib.suppress(psutil.NoSuchProcess):
-                child.kill()
+def up(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], dict[str, int], list[str]]]:
+    """`comfyq up` on free ports with its data in ``tmp_path``."""
+    with comfyq_up(tmp_path) as running:
+        yield running
 
 
 def test_up_serves_runs_a_job_and_stops_clean(up, tmp_path: Path) -> None:
@@ -76,6 +54,7 @@ def test_up_serves_runs_a_job_and_stops_clean(up, tmp_path: Path) -> None:
     image = requests.get(job["outputs"][0]["url"], headers=auth, timeout=5)
     assert image.content[:4] == b"\x89PNG"
     broker = ""
+    deadline = time.monotonic() + 60  # Flower sees a worker's queues once it has heard from that worker
     # Flower lists the queues live workers consume: control is the reconciler's (``comfyq beat``),
     # webhooks the webhooks worker's.
     while not all(f">{q}<" in broker for q in ("comfy", "comfy.gpu0", "comfy.gpu1", "control", "webhooks")):
