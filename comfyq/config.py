@@ -8,6 +8,7 @@ from pathlib import Path
 from itertools import combinations
 from typing import Any, Iterable, Mapping
 
+from .config_checks import ConfigError, check
 from .webhook_addresses import parse_allowlist
 
 INSTANCE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
@@ -26,10 +27,6 @@ DEFAULT_BLOCKLIST = (
     "ShellCommand", "RunCommand", "Execute Command", "SaveText|pysssss", "Save Text File",
     "Text to File", "WriteToFile", "SaveFile", "LoadFileFromPath",
 )
-
-
-class ConfigError(ValueError):
-    """A COMFYQ_* setting is malformed."""
 
 
 @dataclass(frozen=True)
@@ -216,41 +213,7 @@ class Config:
         self.DRAIN_TIMEOUT = _float(env, "COMFYQ_DRAIN_TIMEOUT", 60.0)
         self.RECONCILE_INTERVAL = _float(env, "COMFYQ_RECONCILE_INTERVAL", 10.0)
         self.RECONCILE_GRACE = _float(env, "COMFYQ_RECONCILE_GRACE", 30.0)
-        if not 0 < self.SOFT_TIME_LIMIT <= self.MAX_TIME_LIMIT:
-            raise ConfigError("COMFYQ_SOFT_TIME_LIMIT must be positive and at most COMFYQ_MAX_TIME_LIMIT")
-        if self.TIME_LIMIT_GRACE <= 0:
-            raise ConfigError("COMFYQ_TIME_LIMIT_GRACE must be positive (the hard limit is soft + grace)")
-        if not 0 < self.INTERRUPT_GRACE < self.TIME_LIMIT_GRACE:
-            raise ConfigError("COMFYQ_INTERRUPT_GRACE must be positive and below COMFYQ_TIME_LIMIT_GRACE, "
-                              "so a prompt that ignores its interrupt is caught before the hard limit")
-        if self.VISIBILITY_TIMEOUT < 3 or self.HEALTH_INTERVAL <= 0 or self.HEALTH_FAILURES < 1:
-            raise ConfigError("COMFYQ_VISIBILITY_TIMEOUT must be at least 3 s, COMFYQ_HEALTH_INTERVAL positive "
-                              "and COMFYQ_HEALTH_FAILURES at least 1")
-        if self.MAX_ATTEMPTS < 1 or self.DRAIN_TIMEOUT < 0 or self.RECONCILE_INTERVAL <= 0:
-            raise ConfigError("COMFYQ_MAX_ATTEMPTS must be at least 1, COMFYQ_DRAIN_TIMEOUT not negative "
-                              "and COMFYQ_RECONCILE_INTERVAL positive")
-        if min(self.RAW_JOB_COST, self.MAX_WAITING_PER_USER, self.SUBMIT_RATE_PER_MINUTE, self.MAX_ADMITTED) < 0 \
-                or self.MAX_RUNNING_PER_USER < 1:
-            raise ConfigError("COMFYQ_MAX_RUNNING_PER_USER must be at least 1; COMFYQ_RAW_JOB_COST, "
-                              "COMFYQ_MAX_WAITING_PER_USER, COMFYQ_SUBMIT_RATE_PER_MINUTE and COMFYQ_MAX_ADMITTED "
-                              "may not be negative")
-        if self.OUTPUT_RETENTION_HOURS < 0 or self.RETENTION_INTERVAL <= 0:
-            raise ConfigError("COMFYQ_OUTPUT_RETENTION_HOURS may not be negative (0 keeps outputs for ever) "
-                              "and COMFYQ_RETENTION_INTERVAL must be positive")
-        if not 0 < self.WEBHOOK_TIMEOUT <= 300 or not 0 < self.WEBHOOK_BACKOFF <= self.WEBHOOK_BACKOFF_MAX \
-                or self.WEBHOOK_RETRY_FOR < 0 or self.WEBHOOK_CONCURRENCY < 1 or self.WEBHOOK_PROGRESS_EVERY < 1:
-            raise ConfigError("COMFYQ_WEBHOOK_TIMEOUT must be positive and at most 300 s, COMFYQ_WEBHOOK_BACKOFF "
-                              "positive and at most COMFYQ_WEBHOOK_BACKOFF_MAX, COMFYQ_WEBHOOK_RETRY_FOR not "
-                              "negative (0: one attempt), COMFYQ_WEBHOOK_CONCURRENCY and COMFYQ_WEBHOOK_PROGRESS_EVERY "
-                              "at least 1")
-        if not 0 < self.MAX_UPLOAD_BYTES <= self.MAX_BODY_BYTES or self.MAX_UPLOAD_PIXELS <= 0:
-            raise ConfigError("COMFYQ_MAX_UPLOAD_BYTES must be positive and at most COMFYQ_MAX_BODY_BYTES, and "
-                              "COMFYQ_MAX_UPLOAD_PIXELS positive")
-        if not 0 < self.S3_URL_EXPIRES <= 604800:
-            raise ConfigError("COMFYQ_S3_URL_EXPIRES must be between 1 and 604800 seconds (SigV4's limit)")
-        if self.STORAGE not in ("local", "s3") or (self.STORAGE == "s3" and not self.S3_BUCKET):
-            raise ConfigError("COMFYQ_STORAGE must be local or s3, and s3 needs COMFYQ_S3_BUCKET "
-                              "(with COMFYQ_S3_ENDPOINT_URL for anything but AWS)")
+        check(self)
         self.SQLALCHEMY_ENGINE_OPTIONS: dict[str, Any] = {}
         self.API_TITLE = "comfyq"
         self.API_VERSION = "v1"
