@@ -118,10 +118,12 @@ def _settle(delivery: WebhookDelivery, number: int, outcome: Outcome, config: Ma
     values: dict[str, Any] = {"state": state, "next_attempt_at": None, "finished_at": now}
     if state == "pending":
         values = {"next_attempt_at": now + timedelta(seconds=countdown or 0)}
-    db.session.execute(update(WebhookDelivery).where(
+    settled = db.session.execute(update(WebhookDelivery).where(
         WebhookDelivery.id == delivery.id, WebhookDelivery.attempts == number).values(**values)
         .execution_options(synchronize_session=False))
     db.session.commit()  # the attempt's row with it
+    if settled.rowcount != 1:
+        return None  # a later attempt took over (this one outlived its time in flight): that one carries on
     if state != "pending":
         logger.info("webhook %s (%s of job %s) %s after %d attempt(s)", delivery.id, delivery.event,
                     delivery.job_id, state, number)

@@ -109,7 +109,7 @@ def stack_env(redis_url: str, sims: list[SimProcess], tmp_path_factory: pytest.T
         "COMFYQ_MAX_ADMITTED": "2",  # the global cap: at most 2 jobs in the GPU queues at once
         # Webhooks: the local receivers of the tests are allowed, retries come fast and stop after 5 s.
         "COMFYQ_WEBHOOK_ALLOW": "127.0.0.1",
-        "COMFYQ_WEBHOOK_BACKOFF": "0.3",
+        "COMFYQ_WEBHOOK_BACKOFF": "0.5",
         "COMFYQ_WEBHOOK_RETRY_FOR": "5",
         "COMFYQ_WEBHOOK_TIMEOUT": "3",
     }

@@ -1,4 +1,4 @@
-"""Webhook deliveries in one process: recorded with the move, attempted once each, retried, refused, resent."""
+"""Webhook deliveries on SQLite and PostgreSQL: recorded with the move, attempted once each, retried, refused."""
 from __future__ import annotations
 
 from datetime import timedelta
@@ -18,8 +18,8 @@ from tests.conftest import Receiver
 
 
 @pytest.fixture
-def app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Flask]:
-    flask_app = create_app({"SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path}/t.db", "OUTPUT_DIR": str(tmp_path),
+def app(tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Flask]:
+    flask_app = create_app({"SQLALCHEMY_DATABASE_URI": database_url, "OUTPUT_DIR": str(tmp_path),
                             "REDIS_URL": "redis://127.0.0.1:1/0", "BROKER_URL": "redis://127.0.0.1:1/0",
                             "INSTANCES": parse_instances("gpu0=http://127.0.0.1:1"),
                             "WEBHOOK_ALLOW": parse_allowlist("127.0.0.1"), "WEBHOOK_BACKOFF": 0.3,
