@@ -91,8 +91,8 @@ def test_a_failing_receiver_is_retried_with_growing_gaps_until_it_takes_the_sign
         "id": delivery["id"], "event": "succeeded", "job_id": job["id"], "status": "succeeded"}
     assert datetime.fromisoformat(body["created"]) <= first
     (output,) = done["outputs"]
-    assert body["outputs"] == [{"name": output["name"], "size": output["size"], "sha256": output["sha256"],
-                                "content_type": output["content_type"],
+    assert body["outputs"] == [{"name": output["name"], "node_id": "9", "size": output["size"],
+                                "sha256": output["sha256"], "content_type": output["content_type"], "expired": False,
                                 "url": f"/v1/jobs/{job['id']}/outputs/{output['name']}"}]
     assert client.get(body["outputs"][0]["url"]).data[:4] == b"\x89PNG"  # the path is the API's download route
 
