@@ -15,4 +15,4 @@ def accept() -> tuple[dict[str, str], int]:
     return {"id": "0", "status": "queued", "nodes": str(len(body["workflow"]))}, 202
 
 
-asgi = WSGIMiddleware(app, workers=16)  # type: ignore[arg-type]
+asgi = WSGIMiddleware(app, workers=1)  # type: ignore[arg-type]  # as comfyq on SQLite: one thread

@@ -2,12 +2,14 @@
 
 For each N: N clients open ``GET /v1/events`` of one user on a single
 ``comfyq api --workers 1`` process; the bench then appends events to that
-user's log (as workers do: ``comfyq.events.publish``) and every client checks
-it received all of them, in order, and when. Baseline, in the same run: N
-plain Redis pub/sub subscribers of the same channel, reading the same events
-(the floor a stream cannot beat). Reported: delivery latency (publish → parsed
-by the client) p50/p99, its ratio to the baseline, and the API process's
-threads, RSS and CPU.
+user's log (as workers do: ``comfyq.events.publish``), one every half second,
+and every client checks it received all of them, in order, and when.
+Baseline, in the same run: N plain Redis pub/sub subscribers of the same
+channel, reading the same events (the floor a stream cannot beat). Reported:
+delivery latency (publish → parsed by the client) p50/p99, the time for one
+event to reach all N clients (fan-out, p50), the ratio of fan-out to the
+baseline's, and the API process's threads, RSS and CPU. The clients share one
+Python process, so at large N its parsing adds to every figure.
 
     python bench/streams.py [N ...]        (default 100 500 1000 2000)
 """
@@ -32,13 +34,14 @@ from comfyq import events  # noqa: E402
 from comfyq.sim.process import free_port  # noqa: E402
 from comfyq.sse import parse  # noqa: E402
 
-EVENTS = 50  # events per round, 20 ms apart
+EVENTS = 10  # events per round, GAP seconds apart
+GAP = 0.5
 JOB = "00000000-0000-4000-8000-00000000bench"
 SERVER: psutil.Process | None = None  # the API process
 
 
 async def _sse_client(session: aiohttp.ClientSession, url: str, opened: asyncio.Event, count: list[int],
-                      latencies: list[float], total: int) -> None:
+                      latencies: list[tuple[int, float]], total: int) -> None:
     """Open the stream; record each bench event's latency until ``EVENTS`` arrived, in order."""
     async with session.get(url) as response:
         assert response.status == 200, await response.text()
@@ -57,13 +60,13 @@ async def _sse_client(session: aiohttp.ClientSession, url: str, opened: asyncio.
                     now = time.time()
                     assert event.data["n"] == seen, f"event {event.data['n']} arrived as number {seen}"
                     seen += 1
-                    latencies.append(now - event.data["t"])
+                    latencies.append((event.data["n"], now - event.data["t"]))
             lines = []
             if seen == EVENTS:
                 return
 
 
-async def _redis_client(url: str, channel: str, opened: asyncio.Event, count: list[int], latencies: list[float],
+async def _redis_client(url: str, channel: str, opened: asyncio.Event, count: list[int], latencies: list[tuple[int, float]],
                         total: int) -> None:
     """Subscribe straight to the channel; record each bench event's latency."""
     import json
@@ -79,7 +82,7 @@ async def _redis_client(url: str, channel: str, opened: asyncio.Event, count: li
         if message["type"] != "message":
             continue
         data = json.loads(events.parse(message["data"])[2])
-        latencies.append(time.time() - data["t"])
+        latencies.append((data["n"], time.time() - data["t"]))
         seen += 1
         if seen == EVENTS:
             break
@@ -88,16 +91,16 @@ async def _redis_client(url: str, channel: str, opened: asyncio.Event, count: li
 
 
 def _publish(r: redis.Redis, user_id: str) -> None:
-    """Append the round's events to the user's log, 20 ms apart."""
+    """Append the round's events to the user's log, GAP seconds apart."""
     for n in range(EVENTS):
         events.publish(r, JOB, user_id, {"type": "bench", "n": n, "t": time.time()})
-        time.sleep(0.02)
+        time.sleep(GAP)
 
 
 async def _round(n: int, api: str, key: str, redis_url: str, user_id: str, baseline: bool,
-                 held: list[int]) -> list[float]:
+                 held: list[int]) -> list[tuple[int, float]]:
     """Open ``n`` streams (or subscribers), publish, and return every latency; note the server's threads meanwhile."""
-    latencies: list[float] = []
+    latencies: list[tuple[int, float]] = []
     opened, count = asyncio.Event(), [0]
     if baseline:
         tasks = [asyncio.create_task(_redis_client(redis_url, events.user_log(user_id), opened, count, latencies, n))
@@ -138,18 +141,22 @@ def main(sizes: list[int]) -> None:
                                    timeout=10).json()["user"]["id"]
             global SERVER
             server = SERVER = psutil.Process(proc.pid)
-            print(f"stream bench: {EVENTS} events per round, 20 ms apart, one API process (uvicorn, --workers 1)")
-            print(f"{'streams':>8} {'sse p50':>9} {'sse p99':>9} {'redis p50':>10} {'redis p99':>10} "
-                  f"{'p99 ratio':>9} {'threads':>8} {'RSS MB':>7} {'CPU s':>6}")
+            print(f"stream bench: {EVENTS} events per round, {GAP:g} s apart, one API process (uvicorn, --workers 1)")
+            print(f"{'streams':>8} {'sse p50':>9} {'sse p99':>9} {'fan-out':>9} {'redis p50':>10} {'redis p99':>10} "
+                  f"{'fan-out':>9} {'ratio':>6} {'threads':>8} {'RSS MB':>7} {'CPU s':>6}")
             for n in sizes:
                 held: list[int] = []
                 base = asyncio.run(_round(n, api, key, running.env["COMFYQ_REDIS_URL"], user_id, True, []))
                 cpu = server.cpu_times()
                 ours = asyncio.run(_round(n, api, key, running.env["COMFYQ_REDIS_URL"], user_id, False, held))
                 used = sum(server.cpu_times()[:2]) - sum(cpu[:2])
-                ms = [1000 * percentile(v, p) for v in (ours, base) for p in (50, 99)]
-                print(f"{n:>8} {ms[0]:>7.1f}ms {ms[1]:>7.1f}ms {ms[2]:>8.1f}ms {ms[3]:>8.1f}ms "
-                      f"{ms[1] / ms[3]:>8.1f}x {held[0]:>8} "
+                row = []
+                for got in (ours, base):
+                    every = [latency for _, latency in got]
+                    reach = [max(lat for i, lat in got if i == e) for e in range(EVENTS)]  # the last client's
+                    row += [1000 * percentile(every, 50), 1000 * percentile(every, 99), 1000 * percentile(reach, 50)]
+                print(f"{n:>8} {row[0]:>7.1f}ms {row[1]:>7.1f}ms {row[2]:>7.1f}ms {row[3]:>8.1f}ms {row[4]:>8.1f}ms "
+                      f"{row[5]:>7.1f}ms {row[2] / row[5]:>5.1f}x {held[0]:>8} "
                       f"{server.memory_info().rss / 2**20:>7.0f} {used:>6.1f}")
         finally:
             proc.terminate()

@@ -38,7 +38,7 @@ from bench.overhead import WORKFLOW  # noqa: E402
 from comfyq import catalogue  # noqa: E402
 from comfyq.sim.process import free_port  # noqa: E402
 
-# What `comfyq api` runs by default: 2 uvicorn processes, Flask in 16 threads each.
+# What `comfyq api` runs by default: 2 uvicorn processes, Flask in 1 thread each (SQLite).
 SERVER = ["--workers", "2", "--loop", "uvloop", "--http", "httptools"]
 CREDITS = 10_000_000
 EARLIER = "235-394 jobs/s (README, service key, before accounts; another day, so no ratio)"

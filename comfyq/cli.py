@@ -54,11 +54,13 @@ def up(host: str, port: int, flower_port: int, redis_port: int, sim_ports: str) 
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True)
 @click.option("--workers", default=2, show_default=True, help="API processes.")
-@click.option("--threads", default=16, show_default=True,
-              help="Request threads per process (event streams need none: they are coroutines).")
-def api(host: str, port: int, workers: int, threads: int) -> None:
+@click.option("--threads", envvar="COMFYQ_API_THREADS", type=click.IntRange(min=1), default=None,
+              help="Request threads per process (event streams need none: they are coroutines)  "
+                   "[default: 1 on SQLite, else 4]")
+def api(host: str, port: int, workers: int, threads: int | None) -> None:
     """Serve the REST API and its event streams with uvicorn (ASGI)."""
-    os.environ["COMFYQ_API_THREADS"] = str(threads)
+    if threads is not None:
+        os.environ["COMFYQ_API_THREADS"] = str(threads)
     os.execv(sys.executable, [sys.executable, "-m", "uvicorn", "comfyq.asgi:app", "--host", host,
                               "--port", str(port), "--workers", str(workers), "--loop", "uvloop",
                               "--http", "httptools", "--timeout-graceful-shutdown", "3",

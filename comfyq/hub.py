@@ -17,11 +17,12 @@ import itertools
 import logging
 import time
 from collections import defaultdict
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 import redis.asyncio as aioredis
 
 from . import events
+from .sse import kind_of, render
 
 logger = logging.getLogger(__name__)
 RESYNC = "resync"  # to a stream's queue: read the log again
@@ -29,6 +30,15 @@ PING_EVERY = 15.0  # seconds of silence on the subscription before asking Redis 
 ENDS_EVERY = 5  # position rounds between checks that followed jobs have not ended unannounced
 GONE = "gone"  # the client left, or the process stops
 BACKLOG = 2000  # a stream this far behind (a client not reading) is ended; it resumes by Last-Event-ID
+
+
+class Published(NamedTuple):
+    """A logged event as announced, read once for all its followers."""
+
+    prev: str  # the id of the event before it in its log
+    id: str
+    kind: str
+    chunk: bytes  # the event as Server-Sent Event bytes
 
 
 class Follower:
@@ -121,11 +131,17 @@ class Hub:
             self._tell_all(RESYNC)  # anything published while we were not subscribed is in the logs
         if message["type"] != "pmessage":
             return
-        for follower in self.followers.get(message["channel"].decode(), ()):
+        followers = self.followers.get(message["channel"].decode(), ())
+        if not followers:
+            return
+        prev, event_id, body = events.parse(message["data"])
+        kind = kind_of(body)
+        published = Published(prev, event_id, kind, render(event_id, body, kind))
+        for follower in followers:
             if follower.queue.qsize() >= BACKLOG:
                 follower.overflowed = True
             else:
-                follower.queue.put_nowait(message["data"])
+                follower.queue.put_nowait(published)
 
     async def _poll_positions(self) -> None:
         """Each second, hand out waiting jobs' new positions; every few seconds, the ends of followed jobs."""

@@ -23,6 +23,7 @@ from .events import FINAL_TYPES
 from .job_events import current, final_event, waiting_event
 from .jobs import JobStatus
 from .models import Job, User
+from .sse import kind_of, render
 
 RETRY_MS = 3000  # how long a client waits before reconnecting
 OPEN_JOBS_SHOWN = 500  # a user stream opens with the state of at most this many of the user's active jobs
@@ -52,17 +53,12 @@ def last_event_id(raw: str | None) -> str | None:
     return raw if events.EVENT_ID.fullmatch(raw) else None
 
 
-def _kind(body: str) -> str:
-    """Return the type of an event's JSON body."""
-    return str(json.loads(body).get("type"))
-
-
 def fold(logged: list[tuple[str, str]]) -> list[Message]:
     """Tell a job's state from its whole log: its final event, or its latest wait or start, progress and outputs."""
     waited = started = progress = None
     outputs: list[Message] = []
     for event_id, body in logged:
-        kind = _kind(body)
+        kind = kind_of(body)
         if kind in FINAL_TYPES:
             return [(event_id, body)]
         if kind == "queued":  # waiting again: what ran before no longer counts
@@ -88,7 +84,7 @@ def _with_position(opening: Opening, job: Job) -> None:
     told = waiting_event(job)
     for i in range(len(opening.messages) - 1, -1, -1):
         event_id, body = opening.messages[i]
-        if _kind(body) == "queued":
+        if kind_of(body) == "queued":
             opening.messages[i] = (event_id, json.dumps({**json.loads(body), **told}, separators=(",", ":")))
             return
     opening.messages.append(_told(events.START, job, told))
@@ -115,7 +111,7 @@ def open_job(job: Job, last_id: str | None) -> Opening:
         opening.messages = [_told(opening.last, job, event) for event in current(job)]
     numbered = [event_id for event_id, _ in opening.messages if event_id is not None]
     opening.last = numbered[-1] if numbered else opening.last
-    opening.done = any(_kind(body) in FINAL_TYPES for _, body in opening.messages)
+    opening.done = any(kind_of(body) in FINAL_TYPES for _, body in opening.messages)
     if job.status in FINAL_TYPES and not opening.done:  # its final event never made it to the log
         opening.messages.append(_told(opening.last, job, final_event(job, job.outputs)))
         opening.done = True
@@ -143,13 +139,6 @@ def open_user(user: User, last_id: str | None) -> Opening:
         .order_by(Job.created_at.desc()).limit(OPEN_JOBS_SHOWN)).all()
     opening.messages = [_told(opening.last, job, event) for job in reversed(active) for event in current(job)]
     return opening
-
-
-def render(event_id: str | None, body: str) -> bytes:
-    """Return one Server-Sent Event: its id (when it has one), its type and its JSON data."""
-    kind = json.loads(body).get("type", "message")
-    head = f"id: {event_id}\n" if event_id is not None else ""
-    return f"{head}event: {kind}\ndata: {body}\n\n".encode()
 
 
 def render_opening(opening: Opening) -> bytes:

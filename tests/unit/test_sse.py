@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 
-from comfyq.sse import Event, parse
+from comfyq.sse import Event, kind_of, parse
 from comfyq.streams import Opening, last_event_id, render, render_opening
 
 
@@ -28,3 +28,9 @@ def test_only_a_log_id_resumes() -> None:
     assert last_event_id("1795414912959-0") == "1795414912959-0" and last_event_id(" 3-1 ") == "3-1"
     for raw in (None, "", "-1", "12", "1.5-0", "abc", "9" * 30 + "-0", "\u00b2-0", "1-\u0663"):
         assert last_event_id(raw) is None
+
+
+def test_the_type_is_read_from_the_front_or_else_parsed() -> None:
+    assert kind_of('{"type":"progress","value":3}') == "progress"
+    assert kind_of('{"job_id":"j","type":"queued"}') == "queued"
+    assert kind_of('{"job_id":"j"}') == "message"
