@@ -193,7 +193,7 @@ class HoldingApp:
         await _end(send)
 
     async def lifespan(self, receive: Receive, send: Send) -> None:
-        """Answer the server's startup and shutdown; on shutdown, end every stream."""
+        """Answer the server's startup and shutdown; on shutdown, stop the hub."""
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
