@@ -213,8 +213,8 @@ async def _end(send: Send) -> None:
 
 def request_threads(flask_app: Flask) -> int:
     """Return the threads Flask gets: COMFYQ_API_THREADS, else 1 on SQLite (one writer at a time), else 4."""
-    # Measured (bench/submit.py): on SQLite, 2 processes × 1 thread took 194 jobs/s at p99 78 ms;
-    # × 4 threads 144 jobs/s at p99 1.5 s, the threads queueing on the database's single write lock.
+    # Measured (bench/submit.py, 2 processes): on SQLite 1 thread took 194 jobs/s at p99 78 ms, 4 threads
+    # 144 jobs/s at p99 1.5 s (queueing on its one write lock); on PostgreSQL 1/4/8 threads took 100/154/135.
     sqlite = flask_app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite")
     return int(os.environ.get("COMFYQ_API_THREADS") or (1 if sqlite else 4))
 
