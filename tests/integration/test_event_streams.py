@@ -43,9 +43,9 @@ def api(stack_env: dict[str, str], workers: dict[str, Any], tmp_path_factory: py
     while True:
         assert proc.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
         try:
-            if requests.get(f"{url}/healthz", timeout=1).ok:
+            if requests.get(f"{url}/healthz", timeout=5).ok:
                 break
-        except requests.ConnectionError:
+        except requests.RequestException:
             time.sleep(0.1)
     yield url
     proc.terminate()
@@ -232,3 +232,34 @@ def test_one_api_process_holds_hundreds_of_streams_without_a_thread_each(
         assert numbered[0].type == "queued" and numbered[-1].type == "succeeded"
         assert live(numbered) == logged(rds, job["id"], after=numbered[0].id)
     assert threads[0] < 60, f"{threads[0]} threads for 300 streams"
+
+
+def test_a_plain_wsgi_server_ends_each_opening_and_the_client_still_follows(
+        stack_env: dict[str, str], keys: dict[str, str], rds: redis.Redis, workers: dict[str, Any]) -> None:
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "comfyq.wsgi:app"],
+                            env={**os.environ, **stack_env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while True:
+            assert proc.poll() is None and time.monotonic() < deadline
+            try:
+                requests.get(f"{url}/healthz", timeout=5)
+                break
+            except requests.RequestException:  # not listening, or still loading the app
+                time.sleep(0.1)
+        client = Client(url, keys["svc"])
+        job = client.submit(workflow=slow(40, 0.1, seed=70), instance="gpu1")  # about 4 s: a few reconnects
+        opening = requests.get(f"{url}/v1/jobs/{job['id']}/events", timeout=10,
+                               headers={"Authorization": f"Bearer {keys['svc']}"})
+        assert "X-Comfyq-Hold" not in opening.headers  # nothing here holds it: the stream ends with its opening
+        got = list(client.events(job["id"]))
+    finally:
+        proc.terminate()
+        proc.wait(15)
+    assert got[-1].type == "succeeded" and [e.type for e in got].count("succeeded") == 1
+    numbered = [(e.id, e.data) for e in got if e.id is not None and e.type != "queued"]
+    assert all(m in logged(rds, job["id"]) for m in numbered)  # each resumed where the last ended: no repeats
+    assert len({event_id for event_id, _ in numbered}) == len(numbered)
