@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 from flask import current_app
 from sqlalchemy import delete, func, select, update
@@ -148,7 +148,12 @@ def pending_count() -> int:
                              .where(WebhookDelivery.state == "pending")) or 0
 
 
-def deliveries_of(job_id: str) -> list[WebhookDelivery]:
-    """Return a job's deliveries, oldest first, with their attempts."""
-    return list(db.session.scalars(select(WebhookDelivery).where(WebhookDelivery.job_id == job_id)
-                                   .order_by(WebhookDelivery.created_at, WebhookDelivery.id)))
+def deliveries_of(job_ids: Iterable[str]) -> dict[str, list[WebhookDelivery]]:
+    """Return the deliveries of jobs (a whole page in one query), each job's oldest first, with their attempts."""
+    found: dict[str, list[WebhookDelivery]] = {}
+    wanted = list(job_ids)
+    if wanted:
+        for delivery in db.session.scalars(select(WebhookDelivery).where(WebhookDelivery.job_id.in_(wanted))
+                                           .order_by(WebhookDelivery.created_at, WebhookDelivery.id)):
+            found.setdefault(delivery.job_id, []).append(delivery)
+    return found

@@ -8,7 +8,7 @@ from flask import current_app
 from ..batches import create_batch, get_batch, summary
 from ..models import Batch
 from .auth import current_user
-from .jobs import present
+from .jobs import present_page
 from .parser import Blueprint
 from .ratelimit import check_rate
 from .schemas import BatchCreateSchema, BatchSchema
@@ -20,7 +20,7 @@ def present_batch(batch: Batch) -> dict[str, Any]:
     """Return the client's view of a batch."""
     return {"id": batch.id, "template": batch.template, "template_version": batch.template_version,
             "created_at": batch.created_at, **summary(batch),
-            "jobs": [present(job, with_position=False) for job in batch.jobs]}
+            "jobs": present_page(batch.jobs)}
 
 
 @bp.route("", methods=["POST"])

@@ -9,10 +9,11 @@ from flask.views import MethodView
 from flask_smorest import abort
 
 from ..cancellation import cancel_job
-from ..models import Job, Output, aware
+from ..models import Job, Output, WebhookDelivery, aware
 from ..positions import position
 from ..queries import get_job, get_output, list_jobs
 from ..submission import estimate_job, submit_job
+from ..webhooks import deliveries_of
 from .auth import current_user
 from .parser import Blueprint
 from .ratelimit import check_rate
@@ -27,8 +28,14 @@ def _utc(moment: datetime | None) -> datetime | None:
     return aware(moment) if moment else None
 
 
-def present(job: Job, with_position: bool = True) -> dict[str, Any]:
-    """Return the client's view of a job."""
+def present_page(jobs: list[Job]) -> list[dict[str, Any]]:
+    """Return the client's view of many jobs, their webhook deliveries read in one query."""
+    deliveries = deliveries_of(job.id for job in jobs if job.webhook_url is not None)
+    return [present(job, with_position=False, deliveries=deliveries.get(job.id, [])) for job in jobs]
+
+
+def present(job: Job, with_position: bool = True, deliveries: list[WebhookDelivery] | None = None) -> dict[str, Any]:
+    """Return the client's view of a job (``deliveries``: its webhook's, if already read)."""
     base, store = current_app.config["PUBLIC_URL"], current_app.extensions["stores"].outputs
 
     def link(o: Output) -> str | None:
@@ -46,7 +53,7 @@ def present(job: Job, with_position: bool = True) -> dict[str, Any]:
         "id": job.id, "status": job.status, "template": job.template, "template_version": job.template_version,
         "params": job.params, "cost": job.cost, "soft_time_limit": job.soft_time_limit, "batch_id": job.batch_id,
         "queue": job.queue, "instance": job.instance, "worker": job.worker, "attempts": job.attempts,
-        "instance_requested": job.instance_requested, "webhook": present_webhook(job),
+        "instance_requested": job.instance_requested, "webhook": present_webhook(job, deliveries),
         "queue_position": position(job) if with_position else None,
         "progress": job.progress, "error": job.error, "created_at": _utc(job.created_at),
         "started_at": _utc(job.started_at), "finished_at": _utc(job.finished_at), "outputs": outputs,
@@ -69,7 +76,7 @@ class Jobs(MethodView):
     def get(self, args: dict[str, Any]) -> dict[str, Any]:
         """List jobs, newest first."""
         items, total = list_jobs(current_user(), args["status"], args["page"], args["page_size"])
-        return {"items": [present(j, with_position=False) for j in items], "page": args["page"],
+        return {"items": present_page(items), "page": args["page"],
                 "page_size": args["page_size"], "total": total}
 
 

@@ -27,12 +27,14 @@ def present_delivery(delivery: WebhookDelivery) -> dict[str, Any]:
                           "duration_ms": a.duration_ms} for a in delivery.attempt_log]}
 
 
-def present_webhook(job: Job) -> dict[str, Any] | None:
-    """Return a job's webhook with its deliveries, or None if it has none."""
+def present_webhook(job: Job, deliveries: list[WebhookDelivery] | None = None) -> dict[str, Any] | None:
+    """Return a job's webhook with its deliveries (read now unless given), or None if it has none."""
     if job.webhook_url is None:
         return None
+    if deliveries is None:
+        deliveries = deliveries_of([job.id]).get(job.id, [])
     return {"url": job.webhook_url, "events": job.webhook_events or [],
-            "deliveries": [present_delivery(d) for d in deliveries_of(job.id)]}
+            "deliveries": [present_delivery(d) for d in deliveries]}
 
 
 @bp.route("")

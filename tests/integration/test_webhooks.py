@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
+import sqlalchemy
 import redis
 from flask import Flask
 from flask.testing import FlaskClient
@@ -354,3 +355,27 @@ def test_the_worker_sends_progress_every_few_seconds_to_subscribers(app: Flask, 
     assert sent["job_id"] == job["id"] and sent["status"] == "running"
     assert sent["progress"]["label"] == "KSampler" and 0 < sent["progress"]["value"] < 60  # raw: the class names it
     assert 0 < sent["progress"]["fraction"] < 1 and sent["progress"]["nodes_total"] == 7
+
+
+def test_a_page_of_jobs_reads_their_deliveries_at_once(app: Flask, receiver: Receiver) -> None:
+    client = new_user(app, "hook-page")
+    for seed in range(30, 36):
+        settled(client, submit(client, txt2img(seed=seed), webhook_url=receiver.url)["id"])
+    statements: list[str] = []
+
+    def count(*args: Any) -> None:
+        statements.append(args[2])
+
+    with app.app_context():
+        engine = db.engine
+    sqlalchemy.event.listen(engine, "before_cursor_execute", count)
+    try:
+        sizes = {}
+        for size in (2, 6):
+            statements.clear()
+            page = client.get(f"/v1/jobs?page_size={size}").get_json()
+            assert [len(job["webhook"]["deliveries"]) for job in page["items"]] == [1] * size
+            sizes[size] = len(statements)
+    finally:
+        sqlalchemy.event.remove(engine, "before_cursor_execute", count)
+    assert sizes[2] == sizes[6], sizes  # not one query per job

@@ -59,6 +59,11 @@ def delivery(owner: User, url: str, event: str = "succeeded") -> WebhookDelivery
     return found
 
 
+def deliveries(job_id: str) -> list[WebhookDelivery]:
+    """Return a job's deliveries as stored now."""
+    return webhooks.deliveries_of([job_id]).get(job_id, [])
+
+
 def reread(delivery_id: str) -> WebhookDelivery:
     """Return a delivery as stored now."""
     found = db.session.get(WebhookDelivery, delivery_id, populate_existing=True)
@@ -69,19 +74,19 @@ def reread(delivery_id: str) -> WebhookDelivery:
 def test_an_end_records_its_delivery_in_the_moves_commit_and_a_start_only_if_asked(app: Flask, owner: User) -> None:
     ends = new_job(owner, "http://127.0.0.1:9/hook")
     assert transition(ends, JobStatus.RUNNING, [JobStatus.QUEUED])
-    assert webhooks.deliveries_of(ends) == []  # started was not asked for
+    assert deliveries(ends) == []  # started was not asked for
     assert transition(ends, JobStatus.FAILED, [JobStatus.RUNNING], error={"type": "execution_failed", "message": "x"})
-    (end,) = webhooks.deliveries_of(ends)
+    (end,) = deliveries(ends)
     assert (end.event, end.state, end.attempts, app.extensions["sent"]) == ("failed", "pending", 0, [end.id])
     assert end.payload["error"] == {"type": "execution_failed", "message": "x"} and "outputs" not in end.payload
     starts = new_job(owner, "http://127.0.0.1:9/hook", ["started"])
     assert transition(starts, JobStatus.RUNNING, [JobStatus.QUEUED])
     assert transition(starts, JobStatus.QUEUED, [JobStatus.RUNNING])  # its instance went away
     assert transition(starts, JobStatus.RUNNING, [JobStatus.QUEUED])  # a second start sends nothing
-    assert [(d.event, d.payload["status"]) for d in webhooks.deliveries_of(starts)] == [("started", "running")]
+    assert [(d.event, d.payload["status"]) for d in deliveries(starts)] == [("started", "running")]
     silent = new_job(owner, None, status="pending")
     assert transition(silent, JobStatus.CANCELLED, [JobStatus.PENDING])
-    assert webhooks.deliveries_of(silent) == []
+    assert deliveries(silent) == []
 
 
 def test_a_delivered_delivery_is_never_sent_again(owner: User, receiver: Receiver) -> None:
