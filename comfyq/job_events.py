@@ -4,11 +4,13 @@ The event types a client sees, in order: ``queued`` (status pending or
 queued, with the queue position), ``started`` (the instance), ``progress``
 (node, label, step, overall fraction), ``output`` (files of a node as soon as
 it ran), and one final ``succeeded | failed | timed_out | cancelled``. Every
-move of the state machine announces itself after its commit (a
-``jobs.on_moved`` hook); the runner announces progress and outputs.
+move of the state machine is told from the move itself and announced after
+its commit (a ``jobs.on_moved`` hook); the runner announces progress and
+outputs.
 """
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any, Callable, Iterable
 from urllib.parse import quote
@@ -35,19 +37,20 @@ def outputs_told(job_id: str, outputs: Iterable[Output]) -> list[dict[str, Any]]
             for o in outputs]
 
 
-def final_event(job: Job, outputs: Iterable[Output]) -> dict[str, Any]:
+def final_event(job_id: str, status: str, error: dict[str, Any] | None,
+                outputs: Iterable[Output]) -> dict[str, Any]:
     """Return the last event of an ended job: its outputs, or its error."""
-    event: dict[str, Any] = {"type": job.status, "status": job.status}
-    if job.status == JobStatus.SUCCEEDED:
-        event["outputs"] = outputs_told(job.id, outputs)
+    event: dict[str, Any] = {"type": status, "status": status}
+    if status == JobStatus.SUCCEEDED:
+        event["outputs"] = outputs_told(job_id, outputs)
     else:
-        event["error"] = job.error
+        event["error"] = error
     return event
 
 
-def started_event(job: Job) -> dict[str, Any]:
+def started_event(instance: str | None, attempt: int) -> dict[str, Any]:
     """Return the event of a job taken by a worker."""
-    return {"type": "started", "instance": job.instance, "attempt": job.attempts}
+    return {"type": "started", "instance": instance, "attempt": attempt}
 
 
 def waiting_event(job: Job, with_position: bool = True) -> dict[str, Any]:
@@ -60,8 +63,8 @@ def current(job: Job) -> list[dict[str, Any]]:
     if job.status in (JobStatus.PENDING, JobStatus.QUEUED):
         return [waiting_event(job)]
     if job.status in FINAL_TYPES:
-        return [final_event(job, job.outputs)]
-    told = [started_event(job)]
+        return [final_event(job.id, job.status, job.error, job.outputs)]
+    told = [started_event(job.instance, job.attempts)]
     progress = job.progress or {}
     if progress.get("node") is not None:
         told.append({"type": "progress", **public_progress(progress)})
@@ -72,33 +75,35 @@ def current(job: Job) -> list[dict[str, Any]]:
     return told
 
 
-def announce(items: list[tuple[Job, dict[str, Any]]]) -> None:
-    """Publish one event for each job; a Redis outage is logged, never raised."""
+def told(job_id: str, event: dict[str, Any]) -> str:
+    """Return an event of a job as the JSON a stream sends, as publishing would write it (less ``at``)."""
+    return json.dumps({**event, "job_id": job_id}, separators=(",", ":"), default=str)
+
+
+def announce(items: list[tuple[str, str | None, dict[str, Any]]]) -> None:
+    """Publish (job id, owner, event) items; a Redis outage is logged, never raised."""
     if not items:
         return
     try:
-        events.publish_many(get_redis(), [(job.id, job.user_id, event) for job, event in items])
+        events.publish_many(get_redis(), items)
     except (redis.RedisError, OSError) as exc:
         logger.warning("events of %d jobs not published, Redis is unreachable: %s", len(items), exc)
 
 
 def waiting(jobs: Iterable[Job]) -> None:
     """Announce new pending jobs, or jobs just admitted to a queue (positions follow on the stream)."""
-    announce([(job, waiting_event(job, with_position=False)) for job in jobs])
+    announce([(job.id, job.user_id, waiting_event(job, with_position=False)) for job in jobs])
 
 
-def on_moved(moved: Moved) -> Callable[[], None]:
-    """Return what announces a move once it commits (a ``jobs.on_moved`` hook)."""
-    def after() -> None:
-        """Publish the event of the move, read from the job as committed."""
-        job = db.session.get(Job, moved.job_id, populate_existing=True)
-        if job is None:
-            return
-        if moved.to == JobStatus.QUEUED:
-            announce([(job, dict(waiting_event(job, with_position=False), requeued=True))])
-        elif moved.to == JobStatus.RUNNING:
-            announce([(job, started_event(job))])
-        elif moved.to in TERMINAL:
-            outputs = db.session.scalars(select(Output).where(Output.job_id == job.id).order_by(Output.id))
-            announce([(job, final_event(job, outputs))])
-    return after
+def on_moved(moved: Moved) -> Callable[[], None] | None:
+    """Tell a move's event from the move itself (in its transaction); publish it once the move commits."""
+    if moved.to == JobStatus.QUEUED:  # back in its queue after a lost instance
+        event = {"type": "queued", "status": moved.to.value, "position": None, "requeued": True}
+    elif moved.to == JobStatus.RUNNING:
+        event = started_event(moved.instance, moved.attempts)
+    elif moved.to in TERMINAL:
+        outputs = db.session.scalars(select(Output).where(Output.job_id == moved.job_id).order_by(Output.id))
+        event = final_event(moved.job_id, moved.to.value, moved.error, outputs)
+    else:
+        return None
+    return lambda: announce([(moved.job_id, moved.user_id, event)])

@@ -62,6 +62,12 @@ class Moved(NamedTuple):
     raw: bool  # a raw workflow, not a template
     came_from: JobStatus
     to: JobStatus
+    # The job as the move left it: what the hooks tell of it, so none has to read it again.
+    instance: str | None
+    attempts: int
+    error: dict[str, Any] | None
+    webhook_url: str | None
+    webhook_events: list[str] | None
 
 
 # A hook runs in the move's transaction; what it returns runs after the commit.
@@ -102,7 +108,8 @@ def transition(job_id: str, to: JobStatus, expected: Iterable[JobStatus], **fiel
     else:
         db.session.rollback()
         return False
-    moved = Moved(job_id, row.user_id, row.queue, row.template is None, old, to)
+    moved = Moved(job_id, row.user_id, row.queue, row.template is None, old, to, row.instance, row.attempts,
+                  row.error, row.webhook_url, row.webhook_events)
     if to in TERMINAL and credits.refund_due(moved.to, moved.came_from, fields.get("error"), moved.raw):
         credits.refund(job_id, note=f"the job ended {to.value}")
     try:
@@ -120,13 +127,14 @@ def transition(job_id: str, to: JobStatus, expected: Iterable[JobStatus], **fiel
 
 
 def _guarded_update(job_id: str, conditions: list[Any], values: dict[str, Any]) -> Row[Any] | None:
-    """Update one job if ``conditions`` hold and return its owner, queue and template, else None.
+    """Update one job if ``conditions`` hold and return what hooks need of it (``Moved``), else None.
 
     Nothing is committed or rolled back here: the caller decides.
     """
     return db.session.execute(
         update(Job).where(Job.id == job_id, *conditions).values(**values)
-        .returning(Job.user_id, Job.queue, Job.template).execution_options(synchronize_session=False)).first()
+        .returning(Job.user_id, Job.queue, Job.template, Job.instance, Job.attempts, Job.error, Job.webhook_url,
+                   Job.webhook_events).execution_options(synchronize_session=False)).first()
 
 
 def set_progress(job_id: str, progress: dict[str, Any]) -> None:

@@ -20,7 +20,7 @@ from . import events
 from .errors import Unavailable
 from .extensions import db, get_redis
 from .events import FINAL_TYPES
-from .job_events import current, final_event, waiting_event
+from .job_events import current, final_event, told, waiting_event
 from .jobs import JobStatus
 from .models import Job, User
 from .sse import kind_of, render
@@ -75,19 +75,18 @@ def fold(logged: list[tuple[str, str]]) -> list[Message]:
 
 def _told(event_id: str, job: Job, event: dict[str, Any]) -> Message:
     """Return one current-state event as a message under the log's latest id."""
-    body = json.dumps({**event, "job_id": job.id}, separators=(",", ":"), default=str)
-    return (event_id if event_id != events.START else None), body
+    return (event_id if event_id != events.START else None), told(job.id, event)
 
 
 def _with_position(opening: Opening, job: Job) -> None:
     """Make a waiting job's opening end with its queue position as it is now."""
-    told = waiting_event(job)
+    now = waiting_event(job)
     for i in range(len(opening.messages) - 1, -1, -1):
         event_id, body = opening.messages[i]
         if kind_of(body) == "queued":
-            opening.messages[i] = (event_id, json.dumps({**json.loads(body), **told}, separators=(",", ":")))
+            opening.messages[i] = (event_id, json.dumps({**json.loads(body), **now}, separators=(",", ":")))
             return
-    opening.messages.append(_told(events.START, job, told))
+    opening.messages.append(_told(events.START, job, now))
 
 
 def open_job(job: Job, last_id: str | None) -> Opening:
@@ -113,7 +112,7 @@ def open_job(job: Job, last_id: str | None) -> Opening:
     opening.last = numbered[-1] if numbered else opening.last
     opening.done = any(kind_of(body) in FINAL_TYPES for _, body in opening.messages)
     if job.status in FINAL_TYPES and not opening.done:  # its final event never made it to the log
-        opening.messages.append(_told(opening.last, job, final_event(job, job.outputs)))
+        opening.messages.append(_told(opening.last, job, final_event(job.id, job.status, job.error, job.outputs)))
         opening.done = True
     elif job.status in WAITING:
         _with_position(opening, job)

@@ -73,15 +73,13 @@ def on_moved(moved: Moved) -> Callable[[], None] | None:
         event = "started"
     else:
         return None
-    job = db.session.execute(select(Job.webhook_url, Job.webhook_events, Job.error)
-                             .where(Job.id == moved.job_id)).first()
-    if job is None or job.webhook_url is None:
+    if moved.webhook_url is None:
         return None
-    if event == "started" and ("started" not in (job.webhook_events or []) or db.session.scalar(
+    if event == "started" and ("started" not in (moved.webhook_events or []) or db.session.scalar(
             select(WebhookDelivery.id).where(WebhookDelivery.job_id == moved.job_id,
                                              WebhookDelivery.event == "started").limit(1)) is not None):
         return None  # not subscribed, or a job sent back to its queue starting again
-    delivery = record(moved.job_id, moved.user_id, event, moved.to.value, job.webhook_url, error=job.error)
+    delivery = record(moved.job_id, moved.user_id, event, moved.to.value, moved.webhook_url, error=moved.error)
     return lambda: send(delivery.id)
 
 

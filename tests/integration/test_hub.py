@@ -9,7 +9,7 @@ from typing import Any, Callable
 import redis
 
 from comfyq import events
-from comfyq.asgi import Stream
+from comfyq.held import Stream
 from comfyq.hub import Hub
 from comfyq.sse import parse
 
