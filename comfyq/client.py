@@ -4,6 +4,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 from typing import Any, Callable, Iterator
+from urllib.parse import urlsplit
 
 import requests
 
@@ -175,8 +176,9 @@ class Client:
         """Download one output of a job into ``folder``; return its path."""
         target = Path(folder) / output["name"]
         target.parent.mkdir(parents=True, exist_ok=True)
-        # A presigned store URL carries its own signature; S3 refuses a second one in a header.
-        fetch = requests.get if "X-Amz-Signature=" in output["url"] else self.session.get
+        # Only the API's own download route gets the key: a store's presigned URL carries its own
+        # signature (S3 refuses a second one in a header), and no store should ever see the key.
+        fetch = self.session.get if urlsplit(output["url"]).path.startswith("/v1/") else requests.get
         with fetch(output["url"], timeout=self.timeout, stream=True) as response:
             if response.status_code >= 400:
                 raise error_for(response)

@@ -43,8 +43,8 @@ def decode_data_url(value: object) -> bytes:
         raise InvalidRequest("the data URL is not valid base64") from None
 
 
-def keep(data: bytes, store: Store, max_bytes: int, max_pixels: int) -> StagedImage:
-    """Check that ``data`` is one whole PNG, JPEG or WebP within the caps; store it once by its hash."""
+def keep(data: bytes, store: Store | None, max_bytes: int, max_pixels: int) -> StagedImage:
+    """Check that ``data`` is one whole PNG, JPEG or WebP within the caps; keep it once by its hash in ``store``."""
     if len(data) > max_bytes:
         raise TooLarge(f"the image is {len(data)} bytes; at most {max_bytes} are accepted")
     try:
@@ -66,7 +66,7 @@ def keep(data: bytes, store: Store, max_bytes: int, max_pixels: int) -> StagedIm
         except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
             raise ImageRefused("the image is truncated or corrupt: it cannot be decoded") from None
     name = f"{hashlib.sha256(data).hexdigest()}.{EXTENSIONS[str(kind)]}"
-    if not store.exists(name):
+    if store is not None and not store.exists(name):
         with store.writer(name) as fh:  # same bytes whoever wins: the name is their hash
             fh.write(data)
     return StagedImage(name, width, height)

@@ -19,7 +19,7 @@ from .extensions import get_redis
 from .inputs import STAGED, StagedImage, decode_data_url
 from .models import User
 from .safety import check_nodes
-from .uploads import UPLOAD_ID, check_pair, create_upload, get_upload, upload_named
+from .uploads import UPLOAD_ID, check_pair, checked, create_upload, get_upload, upload_named
 from .validation import validate_workflow
 
 
@@ -92,13 +92,18 @@ def plan_raw(workflow: dict[str, Any], instance: str | None) -> Plan:
                 candidates=candidates)
 
 
-def image_param(value: object, param: str, kind: str, owner: User) -> StagedImage:
-    """Return the stored image a param names: one of ``owner``'s upload ids or stored names, or a data URL."""
+def image_param(value: object, param: str, kind: str, owner: User, store: bool = True) -> StagedImage:
+    """Return the stored image a param names: one of ``owner``'s upload ids or stored names, or a data URL.
+
+    ``store=False`` (an estimate) checks a data URL's image as an upload would, but keeps nothing.
+    """
     try:
         if isinstance(value, str) and UPLOAD_ID.fullmatch(value):
             upload = get_upload(value, owner)
         elif isinstance(value, str) and STAGED.fullmatch(value):
             upload = upload_named(value, kind, owner)
+        elif not store:
+            return checked(decode_data_url(value))
         else:
             upload = create_upload(owner, decode_data_url(value), kind)[0]
     except (InvalidRequest, NotFound, TooLarge) as exc:
@@ -111,7 +116,7 @@ def image_param(value: object, param: str, kind: str, owner: User) -> StagedImag
 
 
 def plan_template(ref: str, params: dict[str, Any], mode: str, instance: str | None, owner: User,
-                  check_guards: bool = True) -> Plan:
+                  check_guards: bool = True, store: bool = True) -> Plan:
     """Fill a template with parameters (staging input images, or taking ``owner``'s uploads) and plan it."""
     config = current_app.config
     template = current_app.extensions["templates"].get(ref)
@@ -119,7 +124,7 @@ def plan_template(ref: str, params: dict[str, Any], mode: str, instance: str | N
     images: dict[str, StagedImage] = {}
     for name, param in template.params.items():
         if param.type in ("image", "mask") and params.get(name) is not None:
-            staged = images[param.type] = image_param(params[name], name, param.type, owner)
+            staged = images[param.type] = image_param(params[name], name, param.type, owner, store)
             params[name] = staged.name
             inputs.append(staged.name)
             measured.update({f"{name}_width": staged.width, f"{name}_height": staged.height})
@@ -134,9 +139,9 @@ def plan_template(ref: str, params: dict[str, Any], mode: str, instance: str | N
                 resolved.guard_failures, candidates)
 
 
-def plan_job(body: dict[str, Any], owner: User, check_guards: bool = True) -> Plan:
-    """Plan a job of ``owner`` from a request body of either kind."""
+def plan_job(body: dict[str, Any], owner: User, estimate: bool = False) -> Plan:
+    """Plan a job of ``owner`` from a request body of either kind (an estimate: guards unchecked, nothing stored)."""
     if body.get("template"):
         return plan_template(body["template"], body.get("params") or {}, body.get("mode") or "novice",
-                             body.get("instance"), owner, check_guards)
+                             body.get("instance"), owner, check_guards=not estimate, store=not estimate)
     return plan_raw(body["workflow"], body.get("instance"))

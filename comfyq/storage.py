@@ -79,21 +79,17 @@ class LocalStore(Store):
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root)
 
-    def path(self, key: str) -> Path:
-        """Return where ``key`` lives on disk."""
-        return self.root / key
-
-    def local_path(self, key: str) -> Path | None:
+    def local_path(self, key: str) -> Path:
         """Return the file of ``key``."""
-        return self.path(key)
+        return self.root / key
 
     def read(self, key: str) -> bytes:
         """Return the bytes of ``key``."""
-        return self.path(key).read_bytes()
+        return self.local_path(key).read_bytes()
 
     def exists(self, key: str) -> bool:
         """Return whether ``key`` is a file."""
-        return self.path(key).is_file()
+        return self.local_path(key).is_file()
 
     @contextmanager
     def writer(self, key: str) -> Iterator[BinaryIO]:

@@ -84,7 +84,7 @@ def estimate_job(body: dict[str, Any], user: User) -> dict[str, Any]:
     """Answer what a submission by ``user`` would cost and meet, without creating a job."""
     check_submission(user, body, current_app.config["RAW_WORKFLOW_ROLES"])
     for_submission(body, user)  # a webhook the submission would refuse is refused here too
-    plan = plan_job(body, user, check_guards=False)
+    plan = plan_job(body, user, estimate=True)
     ahead = positions.waiting_in(plan.queue)
     limits = limits_for(user, current_app.config)
     if count(user.id, ADMITTED_STATUSES, limits.max_running) >= limits.max_running:

@@ -19,7 +19,7 @@ from .errors import InvalidRequest, NotFound
 from .extensions import db
 from .inputs import ImageRefused, StagedImage, keep
 from .models import Upload, User
-from .storage import content_type
+from .storage import Store, content_type
 
 UPLOAD_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 KINDS = ("image", "mask")
@@ -34,12 +34,7 @@ def create_upload(user: User, data: bytes, kind: str, image_id: str | None = Non
         raise InvalidRequest("only a mask names an image (form field 'image'); send kind=mask or drop 'image'",
                              {"form": {"image": ["only for masks"]}})
     image = get_upload(image_id, user) if image_id is not None else None
-    config = current_app.config
-    try:
-        staged = keep(data, current_app.extensions["stores"].inputs, int(config["MAX_UPLOAD_BYTES"]),
-                      int(config["MAX_UPLOAD_PIXELS"]))
-    except ImageRefused as exc:
-        raise InvalidRequest(str(exc), {"files": {"file": [str(exc)]}}) from None
+    staged = _kept(data, current_app.extensions["stores"].inputs)
     if image is not None:
         check_pair(image, staged, {"files": {"file": ["size differs from the image"]}})
     digest = hashlib.sha256(data).hexdigest()
@@ -58,6 +53,20 @@ def create_upload(user: User, data: bytes, kind: str, image_id: str | None = Non
             raise
         return found, False
     return upload, True
+
+
+def checked(data: bytes) -> StagedImage:
+    """Check ``data`` as an upload is checked, storing nothing (for an estimate); return what it would be."""
+    return _kept(data, None)
+
+
+def _kept(data: bytes, store: Store | None) -> StagedImage:
+    """Check ``data`` against the upload caps and keep it in ``store`` (None: nowhere)."""
+    config = current_app.config
+    try:
+        return keep(data, store, int(config["MAX_UPLOAD_BYTES"]), int(config["MAX_UPLOAD_PIXELS"]))
+    except ImageRefused as exc:
+        raise InvalidRequest(str(exc), {"files": {"file": [str(exc)]}}) from None
 
 
 def _find(user: User, digest: str, kind: str) -> Upload | None:

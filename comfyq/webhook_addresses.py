@@ -109,8 +109,15 @@ def literal(host: str) -> Address | None:
 def check_literal(host: str, allow: Allowlist) -> None:
     """Raise Refused if ``host`` is an IP literal that webhooks may not call; hostnames pass (checked later)."""
     address = literal(host)
-    if address is not None and not allow.allows(address):
-        raise Refused(f"{address} is {refusal(address)}; webhooks only call public addresses "
+    if address is not None:
+        _check(address, allow)
+
+
+def _check(address: Address, allow: Allowlist, host: str | None = None) -> None:
+    """Raise Refused if webhooks may not call ``address`` (what ``host``, if given, resolved to)."""
+    if not allow.allows(address):
+        said = f"{host} resolves to {address}, which is" if host else f"{address} is"
+        raise Refused(f"{said} {refusal(address)}; webhooks only call public addresses "
                       "(or those an operator allows with COMFYQ_WEBHOOK_ALLOW)")
 
 
@@ -125,14 +132,12 @@ def resolve(host: str, port: int, allow: Allowlist,
         return None
     address = literal(host)
     if address is not None:
-        check_literal(host, allow)
+        _check(address, allow)
         return str(address)
     found: list[Address] = []
     for *_, sockaddr in getaddrinfo(host, port, type=socket.SOCK_STREAM):
         resolved = ipaddress.ip_address(str(sockaddr[0]).split("%", 1)[0])
-        if not allow.allows(resolved):
-            raise Refused(f"{host} resolves to {resolved}, which is {refusal(resolved)}; webhooks only call "
-                          "public addresses (or those an operator allows with COMFYQ_WEBHOOK_ALLOW)")
+        _check(resolved, allow, host)
         if resolved not in found:
             found.append(resolved)
     if not found:

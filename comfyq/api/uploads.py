@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Response, jsonify
 from marshmallow import Schema, fields, validate
 
 from ..models import Upload, aware
@@ -52,12 +51,10 @@ def present_upload(upload: Upload) -> dict[str, Any]:
 @bp.arguments(UploadFileSchema, location="files")
 @bp.response(201, UploadSchema)
 @bp.alt_response(200, schema=UploadSchema, description="the same bytes were uploaded before: the same upload")
-def upload(form: dict[str, Any], files: dict[str, Any]) -> Response:
+def upload(form: dict[str, Any], files: dict[str, Any]) -> tuple[dict[str, Any], int]:
     """Upload a PNG, JPEG or WebP image (or a mask of one) as multipart field 'file'; stored once by content."""
     found, new = create_upload(current_user(), files["file"].read(), form["kind"], form["image"])
-    answer = jsonify(UploadSchema().dump(present_upload(found)))
-    answer.status_code = 201 if new else 200
-    return answer
+    return present_upload(found), 201 if new else 200
 
 
 @bp.route("/<upload_id>")

@@ -159,3 +159,18 @@ def test_an_inline_image_becomes_an_upload_under_the_same_caps(app: Flask, owner
     refused = strict.post("/v1/jobs", json={"template": "img2img", "params": {"prompt": "x", "image": inline}})
     assert refused.status_code == 413 and refused.get_json()["message"].startswith("params.image: the image is")
     wait_for(owner, job["id"], timeout=60)
+
+
+def test_an_estimate_checks_an_inline_image_but_keeps_nothing(owner: FlaskClient, stack_env: dict[str, str]) -> None:
+    import base64
+
+    data = image_bytes(41, 29)
+    inline = "data:image/png;base64," + base64.b64encode(data).decode()
+    before = sorted(p.name for p in Path(stack_env["COMFYQ_DATA_DIR"]).rglob("*.png"))
+    estimate = owner.post("/v1/jobs:estimate", json={"template": "img2img", "params": {"prompt": "x", "image": inline}})
+    assert estimate.status_code == 200 and estimate.get_json()["cost"] >= 1
+    assert sorted(p.name for p in Path(stack_env["COMFYQ_DATA_DIR"]).rglob("*.png")) == before
+    assert send(owner, data).status_code == 201  # a new upload: the estimate made none
+    broken = "data:image/png;base64," + base64.b64encode(bad_header()).decode()
+    refused = owner.post("/v1/jobs:estimate", json={"template": "img2img", "params": {"prompt": "x", "image": broken}})
+    assert refused.status_code == 422 and refused.get_json()["message"].startswith("params.image: ")
