@@ -215,7 +215,8 @@ async def _many(api: str, key: str, job_id: str, count: int, start: Any) -> list
 def test_one_api_process_holds_hundreds_of_streams_without_a_thread_each(
         api: str, keys: dict[str, str], rds: redis.Redis) -> None:
     client = Client(api, keys["svc"])
-    blocker = client.submit(workflow=slow(30, 0.1, seed=60), instance="gpu0")  # keeps the job below waiting
+    # Keeps the job below waiting until all streams are open (then it is cancelled), however long that takes.
+    blocker = client.submit(workflow=slow(600, 0.1, seed=60), instance="gpu0")
     job = client.submit(workflow=slow(10, 0.05, seed=61), instance="gpu0")
     process = next(p for p in psutil.Process().children(recursive=True)
                    if f"--port {api.rsplit(':', 1)[1]}" in " ".join(p.cmdline()))
