@@ -1,6 +1,7 @@
 """ASGI entry, ``uvicorn comfyq.asgi:app``: Flask answers every request; event streams stay open here.
 
-Flask runs in a thread pool (a2wsgi). When its answer carries the
+Flask runs in a thread pool (a2wsgi), and is given a request only once its
+whole body is here (``request_body``), so slow clients hold no thread. When its answer carries the
 ``X-Comfyq-Hold`` header (an event stream's opening, see ``api.streams``),
 this layer sends the opening, keeps the connection and follows the stream's
 log (``held.Stream``) through the process's ``Hub``: one coroutine per
@@ -23,6 +24,7 @@ from redis.exceptions import RedisError
 from . import create_app
 from .api.streams import HOLD_HEADER, HOLDER_HEADER
 from .held import Send, Stream, state_lookup
+from .request_body import BodyReader, BodyRefused, ClientLeft, replay, with_length
 from .hub import GONE, Hub
 
 logger = logging.getLogger(__name__)
@@ -38,6 +40,8 @@ class HoldingApp:
         self.flask_app = flask_app
         self.wsgi = WSGIMiddleware(flask_app, workers=threads)  # type: ignore[arg-type]
         self.hub: Hub | None = None
+        config = flask_app.config
+        self.bodies = BodyReader(config["MAX_BODY_BYTES"], config["READ_TIMEOUT"], config["BODY_DEADLINE"])
 
     async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -48,6 +52,14 @@ class HoldingApp:
         # Tell the views that this server holds streams (a client cannot say so for itself).
         headers = [(k, v) for k, v in scope.get("headers", []) if k.lower() != HOLDER_KEY]
         scope = {**scope, "headers": [*headers, (HOLDER_KEY, b"1")]}
+        try:
+            body = await self.bodies.read(scope, receive)
+        except BodyRefused as refusal:
+            await self.bodies.refuse(send, refusal, receive)
+            return
+        except ClientLeft:
+            return
+        scope, receive = with_length(scope, body), replay(body, receive)
         hold: dict[str, Any] = {}
 
         async def intercept(message: dict[str, Any]) -> None:

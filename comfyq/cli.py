@@ -17,7 +17,19 @@ from .cli_jobs import jobs, upload, with_api
 from .cli_templates import templates
 
 
-@click.group()
+class Commands(click.Group):
+    """The ``comfyq`` group: an API that cannot be reached is one line on stderr, not a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        import requests
+
+        try:
+            return super().invoke(ctx)
+        except requests.RequestException as exc:  # the client's Unreachable says where it looked and what to set
+            raise click.ClickException(str(exc)) from exc
+
+
+@click.group(cls=Commands)
 @click.version_option(package_name="comfyq")
 def main() -> None:
     """comfyq: one job queue in front of many ComfyUI servers."""
@@ -57,14 +69,19 @@ def up(host: str, port: int, flower_port: int, redis_port: int, sim_ports: str) 
 @click.option("--threads", envvar="COMFYQ_API_THREADS", type=click.IntRange(min=1), default=None,
               help="Request threads per process (event streams need none: they are coroutines)  "
                    "[default: 1 on SQLite, else 4]")
-def api(host: str, port: int, workers: int, threads: int | None) -> None:
+@click.option("--log-config", envvar="UVICORN_LOG_CONFIG", default=None, type=click.Path(dir_okay=False),
+              help="A logging configuration file for uvicorn (JSON, YAML or ini).")
+def api(host: str, port: int, workers: int, threads: int | None, log_config: str | None) -> None:
     """Serve the REST API and its event streams with uvicorn (ASGI)."""
+    import uvicorn
+
     if threads is not None:
         os.environ["COMFYQ_API_THREADS"] = str(threads)
-    os.execv(sys.executable, [sys.executable, "-m", "uvicorn", "comfyq.asgi:app", "--host", host,
-                              "--port", str(port), "--workers", str(workers), "--loop", "uvloop",
-                              "--http", "httptools", "--timeout-graceful-shutdown", "3",
-                              "--no-server-header"])
+    options = {"log_config": log_config} if log_config else {}
+    # The protocol is named by its import path so that uvicorn's worker processes import it themselves.
+    uvicorn.run("comfyq.asgi:app", host=host, port=port, workers=workers, loop="uvloop",
+                http="comfyq.server_protocol:TimedHttpProtocol", timeout_graceful_shutdown=3,
+                server_header=False, **options)
 
 
 @main.command()
@@ -176,6 +193,9 @@ def submit(what: str, params: tuple[str, ...], mode: str, api_url: str, api_key:
     from .client import Client, ComfyqAPIError
 
     body: dict[str, Any]
+    if not Path(what).is_file() and ("/" in what or os.sep in what or what.endswith(".json")):
+        raise click.BadParameter(f"no such file: {what} (looked in {Path.cwd()}); give a workflow file's path, "
+                                 "or a template's name such as txt2img", param_hint="WHAT")
     if Path(what).is_file():
         try:
             graph = json.loads(Path(what).read_text())

@@ -9,12 +9,13 @@ from urllib.parse import urlsplit
 import requests
 
 from .client_errors import (ERRORS, BadRequest, ComfyqAPIError, Conflict, Forbidden, Gone, Invalid, JobFailed,
-                            NotFound, PaymentRequired, RateLimited, TooLarge, Unauthorized, Unavailable, error_for)
+                            NotFound, PaymentRequired, RateLimited, TooLarge, Unauthorized, Unavailable, Unreachable,
+                            error_for)
 from .sse import Event, parse
 
 __all__ = ["Client", "Event", "ERRORS", "BadRequest", "ComfyqAPIError", "Conflict", "Forbidden", "Gone", "Invalid",
            "JobFailed", "NotFound", "PaymentRequired", "RateLimited", "TooLarge", "Unauthorized", "Unavailable",
-           "error_for"]
+           "Unreachable", "error_for"]
 
 TERMINAL = frozenset({"succeeded", "failed", "timed_out", "cancelled"})
 STREAM_READ_TIMEOUT = 60.0  # the server sends a keep-alive every 15 s
@@ -39,7 +40,10 @@ class Client:
 
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
         """Send one request; return its JSON, or raise the typed error it answered with."""
-        response = self.session.request(method, self.base_url + path, timeout=self.timeout, **kwargs)
+        try:
+            response = self.session.request(method, self.base_url + path, timeout=self.timeout, **kwargs)
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            raise Unreachable(self.base_url, exc) from exc
         if response.status_code >= 400:
             raise error_for(response)
         return response.json()
@@ -148,10 +152,10 @@ class Client:
                         yield event
                         if job_id and event.type in TERMINAL:
                             return
-            except requests.RequestException:  # refused, reset, timed out, cut mid-chunk
+            except requests.RequestException as exc:  # refused, reset, timed out, cut mid-chunk
                 failures += 1
                 if failures > reconnects:
-                    raise
+                    raise Unreachable(self.base_url, exc) from exc
                 time.sleep(min(0.2 * 2 ** failures, RETRY_AFTER))
             else:  # ended without a final event (a restart, or a plain WSGI server ends each opening): resume
                 time.sleep(RETRY_AFTER)

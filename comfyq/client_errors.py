@@ -20,6 +20,8 @@ class ComfyqAPIError(Exception):
          ├── TooLarge 413                     an upload over the cap
          ├── RateLimited 429                  .retry_after seconds, when the API says
          └── Unavailable 503                  try again later
+
+    ``Unreachable`` (a ``requests.ConnectionError``) means no answer came at all.
     """
 
     def __init__(self, status: int, message: str, errors: Any = None, retry_after: float | None = None) -> None:
@@ -72,6 +74,15 @@ class RateLimited(ComfyqAPIError):
 
 class Unavailable(ComfyqAPIError):
     """503: a backing service is down; nothing was written."""
+
+
+class Unreachable(requests.ConnectionError):
+    """The API could not be reached, or did not answer in time; the message says where it was looked for."""
+
+    def __init__(self, base_url: str, cause: requests.RequestException) -> None:
+        what = "did not answer in time" if isinstance(cause, requests.Timeout) else "is unreachable"
+        super().__init__(f"the comfyq API at {base_url} {what} ({type(cause).__name__}); start it "
+                         "(python3 -m comfyq up) or point the client at it with --api-url or COMFYQ_API_URL")
 
 
 class JobFailed(Exception):

@@ -182,6 +182,9 @@ class Config:
         self.TIME_LIMIT_GRACE = _float(env, "COMFYQ_TIME_LIMIT_GRACE", 60.0)
         self.MAX_TIME_LIMIT = _float(env, "COMFYQ_MAX_TIME_LIMIT", 3600.0)
         self.MAX_BODY_BYTES = int(_float(env, "COMFYQ_MAX_BODY_BYTES", 16_000_000))
+        # A client may pause this long while sending a request's headers or body, and take BODY_DEADLINE in all.
+        self.READ_TIMEOUT = _float(env, "COMFYQ_READ_TIMEOUT", 10.0)
+        self.BODY_DEADLINE = _float(env, "COMFYQ_BODY_DEADLINE", 120.0)
         self.MAX_WORKFLOW_NODES = int(_float(env, "COMFYQ_MAX_WORKFLOW_NODES", 500))
         self.MAX_BATCH_JOBS = int(_float(env, "COMFYQ_MAX_BATCH_JOBS", 100))
         self.MAX_UPLOAD_BYTES = int(_float(env, "COMFYQ_MAX_UPLOAD_BYTES", 10_000_000))

@@ -40,6 +40,9 @@ def check(config: Any) -> None:
     if not 0 < config.MAX_UPLOAD_BYTES <= config.MAX_BODY_BYTES or config.MAX_UPLOAD_PIXELS <= 0:
         raise ConfigError("COMFYQ_MAX_UPLOAD_BYTES must be positive and at most COMFYQ_MAX_BODY_BYTES, and "
                           "COMFYQ_MAX_UPLOAD_PIXELS positive")
+    if not 0 < config.READ_TIMEOUT <= config.BODY_DEADLINE:
+        raise ConfigError("COMFYQ_READ_TIMEOUT must be positive and at most COMFYQ_BODY_DEADLINE "
+                          "(seconds a client may pause while sending a request, and take in all)")
     if not 0 < config.S3_URL_EXPIRES <= 604800:
         raise ConfigError("COMFYQ_S3_URL_EXPIRES must be between 1 and 604800 seconds (SigV4's limit)")
     if config.STORAGE not in ("local", "s3") or (config.STORAGE == "s3" and not config.S3_BUCKET):

@@ -16,6 +16,7 @@ import psutil
 import boto3
 import pytest
 import redis
+import requests
 from flask import Flask
 from flask.testing import FlaskClient
 
@@ -277,6 +278,34 @@ def wait_for(client: FlaskClient, job_id: str, statuses: set[str] = TERMINAL,
         if time.monotonic() > deadline:
             raise AssertionError(f"job {job_id} still {job['status']} after {timeout} s: {job}")
         time.sleep(0.05)
+
+
+@contextlib.contextmanager
+def api_server(env: dict[str, str], log: Path, workers: int = 1) -> Iterator[str]:
+    """Run one `comfyq api` process with ``env`` on a free port; yield its URL."""
+    port = free_port()
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "comfyq", "api", "--port", str(port), "--workers", str(workers)],
+                                env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
+            try:
+                if requests.get(f"{url}/healthz", timeout=5).ok:
+                    break
+            except requests.RequestException:
+                time.sleep(0.1)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
 
 
 @contextlib.contextmanager
