@@ -1,7 +1,8 @@
 """ASGI entry, ``uvicorn comfyq.asgi:app``: Flask answers every request; event streams stay open here.
 
 Flask runs in a thread pool (a2wsgi), and is given a request only once its
-whole body is here (``request_body``), so slow clients hold no thread. When its answer carries the
+whole body is here; a client that stops reading its answer is dropped
+(``slow_clients``), so slow clients hold no thread. When its answer carries the
 ``X-Comfyq-Hold`` header (an event stream's opening, see ``api.streams``),
 this layer sends the opening, keeps the connection and follows the stream's
 log (``held.Stream``) through the process's ``Hub``: one coroutine per
@@ -24,7 +25,7 @@ from redis.exceptions import RedisError
 from . import create_app
 from .api.streams import HOLD_HEADER, HOLDER_HEADER
 from .held import Send, Stream, state_lookup
-from .request_body import BodyReader, BodyRefused, ClientLeft, replay, with_length
+from .slow_clients import BodyReader, BodyRefused, ClientLeft, paced, replay, with_length
 from .hub import GONE, Hub
 
 logger = logging.getLogger(__name__)
@@ -60,6 +61,7 @@ class HoldingApp:
         except ClientLeft:
             return
         scope, receive = with_length(scope, body), replay(body, receive)
+        send_flask, stalled = paced(send, self.bodies.read_timeout)
         hold: dict[str, Any] = {}
 
         async def intercept(message: dict[str, Any]) -> None:
@@ -74,10 +76,13 @@ class HoldingApp:
                 message = {**message, "headers": headers}
             elif hold and message["type"] == "http.response.body" and not message.get("more_body"):
                 message = {**message, "more_body": True}
-            await send(message)
+            await send_flask(message)
 
         await self.wsgi(scope, receive, intercept)  # type: ignore[arg-type]
-        if hold:
+        if stalled():
+            logger.warning("%s %s: the client stopped reading the answer for %g s; dropped", scope["method"],
+                           scope["path"], self.bodies.read_timeout)
+        elif hold:
             await self.follow(hold, receive, send)
 
     async def follow(self, hold: dict[str, Any], receive: Receive, send: Send) -> None:

@@ -16,7 +16,7 @@ from typing import Any
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from .config import Config
-from .request_body import error_json
+from .slow_clients import error_json
 
 _read_timeout: float | None = None
 

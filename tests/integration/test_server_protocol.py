@@ -8,7 +8,7 @@ import pytest
 from flask import Flask
 
 from tests.integration.conftest import api_server
-from tests.integration.test_request_body import answer, answer_closes, connect, others_are_served, pending, user_key
+from tests.integration.test_slow_clients import answer, answer_closes, connect, others_are_served, pending, user_key
 
 SETTINGS = {"COMFYQ_READ_TIMEOUT": "3"}
 

@@ -198,3 +198,39 @@ def test_a_declared_length_over_the_limit_is_refused_at_once(api: str, app: Flas
     assert time.monotonic() - started < READ_TIMEOUT  # answered at once, not after waiting for the body
     assert answer_closes(sock)
     assert requests.get(f"{api}/healthz", timeout=10).status_code == 200
+
+
+def test_a_client_that_stops_reading_its_download_is_dropped_and_frees_the_thread(api: str, app: Flask) -> None:
+    user_id, key = user_key(app, "reads-slowly")
+    auth = {"Authorization": f"Bearer {key}"}
+    job = requests.post(f"{api}/v1/jobs", json=JOB, headers=auth, timeout=30).json()
+    deadline = time.monotonic() + 120
+    while (job := requests.get(f"{api}/v1/jobs/{job['id']}", headers=auth, timeout=30).json())["status"] != "succeeded":
+        assert job["status"] not in ("failed", "timed_out", "cancelled") and time.monotonic() < deadline, job
+        time.sleep(0.1)
+    size = 24 * 2 ** 20  # more than the socket buffers and a2wsgi's queue hold, so the writing thread blocks
+    with app.app_context():
+        output = db.session.get(Job, job["id"]).outputs[0]
+        app.extensions["stores"].outputs.local_path(output.path).write_bytes(b"\0" * size)
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    parts = urlsplit(api)
+    sock.connect((parts.hostname, parts.port))
+    sock.sendall(head("GET", urlsplit(job["outputs"][0]["url"]).path, key))
+    # The one Flask thread is stuck writing until the reader is dropped; then others are served at once again.
+    deadline = time.monotonic() + 60
+    while True:
+        started = time.monotonic()
+        served = requests.get(f"{api}/v1/account", headers=auth, timeout=60).status_code == 200
+        if served and time.monotonic() - started < 1.0:
+            break
+        assert time.monotonic() < deadline
+    others_are_served(api, key)
+    got = b""
+    sock.settimeout(30)
+    try:
+        while chunk := sock.recv(1 << 20):
+            got += chunk
+    except ConnectionResetError:
+        pass
+    assert got.startswith(b"HTTP/1.1 200 OK") and len(got) < size  # the server cut the stalled download short

@@ -1,11 +1,13 @@
-"""Read each request's whole body in the event loop, before a Flask thread is given the request.
+"""Keep slow clients from holding Flask's threads: bodies are read whole first, stalled readers are dropped.
 
-A client that sends its body slowly, or stops half-way, then holds a
-coroutine and a connection, never one of Flask's few threads. Bodies are read
-until ``read_timeout`` passes without a byte or ``deadline`` passes in all
-(408), and refused once they outgrow ``limit`` (413), before they are kept
-whole. Chunked bodies are read the same way and handed to Flask with a
-``Content-Length``, which WSGI needs to see them at all.
+A client that sends its body slowly, or stops half-way, holds a coroutine
+and a connection, never one of Flask's few threads. Bodies are read until
+``read_timeout`` passes without a byte or ``deadline`` passes in all (408),
+and refused once they outgrow ``limit`` (413), before they are kept whole.
+Chunked bodies are read the same way and handed to Flask with a
+``Content-Length``, which WSGI needs to see them at all. A client that stops
+reading its answer for ``read_timeout`` loses the connection, so the thread
+writing that answer is freed.
 """
 from __future__ import annotations
 
@@ -126,3 +128,23 @@ def replay(body: bytes, receive: Receive) -> Receive:
         return await receive()
 
     return again
+
+
+def paced(send: Send, timeout: float) -> tuple[Send, Callable[[], bool]]:
+    """Return a send that gives up on a client not reading for ``timeout`` s, and a test of whether it did.
+
+    Once it gave up, the rest of the answer is dropped so the thread writing it finishes; the
+    server then closes the connection, as the answer was never completed.
+    """
+    stalled = False
+
+    async def send_paced(message: Message) -> None:
+        nonlocal stalled
+        if stalled:
+            return
+        try:
+            await asyncio.wait_for(send(message), timeout)
+        except asyncio.TimeoutError:
+            stalled = True
+
+    return send_paced, lambda: stalled
