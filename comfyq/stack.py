@@ -28,6 +28,15 @@ SIM_PORTS = (8188, 8189)
 # Stop order: no new jobs first, then workers finish theirs, Redis goes last.
 # The webhooks worker stops after the GPU workers, so it still sends the ends of jobs they finish while draining.
 STOP_RANK = {"api": 0, "worker": 1, "beat": 2, "webhooks": 2, "flower": 2, "sim": 3, "redis": 4}
+ROOT_NOTE = ("running as root, which Celery advises against (said once here instead of a SecurityWarning "
+             "from each worker); run comfyq as an unprivileged user in production")
+OVERCOMMIT_NOTE = ("vm.overcommit_memory is 0, so a rewrite of the append-only file may fail when memory is short; "
+                   "`sysctl vm.overcommit_memory=1` fixes it (Redis's own warning, shortened)\n")
+
+
+def _redis_rewrite(line: str) -> str | None:
+    """Shorten Redis's overcommit warning, printed at every start, to one line that says what it means here."""
+    return OVERCOMMIT_NOTE if "overcommit" in line else None
 
 
 class Stack:
@@ -83,11 +92,15 @@ class Stack:
             self.env["COMFYQ_REDIS_URL"] = f"redis://127.0.0.1:{self.redis_port}/0"
             redis_dir = self.data_dir / "redis"
             redis_dir.mkdir(parents=True, exist_ok=True)
-            self.redis = self.spawn("redis", "redis", redis_server.command(self.redis_port, redis_dir, persist=True))
+            self.redis = self.spawn("redis", "redis", redis_server.command(self.redis_port, redis_dir, persist=True),
+                                    _redis_rewrite)
             redis_server.wait_ready(self.env["COMFYQ_REDIS_URL"], self.redis.proc)
         else:
             redis_server.wait_ready(self.env["COMFYQ_REDIS_URL"])
         self.bootstrap_admin()
+        if hasattr(os, "geteuid") and os.geteuid() == 0:
+            self.say(ROOT_NOTE)
+            self.env["COMFYQ_ROOT_NOTED"] = "1"  # comfyq's Celery workers then keep quiet about it
         self.comfyq("api", "api", "--host", self.host, "--port", str(self.api_port))
         for name in parse_instances(self.env["COMFYQ_INSTANCES"]) if self.with_workers else ():
             self.comfyq(name, "worker", name)
