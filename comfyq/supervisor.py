@@ -11,6 +11,7 @@ from typing import Any, Callable
 import requests
 
 from .proctree import log_tail, terminate_tree, tree_rss
+from .restarts import backoff
 
 logger = logging.getLogger(__name__)
 MB = 1024 * 1024
@@ -210,7 +211,7 @@ class ComfySupervisor:
         logger.warning("%s %s; starting it again", self.name, reason)
         with self._lock:
             self._announce_down(reason)
-        delay = BACKOFF_FIRST
+        attempt = 0
         while not self._stopping.is_set():
             try:
                 with self._lock:
@@ -222,9 +223,10 @@ class ComfySupervisor:
                 self._call(self.on_up)
                 return
             except SupervisorError as exc:
+                attempt += 1
+                delay = backoff(attempt, BACKOFF_FIRST, BACKOFF_MAX)
                 logger.error("%s did not come back (retrying in %gs): %s", self.name, delay, exc)
                 self._stopping.wait(delay)
-                delay = min(delay * 2, BACKOFF_MAX)
 
     def _free(self) -> None:
         """Ask ComfyUI to unload its models and free memory; log failures."""

@@ -11,11 +11,12 @@ import os
 import signal
 import socket
 import threading
+import warnings
 from types import FrameType
 from typing import Any
 
 from billiard.exceptions import WorkerLostError
-from celery.exceptions import TimeLimitExceeded
+from celery.exceptions import SecurityWarning, TimeLimitExceeded
 from celery.signals import (task_failure, task_postrun, task_prerun, task_received, worker_process_init,
                             worker_ready, worker_shutdown, worker_shutting_down)
 
@@ -36,6 +37,8 @@ celery_app.steps["consumer"].add(intake.IntakeStep)
 _guard: WorkerGuard | None = None
 _supervisor: ComfySupervisor | None = None
 _in_task = False  # in a pool child: whether it is running a task now
+if os.environ.get("COMFYQ_ROOT_NOTED"):  # `comfyq up` said once that it runs as root; each worker would repeat it
+    warnings.filterwarnings("ignore", category=SecurityWarning)
 
 
 def worker_argv(instance: str, loglevel: str = "INFO") -> list[str]:
