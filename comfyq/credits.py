@@ -2,7 +2,7 @@
 
 Every change of a balance writes one ledger entry in the same transaction:
 ``grant`` and ``adjustment`` by admins, ``debit`` per job at submission,
-``refund`` per job that ends without the user being at fault. A job has at most
+``refund`` per job that fails, times out or is cancelled before it ran. A job has at most
 one entry of each kind (a unique constraint), so a retried handler can never
 refund twice. Only the functions here touch ``users.balance``.
 """
@@ -18,8 +18,6 @@ from .errors import Conflict, InvalidRequest, PaymentRequired
 from .extensions import db
 from .models import Job, LedgerEntry, User
 
-# Failures a raw workflow's sender caused: ComfyUI refused the graph they wrote.
-SENDER_FAULTS = frozenset({"prompt_rejected"})
 MAX_BALANCE = 10**15
 
 
@@ -51,12 +49,15 @@ def record_debits(user: User, jobs: Iterable[Job]) -> None:
                        for job in jobs if job.cost)
 
 
-def refund_due(to: str, came_from: str, error: Mapping[str, Any] | None, raw: bool) -> bool:
-    """Return whether a job moving from ``came_from`` to ``to`` gets its credits back."""
-    if to == "timed_out":
+def refund_due(to: str, came_from: str) -> bool:
+    """Return whether a job moving from ``came_from`` to ``to`` gets its credits back.
+
+    Every failure is refunded, a graph the instance refused included: comfyq
+    checks raw workflows against the instances' catalogues before taking
+    credits, so a refusal that gets past it is one comfyq could not foresee.
+    """
+    if to in ("failed", "timed_out"):
         return True
-    if to == "failed":  # a template's graph is ours: its rejection is never the user's fault
-        return not (raw and (error or {}).get("type") in SENDER_FAULTS)
     # A job cancelled while running held a GPU; one cancelled before never did.
     return to == "cancelled" and came_from != "running"
 

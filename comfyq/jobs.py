@@ -59,7 +59,6 @@ class Moved(NamedTuple):
     job_id: str
     user_id: str | None
     queue: str
-    raw: bool  # a raw workflow, not a template
     came_from: JobStatus
     to: JobStatus
     # The job as the move left it: what the hooks tell of it, so none has to read it again.
@@ -108,9 +107,9 @@ def transition(job_id: str, to: JobStatus, expected: Iterable[JobStatus], **fiel
     else:
         db.session.rollback()
         return False
-    moved = Moved(job_id, row.user_id, row.queue, row.template is None, old, to, row.instance, row.attempts,
+    moved = Moved(job_id, row.user_id, row.queue, old, to, row.instance, row.attempts,
                   row.error, row.webhook_url, row.webhook_events)
-    if to in TERMINAL and credits.refund_due(moved.to, moved.came_from, fields.get("error"), moved.raw):
+    if to in TERMINAL and credits.refund_due(moved.to, moved.came_from):
         credits.refund(job_id, note=f"the job ended {to.value}")
     try:
         after = [hook(moved) for hook in _hooks]
@@ -133,7 +132,7 @@ def _guarded_update(job_id: str, conditions: list[Any], values: dict[str, Any]) 
     """
     return db.session.execute(
         update(Job).where(Job.id == job_id, *conditions).values(**values)
-        .returning(Job.user_id, Job.queue, Job.template, Job.instance, Job.attempts, Job.error, Job.webhook_url,
+        .returning(Job.user_id, Job.queue, Job.instance, Job.attempts, Job.error, Job.webhook_url,
                    Job.webhook_events).execution_options(synchronize_session=False)).first()
 
 

@@ -1,8 +1,9 @@
 """Turn a request into a runnable plan: the graph, its queue, cost and time limit.
 
 A request is a raw workflow (validated, checked against the node policy and the
-instances' catalogues) or a template reference with parameters (filled,
-guarded, costed). Nothing is written here except staged input images.
+instances' catalogues, its images resolved to the sender's uploads) or a
+template reference with parameters (filled, guarded, costed). Nothing is
+written here except staged input images.
 """
 from __future__ import annotations
 
@@ -16,10 +17,11 @@ from . import catalogue
 from .config import SHARED_QUEUE, Instance, capability_queue
 from .errors import InvalidRequest, NotFound, TooLarge, Unavailable
 from .extensions import get_redis
+from .file_inputs import named_files, with_stored_names
 from .inputs import STAGED, StagedImage, decode_data_url
 from .models import User
 from .safety import check_nodes
-from .uploads import UPLOAD_ID, check_pair, checked, create_upload, get_upload, upload_named
+from .uploads import UPLOAD_ID, check_pair, checked, create_upload, get_upload, stored_names, upload_named
 from .validation import validate_workflow
 
 
@@ -78,18 +80,20 @@ def _catalogues(instances: list[Instance]) -> dict[str, catalogue.Catalogue]:
     return {name: cat for name, cat in found.items() if cat is not None}
 
 
-def plan_raw(workflow: dict[str, Any], instance: str | None) -> Plan:
-    """Check a raw workflow and plan it at the flat raw-job cost and the default time limit."""
+def plan_raw(workflow: dict[str, Any], instance: str | None, owner: User) -> Plan:
+    """Check a raw workflow of ``owner`` and plan it at the flat raw-job cost and the default time limit."""
     config = current_app.config
     queue, candidates = route(instance)
     # Structure first, so a malformed graph gets its 422 even when Redis is down.
     validate_workflow(workflow, {}, config["MAX_WORKFLOW_NODES"])
     check_nodes(workflow, config["NODE_BLOCKLIST"], config["NODE_ALLOWLIST"])
     catalogues = _catalogues(candidates)
-    if catalogues:
-        validate_workflow(workflow, catalogues, config["MAX_WORKFLOW_NODES"])
-    return Plan(queue, workflow, instance, cost=config["RAW_JOB_COST"], soft_time_limit=config["SOFT_TIME_LIMIT"],
-                candidates=candidates)
+    named = named_files(workflow, catalogues)
+    stored = stored_names({value for _, _, value in named if isinstance(value, str)}, owner)
+    validate_workflow(workflow, catalogues, config["MAX_WORKFLOW_NODES"], uploads=stored)
+    inputs = sorted({stored[value] for _, _, value in named if isinstance(value, str) and value in stored})
+    return Plan(queue, with_stored_names(workflow, catalogues, stored), instance, cost=config["RAW_JOB_COST"],
+                soft_time_limit=config["SOFT_TIME_LIMIT"], inputs=inputs, candidates=candidates)
 
 
 def image_param(value: object, param: str, kind: str, owner: User, store: bool = True) -> StagedImage:
@@ -133,6 +137,8 @@ def plan_template(ref: str, params: dict[str, Any], mode: str, instance: str | N
                    "params.mask: ")
     resolved = template.resolve(params, mode, check_guards=check_guards,
                                 measured={k: v for k, v in measured.items() if k in template.params})
+    # A string param may name a file: the graph loads only the images staged above, and saves under plain prefixes.
+    validate_workflow(resolved.workflow, {}, config["MAX_WORKFLOW_NODES"], uploads=inputs)
     queue, candidates = route(instance, template.requires)
     return Plan(queue, resolved.workflow, instance, template.name, template.version, resolved.params,
                 resolved.cost, min(resolved.soft_time_limit, config["MAX_TIME_LIMIT"]), inputs,
@@ -144,4 +150,4 @@ def plan_job(body: dict[str, Any], owner: User, estimate: bool = False) -> Plan:
     if body.get("template"):
         return plan_template(body["template"], body.get("params") or {}, body.get("mode") or "novice",
                              body.get("instance"), owner, check_guards=not estimate, store=not estimate)
-    return plan_raw(body["workflow"], body.get("instance"))
+    return plan_raw(body["workflow"], body.get("instance"), owner)

@@ -8,16 +8,16 @@ from __future__ import annotations
 
 import hashlib
 import re
-from typing import Any
+from typing import Any, Iterable
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 
 from .accounts import visible_row
 from .errors import InvalidRequest, NotFound
 from .extensions import db
-from .inputs import ImageRefused, StagedImage, keep
+from .inputs import STAGED, ImageRefused, StagedImage, keep
 from .models import Upload, User
 from .storage import Store, content_type
 
@@ -97,3 +97,15 @@ def upload_named(name: str, kind: str, user: User) -> Upload:
     if upload is None:
         raise NotFound(f"no {kind} {name!r} among your uploads; upload it (POST /v1/uploads) or send it inline")
     return upload
+
+
+def stored_names(values: Iterable[str], user: User) -> dict[str, str]:
+    """Map each of ``values`` that names an upload of ``user`` (its id or stored name) to the stored name."""
+    given = set(values)
+    ids = {v for v in given if UPLOAD_ID.fullmatch(v)}
+    names = {v for v in given if STAGED.fullmatch(v)}
+    if not ids and not names:
+        return {}
+    found = db.session.execute(select(Upload.id, Upload.name).where(
+        Upload.user_id == user.id, or_(Upload.id.in_(ids), Upload.name.in_(names))))
+    return {key: row.name for row in found for key in (row.id, row.name) if key in given}

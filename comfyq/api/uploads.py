@@ -32,6 +32,8 @@ class UploadSchema(Schema):
     id = fields.String(metadata={"description": "give it as the value of a template's image or mask param"})
     kind = fields.String()
     sha256 = fields.String()
+    name = fields.String(metadata={"description": "the stored file name: what a raw workflow's LoadImage may name "
+                                                  "(or give the id)"})
     content_type = fields.String()
     size = fields.Integer()
     width = fields.Integer()
@@ -41,9 +43,9 @@ class UploadSchema(Schema):
 
 def present_upload(upload: Upload) -> dict[str, Any]:
     """Return an upload as its owner sees it."""
-    return {"id": upload.id, "kind": upload.kind, "sha256": upload.sha256, "content_type": upload.content_type,
-            "size": upload.size, "width": upload.width, "height": upload.height,
-            "created_at": aware(upload.created_at)}
+    return {"id": upload.id, "kind": upload.kind, "sha256": upload.sha256, "name": upload.name,
+            "content_type": upload.content_type, "size": upload.size, "width": upload.width,
+            "height": upload.height, "created_at": aware(upload.created_at)}
 
 
 @bp.route("", methods=["POST"])

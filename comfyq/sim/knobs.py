@@ -8,7 +8,9 @@ Knobs come from three layers, the narrower winning:
   (real ComfyUI ignores ``_meta``, so a graph carrying knobs still runs there).
 
 ``*_at`` knobs name a node id, a class_type, or a list of them; the bare
-forms (``fail``, ``hang``, ``die``, ``drop_ws``) are meant for the node layer.
+forms (``fail``, ``hang``, ``die``, ``drop_ws``) are meant for the node layer,
+and so is ``reject``: ``POST /prompt`` refuses the graph with that reason as the
+node's ``custom_validation_failed`` (a check nothing in ``/object_info`` foretells).
 """
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ DEFAULT_CHECKPOINTS = ["sd15.safetensors", "sdxl.safetensors"]
 DEFAULT_UPSCALE_MODELS = ["4x-UltraSharp.pth", "RealESRGAN_x2plus.pth"]
 
 # Knobs that only make sense per node or as a one-off action, never stored.
-NODE_ONLY = {"fail", "hang", "die", "drop_ws"}
+NODE_ONLY = {"fail", "hang", "die", "drop_ws", "reject"}
 ACTIONS = {"release_hang", "freeze", "freeze_seconds"}
 
 

@@ -11,6 +11,7 @@ import traceback
 from typing import Any, NamedTuple
 
 from comfyq.sim.catalogue import SPECS, Env, NodeSpec
+from comfyq.sim.knobs import sim_dict
 
 Error = dict[str, Any]
 
@@ -143,6 +144,10 @@ class _Validator:
             problem_error = self.range_and_combo(name, kind, extra, config, value)
             if problem_error:
                 errors.append(problem_error)
+        reason = sim_dict(self.prompt[node_id].get("_meta")).get("reject")
+        if reason:
+            # As a node's own VALIDATE_INPUTS refusing: nothing in /object_info foretells it.
+            errors.append(_error("custom_validation_failed", "Custom validation failed for node", str(reason)))
         verdict = (not errors and valid, errors, node_id)
         self.validated[node_id] = verdict
         return verdict

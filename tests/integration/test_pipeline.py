@@ -170,13 +170,13 @@ def test_failing_node_fails_the_job_with_node_and_message(client: FlaskClient) -
 
 
 def test_comfyui_validation_error_keeps_node_errors(client: FlaskClient) -> None:
-    graph = txt2img()
-    graph["4"]["inputs"]["ckpt_name"] = "missing.safetensors"
+    # What the published catalogue tells is refused at submission; this is a refusal only the instance knows of.
+    graph = txt2img(sim={"4": {"reject": "the checkpoint vanished"}})
     job = wait_for(client, submit(client, graph)["id"])
     assert job["status"] == "failed" and job["error"]["type"] == "prompt_rejected"
     node_error = job["error"]["node_errors"]["4"]["errors"][0]
-    assert node_error["type"] == "value_not_in_list"
-    assert node_error["extra_info"]["received_value"] == "missing.safetensors"
+    assert node_error["type"] == "custom_validation_failed"
+    assert node_error["details"] == "the checkpoint vanished"
 
 
 def test_list_jobs_newest_first_with_filter_and_pages(client: FlaskClient) -> None:

@@ -1,22 +1,16 @@
-"""Workflow validation: structure, links and catalogue checks."""
+"""Workflow validation: structure, links and catalogue classes (inputs: test_input_checks.py)."""
 from __future__ import annotations
 
 from typing import Any
 
 import pytest
 
-from comfyq.catalogue import summarise
+from comfyq.catalogue import from_object_info
+from comfyq.templates import simulator_catalogue
 from comfyq.validation import WorkflowInvalid, validate_workflow
 from tests.conftest import txt2img
 
-CATALOGUE = summarise({
-    "CheckpointLoaderSimple": {"output": ["MODEL", "CLIP", "VAE"], "output_node": False},
-    "CLIPTextEncode": {"output": ["CONDITIONING"], "output_node": False},
-    "EmptyLatentImage": {"output": ["LATENT"], "output_node": False},
-    "KSampler": {"output": ["LATENT"], "output_node": False},
-    "VAEDecode": {"output": ["IMAGE"], "output_node": False},
-    "SaveImage": {"output": [], "output_node": True},
-})
+CATALOGUE = from_object_info(simulator_catalogue())
 
 
 def problem(workflow: dict[str, Any], catalogues: dict | None = None) -> WorkflowInvalid:
