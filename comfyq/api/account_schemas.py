@@ -4,6 +4,7 @@ from __future__ import annotations
 from marshmallow import Schema, fields, validate
 
 from ..accounts import LEVELS, ROLES
+from .fields import Timestamp
 
 
 class UserCreateSchema(Schema):
@@ -48,7 +49,7 @@ class LedgerEntrySchema(Schema):
     amount = fields.Integer(metadata={"description": "signed: debits are negative"})
     job_id = fields.String(allow_none=True)
     note = fields.String(allow_none=True)
-    created_at = fields.DateTime()
+    created_at = Timestamp()
 
 
 class UserSchema(Schema):
@@ -60,7 +61,7 @@ class UserSchema(Schema):
     level = fields.String()
     teacher = fields.String(allow_none=True)
     disabled = fields.Boolean()
-    created_at = fields.DateTime()
+    created_at = Timestamp()
     balance = fields.Integer()
     limits = fields.Dict(metadata={"description": "this user's own limits; null ones fall back to the role's"})
 
@@ -77,8 +78,8 @@ class KeySchema(Schema):
     id = fields.String(metadata={"description": "the 12 characters after 'cq_'"})
     user = fields.String()
     label = fields.String(allow_none=True)
-    created_at = fields.DateTime()
-    revoked_at = fields.DateTime(allow_none=True)
+    created_at = Timestamp()
+    revoked_at = Timestamp(allow_none=True)
 
 
 class IssuedKeySchema(KeySchema):

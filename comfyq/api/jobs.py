@@ -1,7 +1,6 @@
 """Job endpoints: submit, read, list, cancel, download outputs."""
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from flask import current_app, redirect, send_file, url_for
@@ -9,7 +8,7 @@ from flask.views import MethodView
 from flask_smorest import abort
 
 from ..cancellation import cancel_job
-from ..models import Job, Output, WebhookDelivery, aware
+from ..models import Job, Output, WebhookDelivery
 from ..positions import position
 from ..queries import get_job, get_output, list_jobs
 from ..submission import estimate_job, submit_job
@@ -21,11 +20,6 @@ from .schemas import EstimateSchema, JobCreateSchema, JobListQuerySchema, JobPag
 from .webhooks import present_webhook
 
 bp = Blueprint("jobs", __name__, url_prefix="/v1/jobs", description="Submit and follow jobs")
-
-
-def _utc(moment: datetime | None) -> datetime | None:
-    """Return ``moment`` marked as UTC, or None."""
-    return aware(moment) if moment else None
 
 
 def present_page(jobs: list[Job]) -> list[dict[str, Any]]:
@@ -55,8 +49,8 @@ def present(job: Job, with_position: bool = True, deliveries: list[WebhookDelive
         "queue": job.queue, "instance": job.instance, "worker": job.worker, "attempts": job.attempts,
         "instance_requested": job.instance_requested, "webhook": present_webhook(job, deliveries),
         "queue_position": position(job) if with_position else None,
-        "progress": job.progress, "error": job.error, "created_at": _utc(job.created_at),
-        "started_at": _utc(job.started_at), "finished_at": _utc(job.finished_at), "outputs": outputs,
+        "progress": job.progress, "error": job.error, "created_at": job.created_at,
+        "started_at": job.started_at, "finished_at": job.finished_at, "outputs": outputs,
     }
 
 
@@ -113,7 +107,7 @@ def output(job_id: str, name: str) -> Any:
     out = get_output(job_id, name, current_user())
     if out.expired_at is not None:
         abort(410, message=f"output {name!r} of job {job_id} expired: retention deleted it "
-                           f"{aware(out.expired_at):%Y-%m-%d %H:%M} UTC")
+                           f"{out.expired_at:%Y-%m-%d %H:%M} UTC")
     store = current_app.extensions["stores"].outputs
     direct = store.url(out.path, out.name, out.content_type)
     if direct is not None:

@@ -6,6 +6,7 @@ from typing import Any
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from ..jobs import JobStatus
+from .fields import Timestamp
 from .webhook_schemas import JobWebhookSchema, WebhookFieldsSchema
 
 
@@ -104,9 +105,9 @@ class JobSchema(Schema):
                        "owner's older pending jobs too; null once it left the queue"})
     progress = fields.Dict(allow_none=True)
     error = fields.Dict(allow_none=True)
-    created_at = fields.DateTime()
-    started_at = fields.DateTime(allow_none=True)
-    finished_at = fields.DateTime(allow_none=True)
+    created_at = Timestamp()
+    started_at = Timestamp(allow_none=True)
+    finished_at = Timestamp(allow_none=True)
     outputs = fields.List(fields.Nested(OutputSchema))
     webhook = fields.Nested(JobWebhookSchema, allow_none=True, metadata={
         "description": "where this job's events are POSTed, and each delivery with its attempts; null: none"})
@@ -171,7 +172,7 @@ class BatchSchema(Schema):
     id = fields.String()
     template = fields.String()
     template_version = fields.Integer()
-    created_at = fields.DateTime()
+    created_at = Timestamp()
     status = fields.String()
     counts = fields.Dict(keys=fields.String(), values=fields.Integer())
     total = fields.Integer()
