@@ -62,12 +62,26 @@ class BatchCreateSchema(TemplateRequestSchema, WebhookFieldsSchema):
                                   "(param → list of values), not both and not neither", "_schema")
 
 
-class JobListQuerySchema(Schema):
+class PageQuerySchema(Schema):
+    """The query string of every list: which page, how many items a page."""
+
+    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=1_000_000),
+                          metadata={"description": "1 is the first (newest) page"})
+    page_size = fields.Integer(load_default=20, validate=validate.Range(min=1, max=100))
+
+
+class PageSchema(Schema):
+    """What every page of a list says besides its items."""
+
+    page = fields.Integer()
+    page_size = fields.Integer()
+    total = fields.Integer(metadata={"description": "items in the whole list; a page past the end is empty"})
+
+
+class JobListQuerySchema(PageQuerySchema):
     """Query string of ``GET /v1/jobs``."""
 
     status = fields.String(load_default=None, validate=validate.OneOf([s.value for s in JobStatus]))
-    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=1_000_000))
-    page_size = fields.Integer(load_default=20, validate=validate.Range(min=1, max=100))
 
 
 class OutputSchema(Schema):
@@ -113,13 +127,10 @@ class JobSchema(Schema):
         "description": "where this job's events are POSTed, and each delivery with its attempts; null: none"})
 
 
-class JobPageSchema(Schema):
+class JobPageSchema(PageSchema):
     """A page of jobs, newest first."""
 
     items = fields.List(fields.Nested(JobSchema))
-    page = fields.Integer()
-    page_size = fields.Integer()
-    total = fields.Integer()
 
 
 class InstanceSchema(Schema):
