@@ -34,6 +34,9 @@ def _first_problem(errors: Any, path: tuple[str, ...] = ()) -> str | None:
 class ComfyqApi(Api):
     """flask-smorest Api whose errors always carry a message and an errors object."""
 
+    # No catch-all "default" response: each operation lists the statuses it answers (comfyq.api.openapi).
+    DEFAULT_ERROR_RESPONSE_NAME = None
+
     def handle_http_exception(self, error: HTTPException) -> tuple[dict[str, Any], int, dict[str, str]]:
         """Render any HTTP error in the one error shape."""
         data = getattr(error, "data", None) or {}

@@ -20,6 +20,19 @@ from .schemas import EstimateSchema, JobCreateSchema, JobListQuerySchema, JobPag
 from .webhooks import present_webhook
 
 bp = Blueprint("jobs", __name__, url_prefix="/v1/jobs", description="Submit and follow jobs")
+JOB_EXAMPLE = {"template": "txt2img", "params": {"prompt": "a lighthouse at dusk", "steps": 4}}
+
+_FILE = {"schema": {"type": "string", "format": "binary"}}
+# An output is served as the type its file name says: PNG from ComfyUI's SaveImage, the others from other save nodes.
+OUTPUT_DOC = {"responses": {
+    "200": {"description": "the file; its type is the output's content_type (application/octet-stream when "
+                           "its name tells none)",
+            "content": {media: _FILE for media in ("image/png", "image/jpeg", "image/webp", "image/gif", "*/*")}},
+    "206": {"description": "the part a Range header asked for", "content": {"*/*": _FILE}},
+    "302": {"description": "stored in S3: a presigned URL to download it from",
+            "headers": {"Location": {"schema": {"type": "string"}, "description": "the presigned URL"}}},
+    "304": {"description": "unchanged since the ETag in If-None-Match (the file's sha256)"},
+}}
 
 
 def present_page(jobs: list[Job]) -> list[dict[str, Any]]:
@@ -58,7 +71,7 @@ def present(job: Job, with_position: bool = True, deliveries: list[WebhookDelive
 class Jobs(MethodView):
     """The job collection."""
 
-    @bp.arguments(JobCreateSchema)
+    @bp.arguments(JobCreateSchema, example=JOB_EXAMPLE)
     @bp.response(202, JobSchema)
     def post(self, body: dict[str, Any]) -> dict[str, Any]:
         """Submit a template with params, or a raw workflow; answers at once with the job, queued or pending."""
@@ -79,7 +92,7 @@ estimate_bp = Blueprint("estimates", __name__, description="Price a job before s
 
 
 @estimate_bp.route("/v1/jobs:estimate", methods=["POST"])
-@estimate_bp.arguments(JobCreateSchema)
+@estimate_bp.arguments(JobCreateSchema, example=JOB_EXAMPLE)
 @estimate_bp.response(200, EstimateSchema)
 def estimate(body: dict[str, Any]) -> dict[str, Any]:
     """Say what a submission would cost, its time limit, queue position and guard verdict; create nothing."""
@@ -101,7 +114,7 @@ def cancel(job_id: str) -> dict[str, Any]:
 
 
 @bp.route("/<job_id>/outputs/<name>")
-@bp.response(200, {"format": "binary", "type": "string"}, content_type="application/octet-stream")
+@bp.doc(**OUTPUT_DOC)
 def output(job_id: str, name: str) -> Any:
     """Download one output file of a job (from an S3 store: a redirect to a presigned URL)."""
     out = get_output(job_id, name, current_user())

@@ -45,7 +45,7 @@ class AccountWebhook(MethodView):
         """Show your default webhook and your signing secret (made on first need)."""
         return subscriptions.describe(current_user())
 
-    @bp.arguments(WebhookSettingsSchema)
+    @bp.arguments(WebhookSettingsSchema, example={"url": "https://hooks.example.com/comfyq", "events": ["started"]})
     @bp.response(200, WebhookAccountSchema)
     def put(self, body: dict[str, Any]) -> dict[str, Any]:
         """Set the webhook your jobs get when they name no webhook_url (jobs already submitted keep theirs)."""
