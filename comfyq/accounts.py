@@ -23,7 +23,9 @@ from .extensions import db
 from .models import ApiKey, User, utcnow
 
 LEVELS = ("novice", "expert")
-NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
+USER_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$"  # as JSON Schema reads it: $ is the very end
+USER_NAME_RULE = "use up to 64 letters, digits, '_', '.', '@' or '-', starting with a letter or digit"
+NAME = re.compile(USER_NAME[1:-1])  # fullmatch: Python's $ would let a trailing newline through
 KEY = re.compile(r"^cq_(?P<id>[0-9a-f]{12})_(?P<secret>[A-Za-z0-9_-]{43})$")
 
 
@@ -34,8 +36,8 @@ def _digest(secret: str) -> str:
 
 def create_user(name: str, role: str, level: str = "novice", teacher: str | None = None) -> User:
     """Create a user; a student may name its teacher (a user with the teacher role)."""
-    if not NAME.match(name):
-        raise InvalidRequest(f"user name {name!r}: use up to 64 letters, digits, '_', '.', '@' or '-'",
+    if not NAME.fullmatch(name):
+        raise InvalidRequest(f"user name {name!r}: {USER_NAME_RULE}",
                              {"json": {"name": ["bad user name"]}})
     if role not in ROLES or level not in LEVELS:
         raise InvalidRequest(f"role must be one of {', '.join(ROLES)} and level one of {', '.join(LEVELS)}",

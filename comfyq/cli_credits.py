@@ -50,11 +50,12 @@ def credits_show(name: str, last: int) -> None:
     """Show the balance of user NAME and their latest ledger entries."""
     from . import accounts
     from . import credits as ledger
+    from .timestamps import isoformat
 
     def lines() -> list[str]:
         user = accounts.get_user(name)
         rows = [f"{name}: balance {ledger.balance_of(user.id)}"]
-        rows += [f"{e.created_at:%Y-%m-%d %H:%M:%S}  {e.kind:<10} {e.amount:+7d}  {e.job_id or '':<36}  {e.note or ''}"
+        rows += [f"{isoformat(e.created_at)}  {e.kind:<10} {e.amount:+7d}  {e.job_id or '':<36}  {e.note or ''}"
                  for e in ledger.recent(user, last)]
         return rows
 

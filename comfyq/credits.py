@@ -123,6 +123,15 @@ def recent(user: User, limit: int = 20) -> list[LedgerEntry]:
                                    .order_by(LedgerEntry.id.desc()).limit(limit)))
 
 
+def page(user: User, number: int, size: int) -> tuple[list[LedgerEntry], int]:
+    """Return page ``number`` (from 1) of a user's ledger, newest first, and how many entries it has in all."""
+    entries = db.session.scalars(select(LedgerEntry).where(LedgerEntry.user_id == user.id)
+                                 .order_by(LedgerEntry.id.desc()).offset((number - 1) * size).limit(size))
+    total = db.session.scalar(select(db.func.count()).select_from(LedgerEntry)
+                              .where(LedgerEntry.user_id == user.id))
+    return list(entries), total or 0
+
+
 def ledger_sum(user_id: str) -> int:
     """Return the sum of a user's ledger entries (equal to the balance, always)."""
     return db.session.scalar(select(db.func.coalesce(db.func.sum(LedgerEntry.amount), 0))

@@ -16,10 +16,11 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import time
 from typing import Any, Iterable
 
 import redis
+
+from .timestamps import isoformat, utcnow
 
 JOB_LOG = "comfyq:events:job:{}"
 USER_LOG = "comfyq:events:user:{}"
@@ -74,7 +75,7 @@ def publish(r: redis.Redis, job_id: str, user_id: str | None, event: dict[str, A
 def publish_many(r: redis.Redis, items: Iterable[tuple[str, str | None, dict[str, Any]]]) -> list[str | None]:
     """Publish several events in one round trip; return their ids in their jobs' logs."""
     calls = []
-    now = round(time.time(), 3)
+    now = isoformat(utcnow())
     for job_id, user_id, event in items:
         body = json.dumps({**event, "job_id": job_id, "at": now}, separators=(",", ":"))
         keys = [job_log(job_id)] + ([user_log(user_id)] if user_id else [])

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import time
+from datetime import datetime, timezone
 from typing import Any
 
 import redis
@@ -74,6 +75,11 @@ def _number(raw: bytes | None) -> float | None:
     return float(raw) if raw else None
 
 
+def _moment(raw: bytes | None) -> datetime | None:
+    """Decode a stored Unix time as an aware UTC datetime ('' for unknown)."""
+    return datetime.fromtimestamp(float(raw), timezone.utc) if raw else None
+
+
 def _row(inst: Instance, status: dict[bytes, bytes], depth: int, running: bytes | None, alive: bool,
          stuck: bytes | None) -> dict[str, Any]:
     """Return one instance's row of the status listing."""
@@ -90,8 +96,8 @@ def _row(inst: Instance, status: dict[bytes, bytes], depth: int, running: bytes 
         "reachable": status.get(b"reachable") == b"1",
         "websocket": status.get(b"websocket") == b"1",
         "intake": text("intake"),
-        "checked_at": _number(status.get(b"checked_at")),
-        "last_seen": _number(status.get(b"last_seen")),
+        "checked_at": _moment(status.get(b"checked_at")),
+        "last_seen": _moment(status.get(b"last_seen")),
         "vram_free": int(vram) if vram is not None else None,
         "comfyui_queue": int(pending) if pending is not None else None,
         "version": text("version"),

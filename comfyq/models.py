@@ -2,28 +2,19 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Boolean, Float, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from .extensions import db
-
-
-def utcnow() -> datetime:
-    """Return the current time in UTC."""
-    return datetime.now(timezone.utc)
+from .timestamps import UTCDateTime, aware, utcnow  # noqa: F401 - aware is re-exported
 
 
 def new_id() -> str:
     """Return a fresh random id."""
     return str(uuid.uuid4())
-
-
-def aware(moment: datetime) -> datetime:
-    """Return ``moment`` marked as UTC if it has no zone (SQLite hands back naive datetimes)."""
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
 def new_job_id() -> str:
@@ -42,7 +33,7 @@ class User(db.Model):
     level: Mapped[str] = mapped_column(String(16), default="novice")
     teacher_id: Mapped[str | None] = mapped_column(ForeignKey("users.id"), index=True)  # a student's teacher
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     balance: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")  # credits; the ledger's sum
     # Limits of this user alone; None falls back to the role's, then the global setting.
     max_running: Mapped[int | None] = mapped_column(Integer)
@@ -59,8 +50,8 @@ class ApiKey(db.Model):
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), index=True)
     secret_sha256: Mapped[str] = mapped_column(String(64))
     label: Mapped[str | None] = mapped_column(String(64))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     user: Mapped[User] = relationship(lazy="joined")
 
@@ -78,7 +69,7 @@ class LedgerEntry(db.Model):
     job_id: Mapped[str | None] = mapped_column(ForeignKey("jobs.id"))
     note: Mapped[str | None] = mapped_column(String(255))
     actor_id: Mapped[str | None] = mapped_column(ForeignKey("users.id"))  # the admin behind a grant or adjustment
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class AdmissionLock(db.Model):
@@ -118,11 +109,11 @@ class Job(db.Model):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     webhook_url: Mapped[str | None] = mapped_column(String(2048))  # its own, or its owner's default when submitted
     webhook_events: Mapped[list[str] | None] = mapped_column(JSON)  # optional events besides the end
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
-    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # Moves with every change; the reconciler uses it to leave just-queued jobs alone.
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
     outputs: Mapped[list["Output"]] = relationship(
         back_populates="job", order_by="Output.id", cascade="all, delete-orphan", lazy="selectin")
@@ -137,7 +128,7 @@ class Batch(db.Model):
     user_id: Mapped[str | None] = mapped_column(ForeignKey("users.id"), index=True)
     template: Mapped[str] = mapped_column(String(64))
     template_version: Mapped[int] = mapped_column(Integer)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     jobs: Mapped[list[Job]] = relationship(order_by="Job.created_at", lazy="selectin")
 
@@ -157,7 +148,7 @@ class Upload(db.Model):
     size: Mapped[int] = mapped_column(Integer)
     width: Mapped[int] = mapped_column(Integer)
     height: Mapped[int] = mapped_column(Integer)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class Output(db.Model):
@@ -175,8 +166,8 @@ class Output(db.Model):
     size: Mapped[int] = mapped_column(Integer)
     sha256: Mapped[str] = mapped_column(String(64))
     path: Mapped[str] = mapped_column(String(1024))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
-    expired_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # deleted by retention
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    expired_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # deleted by retention
 
     job: Mapped[Job] = relationship(back_populates="outputs")
 
@@ -190,8 +181,8 @@ class WebhookSettings(db.Model):
     url: Mapped[str | None] = mapped_column(String(2048))
     events: Mapped[list[str] | None] = mapped_column(JSON)
     secret: Mapped[str] = mapped_column(String(64))  # an HMAC key, so kept as is; shown only to its owner
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class WebhookDelivery(db.Model):
@@ -208,9 +199,9 @@ class WebhookDelivery(db.Model):
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
     state: Mapped[str] = mapped_column(String(16))  # pending, delivered, failed or refused
     attempts: Mapped[int] = mapped_column(Integer, default=0)
-    next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     attempt_log: Mapped[list["WebhookAttempt"]] = relationship(
         order_by="WebhookAttempt.number", cascade="all, delete-orphan", lazy="selectin")
@@ -225,7 +216,7 @@ class WebhookAttempt(db.Model):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     delivery_id: Mapped[str] = mapped_column(ForeignKey("webhook_deliveries.id", ondelete="CASCADE"), index=True)
     number: Mapped[int] = mapped_column(Integer)
-    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     status_code: Mapped[int | None] = mapped_column(Integer)  # None: no HTTP answer (connection error, refused)
     error: Mapped[str | None] = mapped_column(String(1024))
     duration_ms: Mapped[int | None] = mapped_column(Integer)

@@ -23,6 +23,7 @@ from .extensions import db
 from .job_events import outputs_told
 from .jobs import TERMINAL, JobStatus, Moved
 from .models import Job, Output, WebhookAttempt, WebhookDelivery, new_id, utcnow
+from .timestamps import isoformat
 
 logger = logging.getLogger(__name__)
 TASK_NAME = "comfyq.deliver_webhook"
@@ -34,7 +35,7 @@ def payload(delivery_id: str, event: str, job_id: str, status: str, created: dat
             error: dict[str, Any] | None = None, progress: dict[str, Any] | None = None) -> dict[str, Any]:
     """Return the JSON body of one delivery."""
     body: dict[str, Any] = {"id": delivery_id, "event": event, "job_id": job_id, "status": status,
-                            "created": created.isoformat(timespec="milliseconds")}
+                            "created": isoformat(created)}
     if status == JobStatus.SUCCEEDED:
         body["outputs"] = outputs_told(job_id, db.session.scalars(
             select(Output).where(Output.job_id == job_id).order_by(Output.id)))

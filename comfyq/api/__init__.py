@@ -6,6 +6,7 @@ from pathlib import Path
 from flask import Flask, send_from_directory
 
 from .errors import ComfyqApi
+from .openapi import ErrorsPlugin
 
 
 def init_api(flask_app: Flask) -> ComfyqApi:
@@ -17,8 +18,10 @@ def init_api(flask_app: Flask) -> ComfyqApi:
     init_auth(flask_app)
     init_ratelimit(flask_app)
     _serve_swagger_ui(flask_app)
-    api = ComfyqApi(flask_app, spec_kwargs={"info": {"description": "comfyq job queue API"},
-                                            "security": [{"apiKey": []}]})
+    description = ("comfyq job queue API. Every timestamp is ISO 8601 in UTC with microseconds and its offset: "
+                   "2026-12-04T14:30:52.378047+00:00.")
+    api = ComfyqApi(flask_app, spec_kwargs={"info": {"description": description},
+                                            "security": [{"apiKey": []}], "extra_plugins": [ErrorsPlugin()]})
     api.spec.components.security_scheme("apiKey", {"type": "http", "scheme": "bearer",
                                                    "description": "Authorization: Bearer cq_…"})
     api.register_blueprint(jobs.bp)

@@ -1,21 +1,25 @@
 """Marshmallow schemas of users, API keys, credits, limits and the caller's account."""
 from __future__ import annotations
 
-from marshmallow import Schema, fields, validate
+from typing import Any
 
-from ..accounts import LEVELS, ROLES
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+
+from ..accounts import LEVELS, ROLES, USER_NAME, USER_NAME_RULE
+from .fields import Timestamp
+from .schemas import PageSchema
 
 
 class UserCreateSchema(Schema):
     """A user to create."""
 
-    name = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    name = fields.String(required=True, validate=validate.Regexp(USER_NAME, error=USER_NAME_RULE))
     role = fields.String(required=True, validate=validate.OneOf(ROLES))
     level = fields.String(load_default="novice", validate=validate.OneOf(LEVELS),
                           metadata={"description": "novice accounts may only set novice template params"})
     teacher = fields.String(load_default=None, validate=validate.Length(min=1, max=64),
                             metadata={"description": "a student's teacher (a user with the teacher role)"})
-    credits = fields.Integer(load_default=0, validate=validate.Range(min=0, max=10**9),
+    credits = fields.Integer(strict=True, load_default=0, validate=validate.Range(min=0, max=10**9),
                              metadata={"description": "credits granted at creation"})
     limits = fields.Nested(lambda: LimitsSchema(), load_default=None,
                            metadata={"description": "this user's own limits (otherwise the role's or global)"})
@@ -24,18 +28,33 @@ class UserCreateSchema(Schema):
 class LimitsSchema(Schema):
     """A user's own limits; null clears one, an absent key leaves it as it is."""
 
-    max_running = fields.Integer(allow_none=True, validate=validate.Range(min=1, max=10**6),
+    max_running = fields.Integer(strict=True, allow_none=True, validate=validate.Range(min=1, max=10**6),
                                  metadata={"description": "jobs queued or running at once; more wait as pending"})
-    max_waiting = fields.Integer(allow_none=True, validate=validate.Range(min=0, max=10**7),
+    max_waiting = fields.Integer(strict=True, allow_none=True, validate=validate.Range(min=0, max=10**7),
                                  metadata={"description": "jobs pending or queued at once (0: no limit)"})
-    rate_per_minute = fields.Integer(allow_none=True, validate=validate.Range(min=0, max=10**6),
+    rate_per_minute = fields.Integer(strict=True, allow_none=True, validate=validate.Range(min=0, max=10**6),
                                      metadata={"description": "submissions per minute (0: no limit)"})
+
+
+class LimitsChangeSchema(LimitsSchema):
+    """Body of ``PATCH /v1/admin/users/NAME/limits``: at least one limit, or nothing would change."""
+
+    class Meta:
+        """An empty body is refused; the OpenAPI document says so too."""
+
+        min_properties = 1
+
+    @validates_schema
+    def _something(self, data: dict[str, Any], **_: Any) -> None:
+        if not data:
+            raise ValidationError("give at least one of max_running, max_waiting, rate_per_minute (null clears "
+                                  "one); an empty body would change nothing", "_schema")
 
 
 class CreditChangeSchema(Schema):
     """Credits to grant, or an adjustment of either sign."""
 
-    amount = fields.Integer(required=True, validate=validate.Range(min=-10**9, max=10**9))
+    amount = fields.Integer(strict=True, required=True, validate=validate.Range(min=-10**9, max=10**9))
     kind = fields.String(load_default="grant", validate=validate.OneOf(("grant", "adjustment")))
     note = fields.String(load_default=None, validate=validate.Length(max=255))
 
@@ -48,7 +67,13 @@ class LedgerEntrySchema(Schema):
     amount = fields.Integer(metadata={"description": "signed: debits are negative"})
     job_id = fields.String(allow_none=True)
     note = fields.String(allow_none=True)
-    created_at = fields.DateTime()
+    created_at = Timestamp()
+
+
+class LedgerPageSchema(PageSchema):
+    """A page of a user's ledger, newest first."""
+
+    items = fields.List(fields.Nested(LedgerEntrySchema))
 
 
 class UserSchema(Schema):
@@ -60,7 +85,7 @@ class UserSchema(Schema):
     level = fields.String()
     teacher = fields.String(allow_none=True)
     disabled = fields.Boolean()
-    created_at = fields.DateTime()
+    created_at = Timestamp()
     balance = fields.Integer()
     limits = fields.Dict(metadata={"description": "this user's own limits; null ones fall back to the role's"})
 
@@ -77,8 +102,8 @@ class KeySchema(Schema):
     id = fields.String(metadata={"description": "the 12 characters after 'cq_'"})
     user = fields.String()
     label = fields.String(allow_none=True)
-    created_at = fields.DateTime()
-    revoked_at = fields.DateTime(allow_none=True)
+    created_at = Timestamp()
+    revoked_at = Timestamp(allow_none=True)
 
 
 class IssuedKeySchema(KeySchema):

@@ -6,9 +6,10 @@ from typing import Any
 from .. import accounts, admission, credits, limits
 from ..models import ApiKey, LedgerEntry, User
 from .account_schemas import (CreditChangeSchema, IssuedKeySchema, KeyCreateSchema, KeySchema, LedgerEntrySchema,
-                              LimitsSchema, UserCreateSchema, UserSchema)
+                              LedgerPageSchema, LimitsChangeSchema, UserCreateSchema, UserSchema)
 from .auth import current_user, require_role
 from .parser import Blueprint
+from .schemas import PageQuerySchema
 
 bp = Blueprint("admin", __name__, url_prefix="/v1/admin",
                description="Users, API keys, credits and limits (admins only)")
@@ -41,7 +42,8 @@ def present_key(key: ApiKey) -> dict[str, Any]:
 
 
 @bp.route("/users", methods=["POST"])
-@bp.arguments(UserCreateSchema)
+@bp.arguments(UserCreateSchema, example={"name": "kim", "role": "student", "credits": 20,
+                                         "limits": {"max_running": 1}})
 @bp.response(201, UserSchema)
 def create_user(body: dict[str, Any]) -> dict[str, Any]:
     """Create a user with a role and a level, and optionally credits and limits of their own."""
@@ -75,7 +77,7 @@ def enable_user(name: str) -> dict[str, Any]:
 
 
 @bp.route("/users/<name>/keys", methods=["POST"])
-@bp.arguments(KeyCreateSchema)
+@bp.arguments(KeyCreateSchema, required=False, example={"label": "kim's laptop"})
 @bp.response(201, IssuedKeySchema)
 def issue_key(body: dict[str, Any], name: str) -> dict[str, Any]:
     """Issue an API key for a user; its plain text is in this answer only."""
@@ -91,7 +93,7 @@ def revoke_key(key_id: str) -> dict[str, Any]:
 
 
 @bp.route("/users/<name>/credits", methods=["POST"])
-@bp.arguments(CreditChangeSchema)
+@bp.arguments(CreditChangeSchema, example={"amount": 50, "note": "week 2"})
 @bp.response(201, LedgerEntrySchema)
 def change_credits(body: dict[str, Any], name: str) -> dict[str, Any]:
     """Grant credits, or adjust a balance up or down (never below zero); answers with the ledger entry."""
@@ -100,14 +102,17 @@ def change_credits(body: dict[str, Any], name: str) -> dict[str, Any]:
 
 
 @bp.route("/users/<name>/ledger", methods=["GET"])
-@bp.response(200, LedgerEntrySchema(many=True))
-def ledger(name: str) -> list[dict[str, Any]]:
-    """List a user's latest 100 ledger entries, newest first."""
-    return [present_entry(e) for e in credits.recent(accounts.get_user(name), 100)]
+@bp.arguments(PageQuerySchema, location="query")
+@bp.response(200, LedgerPageSchema)
+def ledger(args: dict[str, Any], name: str) -> dict[str, Any]:
+    """List a user's ledger entries, newest first, a page at a time (like GET /v1/jobs)."""
+    entries, total = credits.page(accounts.get_user(name), args["page"], args["page_size"])
+    return {"items": [present_entry(e) for e in entries], "page": args["page"], "page_size": args["page_size"],
+            "total": total}
 
 
 @bp.route("/users/<name>/limits", methods=["PATCH"])
-@bp.arguments(LimitsSchema)
+@bp.arguments(LimitsChangeSchema, example={"max_running": 2, "rate_per_minute": 10})
 @bp.response(200, UserSchema)
 def set_limits(body: dict[str, Any], name: str) -> dict[str, Any]:
     """Set a user's own limits; null clears one, so the role's or the global limit applies again."""

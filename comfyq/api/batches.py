@@ -24,7 +24,8 @@ def present_batch(batch: Batch) -> dict[str, Any]:
 
 
 @bp.route("", methods=["POST"])
-@bp.arguments(BatchCreateSchema)
+@bp.arguments(BatchCreateSchema, example={"template": "txt2img", "params": {"prompt": "a lighthouse at dusk"},
+                                           "grid": {"steps": [4, 8], "seed": [1, 2]}})
 @bp.response(202, BatchSchema)
 def create(body: dict[str, Any]) -> dict[str, Any]:
     """Create one job per variant or grid point; nothing is created unless every member is valid."""

@@ -4,9 +4,11 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from flask import request
 from flask_smorest import Api
 from sqlalchemy.exc import SQLAlchemyError
-from werkzeug.exceptions import HTTPException, InternalServerError, ServiceUnavailable, default_exceptions
+from werkzeug.exceptions import (HTTPException, InternalServerError, MethodNotAllowed, ServiceUnavailable,
+                                 default_exceptions)
 
 from ..errors import ComfyqError
 from ..extensions import db
@@ -32,6 +34,9 @@ def _first_problem(errors: Any, path: tuple[str, ...] = ()) -> str | None:
 class ComfyqApi(Api):
     """flask-smorest Api whose errors always carry a message and an errors object."""
 
+    # No catch-all "default" response: each operation lists the statuses it answers (comfyq.api.openapi).
+    DEFAULT_ERROR_RESPONSE_NAME = None
+
     def handle_http_exception(self, error: HTTPException) -> tuple[dict[str, Any], int, dict[str, str]]:
         """Render any HTTP error in the one error shape."""
         data = getattr(error, "data", None) or {}
@@ -39,9 +44,14 @@ class ComfyqApi(Api):
         if errors == {"json": ["Invalid JSON body."]}:
             data = dict(data, message="the body is not valid JSON; send a JSON object with "
                                       "Content-Type: application/json")
+        if isinstance(error, MethodNotAllowed) and error.valid_methods and not data.get("message"):
+            allowed = ", ".join(sorted(set(error.valid_methods) - {"HEAD", "OPTIONS"}))
+            data = dict(data, message=f"{request.method} is not allowed on {request.path}; use {allowed}")
         message = data.get("message") or _first_problem(errors) or error.description
         payload = {"code": error.code, "status": error.name, "message": message, "errors": errors}
-        return payload, error.code or 500, data.get("headers", {})
+        # werkzeug's own headers of the error (Allow of a 405, Retry-After, WWW-Authenticate), ours on top.
+        headers = {name: value for name, value in error.get_headers() if name.lower() != "content-type"}
+        return payload, error.code or 500, {**headers, **(data.get("headers") or {})}
 
     def _register_error_handlers(self) -> None:
         super()._register_error_handlers()

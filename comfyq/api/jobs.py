@@ -1,7 +1,6 @@
 """Job endpoints: submit, read, list, cancel, download outputs."""
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from flask import current_app, redirect, send_file, url_for
@@ -9,7 +8,7 @@ from flask.views import MethodView
 from flask_smorest import abort
 
 from ..cancellation import cancel_job
-from ..models import Job, Output, WebhookDelivery, aware
+from ..models import Job, Output, WebhookDelivery
 from ..positions import position
 from ..queries import get_job, get_output, list_jobs
 from ..submission import estimate_job, submit_job
@@ -21,11 +20,19 @@ from .schemas import EstimateSchema, JobCreateSchema, JobListQuerySchema, JobPag
 from .webhooks import present_webhook
 
 bp = Blueprint("jobs", __name__, url_prefix="/v1/jobs", description="Submit and follow jobs")
+JOB_EXAMPLE = {"template": "txt2img", "params": {"prompt": "a lighthouse at dusk", "steps": 4}}
 
-
-def _utc(moment: datetime | None) -> datetime | None:
-    """Return ``moment`` marked as UTC, or None."""
-    return aware(moment) if moment else None
+_FILE = {"schema": {"type": "string", "format": "binary"}}
+# An output is served as the type its file name says: PNG from ComfyUI's SaveImage, the others from other save nodes.
+OUTPUT_DOC = {"responses": {
+    "200": {"description": "the file; its type is the output's content_type (application/octet-stream when "
+                           "its name tells none)",
+            "content": {media: _FILE for media in ("image/png", "image/jpeg", "image/webp", "image/gif", "*/*")}},
+    "206": {"description": "the part a Range header asked for", "content": {"*/*": _FILE}},
+    "302": {"description": "stored in S3: a presigned URL to download it from",
+            "headers": {"Location": {"schema": {"type": "string"}, "description": "the presigned URL"}}},
+    "304": {"description": "unchanged since the ETag in If-None-Match (the file's sha256)"},
+}}
 
 
 def present_page(jobs: list[Job]) -> list[dict[str, Any]]:
@@ -55,8 +62,8 @@ def present(job: Job, with_position: bool = True, deliveries: list[WebhookDelive
         "queue": job.queue, "instance": job.instance, "worker": job.worker, "attempts": job.attempts,
         "instance_requested": job.instance_requested, "webhook": present_webhook(job, deliveries),
         "queue_position": position(job) if with_position else None,
-        "progress": job.progress, "error": job.error, "created_at": _utc(job.created_at),
-        "started_at": _utc(job.started_at), "finished_at": _utc(job.finished_at), "outputs": outputs,
+        "progress": job.progress, "error": job.error, "created_at": job.created_at,
+        "started_at": job.started_at, "finished_at": job.finished_at, "outputs": outputs,
     }
 
 
@@ -64,7 +71,7 @@ def present(job: Job, with_position: bool = True, deliveries: list[WebhookDelive
 class Jobs(MethodView):
     """The job collection."""
 
-    @bp.arguments(JobCreateSchema)
+    @bp.arguments(JobCreateSchema, example=JOB_EXAMPLE)
     @bp.response(202, JobSchema)
     def post(self, body: dict[str, Any]) -> dict[str, Any]:
         """Submit a template with params, or a raw workflow; answers at once with the job, queued or pending."""
@@ -85,7 +92,7 @@ estimate_bp = Blueprint("estimates", __name__, description="Price a job before s
 
 
 @estimate_bp.route("/v1/jobs:estimate", methods=["POST"])
-@estimate_bp.arguments(JobCreateSchema)
+@estimate_bp.arguments(JobCreateSchema, example=JOB_EXAMPLE)
 @estimate_bp.response(200, EstimateSchema)
 def estimate(body: dict[str, Any]) -> dict[str, Any]:
     """Say what a submission would cost, its time limit, queue position and guard verdict; create nothing."""
@@ -107,13 +114,13 @@ def cancel(job_id: str) -> dict[str, Any]:
 
 
 @bp.route("/<job_id>/outputs/<name>")
-@bp.response(200, {"format": "binary", "type": "string"}, content_type="application/octet-stream")
+@bp.doc(**OUTPUT_DOC)
 def output(job_id: str, name: str) -> Any:
     """Download one output file of a job (from an S3 store: a redirect to a presigned URL)."""
     out = get_output(job_id, name, current_user())
     if out.expired_at is not None:
         abort(410, message=f"output {name!r} of job {job_id} expired: retention deleted it "
-                           f"{aware(out.expired_at):%Y-%m-%d %H:%M} UTC")
+                           f"{out.expired_at:%Y-%m-%d %H:%M} UTC")
     store = current_app.extensions["stores"].outputs
     direct = store.url(out.path, out.name, out.content_type)
     if direct is not None:

@@ -28,6 +28,9 @@ def _finite(text: str) -> float:
 class StrictParser(FlaskParser):
     """A webargs parser whose JSON errors are 400s with a reason, never 500s."""
 
+    # An unknown query parameter (a typo of status, say) is a 422 naming it, as an unknown body field is.
+    DEFAULT_UNKNOWN_BY_LOCATION = {**FlaskParser.DEFAULT_UNKNOWN_BY_LOCATION, "query": None, "querystring": None}
+
     def _raw_load_json(self, req: flask.Request) -> Any:
         """Parse a JSON body strictly; malformed bodies become 400s."""
         if not is_json_request(req):

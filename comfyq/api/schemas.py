@@ -6,6 +6,7 @@ from typing import Any
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from ..jobs import JobStatus
+from .fields import Timestamp
 from .webhook_schemas import JobWebhookSchema, WebhookFieldsSchema
 
 
@@ -61,12 +62,26 @@ class BatchCreateSchema(TemplateRequestSchema, WebhookFieldsSchema):
                                   "(param → list of values), not both and not neither", "_schema")
 
 
-class JobListQuerySchema(Schema):
+class PageQuerySchema(Schema):
+    """The query string of every list: which page, how many items a page."""
+
+    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=1_000_000),
+                          metadata={"description": "1 is the first (newest) page"})
+    page_size = fields.Integer(load_default=20, validate=validate.Range(min=1, max=100))
+
+
+class PageSchema(Schema):
+    """What every page of a list says besides its items."""
+
+    page = fields.Integer()
+    page_size = fields.Integer()
+    total = fields.Integer(metadata={"description": "items in the whole list; a page past the end is empty"})
+
+
+class JobListQuerySchema(PageQuerySchema):
     """Query string of ``GET /v1/jobs``."""
 
     status = fields.String(load_default=None, validate=validate.OneOf([s.value for s in JobStatus]))
-    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=1_000_000))
-    page_size = fields.Integer(load_default=20, validate=validate.Range(min=1, max=100))
 
 
 class OutputSchema(Schema):
@@ -104,21 +119,18 @@ class JobSchema(Schema):
                        "owner's older pending jobs too; null once it left the queue"})
     progress = fields.Dict(allow_none=True)
     error = fields.Dict(allow_none=True)
-    created_at = fields.DateTime()
-    started_at = fields.DateTime(allow_none=True)
-    finished_at = fields.DateTime(allow_none=True)
+    created_at = Timestamp()
+    started_at = Timestamp(allow_none=True)
+    finished_at = Timestamp(allow_none=True)
     outputs = fields.List(fields.Nested(OutputSchema))
     webhook = fields.Nested(JobWebhookSchema, allow_none=True, metadata={
         "description": "where this job's events are POSTed, and each delivery with its attempts; null: none"})
 
 
-class JobPageSchema(Schema):
+class JobPageSchema(PageSchema):
     """A page of jobs, newest first."""
 
     items = fields.List(fields.Nested(JobSchema))
-    page = fields.Integer()
-    page_size = fields.Integer()
-    total = fields.Integer()
 
 
 class InstanceSchema(Schema):
@@ -130,8 +142,8 @@ class InstanceSchema(Schema):
     reachable = fields.Boolean()
     websocket = fields.Boolean()
     intake = fields.String(allow_none=True, metadata={"description": "open: the worker takes shared work"})
-    checked_at = fields.Float(allow_none=True)
-    last_seen = fields.Float(allow_none=True, metadata={"description": "last time the instance answered"})
+    checked_at = Timestamp(allow_none=True, metadata={"description": "when its worker last checked it"})
+    last_seen = Timestamp(allow_none=True, metadata={"description": "last time the instance answered"})
     vram_free = fields.Integer(allow_none=True)
     comfyui_queue = fields.Integer(allow_none=True, metadata={"description": "prompts running or pending there"})
     version = fields.String(allow_none=True)
@@ -171,7 +183,7 @@ class BatchSchema(Schema):
     id = fields.String()
     template = fields.String()
     template_version = fields.Integer()
-    created_at = fields.DateTime()
+    created_at = Timestamp()
     status = fields.String()
     counts = fields.Dict(keys=fields.String(), values=fields.Integer())
     total = fields.Integer()

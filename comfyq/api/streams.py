@@ -19,8 +19,20 @@ from .parser import Blueprint
 
 HOLD_HEADER = "X-Comfyq-Hold"
 HOLDER_HEADER = "X-Comfyq-Holder"  # set by the ASGI layer on every request: it can hold a stream
-STREAM_DOC = {"responses": {"200": {"description": "Server-Sent Events; each `data` is one JSON event",
-                                    "content": {"text/event-stream": {"schema": {"type": "string"}}}}}}
+# Before OpenAPI 3.2, the schema of an event stream describes each of its events.
+EVENT_SCHEMA = {"type": "object", "required": ["event", "data"], "properties": {
+    "id": {"type": "string", "description": "its place in the log: send it back as Last-Event-ID to resume"},
+    "event": {"type": "string", "description": "queued, started, progress, output, then one of succeeded, failed, "
+                                               "timed_out, cancelled"},
+    "data": {"type": "string", "description": "the event as JSON: its type, job_id, at (ISO 8601, +00:00) "
+                                              "and what the type tells"},
+    "retry": {"type": "integer", "description": "milliseconds to wait before reconnecting"}}}
+STREAM_DOC = {
+    "responses": {"200": {"description": "Server-Sent Events; each `data` is one JSON event",
+                          "content": {"text/event-stream": {"schema": EVENT_SCHEMA}}}},
+    "parameters": [{"in": "header", "name": "Last-Event-ID", "required": False, "schema": {"type": "string"},
+                    "description": "the id of the last event you got: the stream goes on after it"}],
+}
 
 bp = Blueprint("streams", __name__, description="Live job events as Server-Sent Events")
 

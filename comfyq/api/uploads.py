@@ -5,9 +5,10 @@ from typing import Any
 
 from marshmallow import Schema, fields, validate
 
-from ..models import Upload, aware
+from ..models import Upload
 from ..uploads import create_upload, get_upload
 from .auth import current_user
+from .fields import Timestamp
 from .parser import Blueprint
 
 bp = Blueprint("uploads", __name__, url_prefix="/v1/uploads", description="Images and masks for templates")
@@ -38,14 +39,14 @@ class UploadSchema(Schema):
     size = fields.Integer()
     width = fields.Integer()
     height = fields.Integer()
-    created_at = fields.DateTime()
+    created_at = Timestamp()
 
 
 def present_upload(upload: Upload) -> dict[str, Any]:
     """Return an upload as its owner sees it."""
     return {"id": upload.id, "kind": upload.kind, "sha256": upload.sha256, "name": upload.name,
             "content_type": upload.content_type, "size": upload.size, "width": upload.width,
-            "height": upload.height, "created_at": aware(upload.created_at)}
+            "height": upload.height, "created_at": upload.created_at}
 
 
 @bp.route("", methods=["POST"])

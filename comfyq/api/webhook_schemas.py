@@ -4,6 +4,7 @@ from __future__ import annotations
 from marshmallow import Schema, fields, validate
 
 from ..webhook_subscriptions import ALWAYS, EVENTS, MAX_URL
+from .fields import Timestamp
 
 URL_LENGTH = validate.Length(min=1, max=MAX_URL, error=f"give a URL of 1 to {MAX_URL} characters")
 EVENT = validate.OneOf(EVENTS, error=f"must be one of {', '.join(EVENTS)}; {', '.join(ALWAYS)} are always sent")
@@ -39,7 +40,7 @@ class WebhookAttemptSchema(Schema):
     """One try at sending a delivery."""
 
     number = fields.Integer()
-    at = fields.DateTime()
+    at = Timestamp()
     status_code = fields.Integer(allow_none=True, metadata={"description": "null: no HTTP answer"})
     error = fields.String(allow_none=True)
     duration_ms = fields.Integer(allow_none=True)
@@ -51,9 +52,9 @@ class WebhookDeliverySchema(Schema):
     id = fields.String(metadata={"description": "also the Comfyq-Delivery header: dedupe by it"})
     event = fields.String()
     state = fields.String(metadata={"description": "pending, delivered, failed or refused"})
-    created_at = fields.DateTime()
-    next_attempt_at = fields.DateTime(allow_none=True, metadata={"description": "when it is tried next"})
-    finished_at = fields.DateTime(allow_none=True)
+    created_at = Timestamp()
+    next_attempt_at = Timestamp(allow_none=True, metadata={"description": "when it is tried next"})
+    finished_at = Timestamp(allow_none=True)
     attempts = fields.List(fields.Nested(WebhookAttemptSchema))
 
 

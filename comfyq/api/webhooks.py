@@ -6,7 +6,7 @@ from typing import Any
 from flask.views import MethodView
 
 from .. import webhook_subscriptions as subscriptions
-from ..models import Job, WebhookDelivery, aware
+from ..models import Job, WebhookDelivery
 from ..webhooks import deliveries_of
 from .auth import current_user
 from .parser import Blueprint
@@ -19,11 +19,10 @@ bp = Blueprint("webhooks", __name__, url_prefix="/v1/account/webhook",
 def present_delivery(delivery: WebhookDelivery) -> dict[str, Any]:
     """Return one delivery and its attempts."""
     return {"id": delivery.id, "event": delivery.event, "state": delivery.state,
-            "created_at": aware(delivery.created_at),
-            "next_attempt_at": aware(delivery.next_attempt_at) if delivery.state == "pending" and
-            delivery.next_attempt_at else None,
-            "finished_at": aware(delivery.finished_at) if delivery.finished_at else None,
-            "attempts": [{"number": a.number, "at": aware(a.at), "status_code": a.status_code, "error": a.error,
+            "created_at": delivery.created_at,
+            "next_attempt_at": delivery.next_attempt_at if delivery.state == "pending" else None,
+            "finished_at": delivery.finished_at,
+            "attempts": [{"number": a.number, "at": a.at, "status_code": a.status_code, "error": a.error,
                           "duration_ms": a.duration_ms} for a in delivery.attempt_log]}
 
 
@@ -46,7 +45,7 @@ class AccountWebhook(MethodView):
         """Show your default webhook and your signing secret (made on first need)."""
         return subscriptions.describe(current_user())
 
-    @bp.arguments(WebhookSettingsSchema)
+    @bp.arguments(WebhookSettingsSchema, example={"url": "https://hooks.example.com/comfyq", "events": ["started"]})
     @bp.response(200, WebhookAccountSchema)
     def put(self, body: dict[str, Any]) -> dict[str, Any]:
         """Set the webhook your jobs get when they name no webhook_url (jobs already submitted keep theirs)."""

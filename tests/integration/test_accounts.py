@@ -64,7 +64,7 @@ MATRIX = [
 ]
 BODIES = {"/v1/jobs:estimate": TEMPLATE, "/v1/jobs": TEMPLATE, "/v1/batches": {**TEMPLATE, "variants": [{}]},
           "/v1/admin/users/bob/keys": {}, "/v1/admin/users/bob/credits": {"amount": 1},
-          "/v1/admin/users/bob/limits": {}}
+          "/v1/admin/users/bob/limits": {"rate_per_minute": None}}
 
 
 @pytest.mark.parametrize("method, route, expected", MATRIX, ids=[f"{m} {r}" for m, r, _ in MATRIX])

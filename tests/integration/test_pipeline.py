@@ -4,6 +4,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -201,7 +202,8 @@ def test_instances_report_health_depth_and_running_job(client: FlaskClient) -> N
     assert rows["gpu0"]["reachable"] and rows["gpu0"]["worker_online"] and rows["gpu0"]["websocket"]
     assert rows["gpu0"]["state"] == "healthy" and rows["gpu0"]["intake"] == "open"
     assert rows["gpu0"]["comfyui_queue"] in (0, 1) and rows["gpu0"]["vram_free"] > 0
-    assert time.time() - rows["gpu0"]["last_seen"] < 5 and rows["gpu0"]["stuck_job"] is None
+    assert time.time() - datetime.fromisoformat(rows["gpu0"]["last_seen"]).timestamp() < 5
+    assert rows["gpu0"]["last_seen"].endswith("+00:00") and rows["gpu0"]["stuck_job"] is None
     assert rows["gpu0"]["running_job"] == job["id"] and rows["gpu0"]["queue"] == "comfy.gpu0"
     assert body["shared_queue"] == {"name": "comfy", "depth": 0}
     assert "url" not in rows["gpu0"] and "127.0.0.1" not in json.dumps(body)

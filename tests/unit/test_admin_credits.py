@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from comfyq import accounts, create_app
+from comfyq.api.fields import TIMESTAMP_PATTERN
 from comfyq.cli import main
 from comfyq.config import parse_instances
 
@@ -42,7 +44,8 @@ def test_a_teaching_platform_creates_a_student_with_credits_and_small_caps(admin
     assert taken.status_code == 409 and "ada has 25 credits; removing 30" in taken.get_json()["message"]
     assert admin.post("/v1/admin/users/ada/credits", json={"amount": -5, "kind": "adjustment"}).status_code == 201
     ledger = admin.get("/v1/admin/users/ada/ledger").get_json()
-    assert [(e["kind"], e["amount"]) for e in ledger] == [("adjustment", -5), ("grant", 5), ("grant", 20)]
+    assert [(e["kind"], e["amount"]) for e in ledger["items"]] == [("adjustment", -5), ("grant", 5), ("grant", 20)]
+    assert (ledger["page"], ledger["page_size"], ledger["total"]) == (1, 20, 3)
     cleared = admin.patch("/v1/admin/users/ada/limits", json={"max_waiting": None, "rate_per_minute": 2})
     assert cleared.get_json()["limits"] == {"max_running": 1, "max_waiting": None, "rate_per_minute": 2}
     assert cleared.get_json()["balance"] == 20
@@ -79,6 +82,7 @@ def test_the_cli_grants_adjusts_shows_and_sets_limits(tmp_path: Path, monkeypatc
     assert refused.exit_code == 1 and "kim has 6 credits; removing 40" in refused.output
     shown = runner.invoke(main, ["credits", "show", "kim"]).output.splitlines()
     assert shown[0] == "kim: balance 6" and "bonus" in shown[2] and len(shown) == 4
+    assert all(re.fullmatch(TIMESTAMP_PATTERN, line.split()[0]) for line in shown[1:]), shown
     limited = runner.invoke(main, ["users", "limits", "kim", "--running", "1", "--rate", "0"])
     assert limited.output.strip() == ("kim: max_running 1 (user), max_waiting 1000 (global), "
                                       "rate_per_minute 0 (user)")
@@ -98,3 +102,22 @@ def test_raising_a_cap_admits_pending_jobs_at_once(app: Flask, admin: FlaskClien
     admin.patch("/v1/admin/users/ada/limits", json={"max_running": 2})
     with app.app_context():
         assert sorted(s for (s,) in db.session.query(Job.status)) == ["pending", "queued", "running"]
+
+
+def test_the_ledger_pages_like_the_job_list(admin: FlaskClient) -> None:
+    admin.post("/v1/admin/users", json={"name": "ada", "role": "student"})
+    for amount in range(1, 6):
+        assert admin.post("/v1/admin/users/ada/credits", json={"amount": amount}).status_code == 201
+
+    def page(query: str) -> tuple[list[int], int, int, int]:
+        found = admin.get(f"/v1/admin/users/ada/ledger?{query}").get_json()
+        return [e["amount"] for e in found["items"]], found["page"], found["page_size"], found["total"]
+
+    assert page("page_size=2") == ([5, 4], 1, 2, 5)
+    assert page("page=2&page_size=2") == ([3, 2], 2, 2, 5)
+    assert page("page=3&page_size=2") == ([1], 3, 2, 5)
+    assert page("page=4&page_size=2") == ([], 4, 2, 5)
+    assert page("") == ([5, 4, 3, 2, 1], 1, 20, 5)
+    for bad in ("page=0", "page_size=101", "page_size=x"):
+        refused = admin.get(f"/v1/admin/users/ada/ledger?{bad}")
+        assert refused.status_code == 422 and bad.split("=")[0] in refused.get_json()["message"]
