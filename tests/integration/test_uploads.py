@@ -154,7 +154,7 @@ def test_an_inline_image_becomes_an_upload_under_the_same_caps(app: Flask, owner
                                                                            "steps": 2}}).get_json()
     assert send(owner, data).status_code == 200  # already one of the owner's uploads
     assert job["params"]["image"].endswith(".png")
-    strict = with_key(create_app({**app.config, "MAX_UPLOAD_BYTES": 100}).test_client(),
+    strict = with_key(create_app({**app.config, "MAX_UPLOAD_BYTES": 20}).test_client(),  # below any PNG
                       owner.environ_base["HTTP_AUTHORIZATION"].split()[-1])
     refused = strict.post("/v1/jobs", json={"template": "img2img", "params": {"prompt": "x", "image": inline}})
     assert refused.status_code == 413 and refused.get_json()["message"].startswith("params.image: the image is")
