@@ -10,7 +10,7 @@ from typing import Any, Mapping
 
 from kombu import Queue
 
-from comfyq.config import CONTROL_QUEUE, SHARED_QUEUE, WEBHOOK_QUEUE, Config
+from comfyq.config.settings import CONTROL_QUEUE, SHARED_QUEUE, WEBHOOK_QUEUE, Config
 
 
 def settings(config: Mapping[str, Any]) -> dict[str, Any]:

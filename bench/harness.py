@@ -10,7 +10,7 @@ import tempfile
 from typing import Iterator
 
 from comfyq.sim.process import free_port
-from comfyq.stack import Stack
+from comfyq.cli.stack import Stack
 
 
 @contextlib.contextmanager
@@ -56,7 +56,7 @@ def user_key(running: Stack, name: str, role: str = "user", credits: int = 0, le
              **limits: int) -> str:
     """Create user ``name`` with ``credits`` and its own ``limits`` in the stack's database; return its API key.
 
-    ``limits`` takes the fields of comfyq.limits (max_running, max_waiting, rate_per_minute); 0 means no
+    ``limits`` takes the fields of comfyq.accounts.limits (max_running, max_waiting, rate_per_minute); 0 means no
     limit for waiting and rate.
     """
     done = subprocess.run([sys.executable, "-m", "comfyq", "users", "create", name, "--role", role, "--level", level,

@@ -41,7 +41,8 @@ from typing import Any, Callable, Iterator
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.harness import percentile  # noqa: E402
-from comfyq import create_app, redis_server  # noqa: E402
+from comfyq import create_app
+from comfyq.cli import redis_server  # noqa: E402
 from comfyq.sim.process import free_port  # noqa: E402
 
 TARGET_MS = 2.0
@@ -161,9 +162,10 @@ def run(kind: str, redis_url: str, jobs: int, users: int, samples: int, rounds: 
     """Fill one database and Redis, measure, check, and return the figures."""
     from sqlalchemy import insert, select, text
 
-    from comfyq import accounts, positions
-    from comfyq.extensions import db, get_redis
-    from comfyq.models import Job, User
+    from comfyq.accounts import users as accounts
+    from comfyq.jobs import positions
+    from comfyq.db.extensions import db, get_redis
+    from comfyq.db.models import Job, User
 
     rng = random.Random(seed)
     user_rows, job_rows, truth = build_rows(jobs, users, rng)

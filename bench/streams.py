@@ -2,7 +2,7 @@
 
 For each N: N clients open ``GET /v1/events`` of one user on a single
 ``comfyq api --workers 1`` process; the bench then appends events to that
-user's log (as workers do: ``comfyq.events.publish``), one every half second,
+user's log (as workers do: ``comfyq.events.log.publish``), one every half second,
 and every client checks it received all of them, in order, and when.
 Baseline, in the same run: N plain Redis pub/sub subscribers of the same
 channel, reading the same events (the floor a stream cannot beat). Reported:
@@ -30,9 +30,9 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.harness import percentile, stack, user_key  # noqa: E402
-from comfyq import events  # noqa: E402
+from comfyq.events import log as events  # noqa: E402
 from comfyq.sim.process import free_port  # noqa: E402
-from comfyq.sse import parse  # noqa: E402
+from comfyq.client.sse import parse  # noqa: E402
 
 EVENTS = 10  # events per round, GAP seconds apart
 GAP = 0.5

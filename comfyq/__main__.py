@@ -1,4 +1,4 @@
 """``python -m comfyq`` runs the comfyq command."""
-from .cli import main
+from .cli.main import main
 
 main()

@@ -9,10 +9,14 @@ from flask import Flask
 
 from .api import init_api
 from .celery_app import celery_init_app
-from .config import Config
-from . import admission, job_events, jobs, positions, schema, webhooks
-from .extensions import init_app
-from .storage import open_stores
+from .config.settings import Config
+from .submission import admission
+from .events import announce as job_events
+from .jobs import machine as jobs, positions
+from .db import schema
+from .webhooks import deliveries as webhooks
+from .db.extensions import init_app
+from .storage.factory import open_stores
 from .templates.deployment import open_store
 
 logger = logging.getLogger(__name__)

@@ -24,9 +24,9 @@ from redis.exceptions import RedisError
 
 from . import create_app
 from .api.streams import HOLD_HEADER, HOLDER_HEADER
-from .held import Send, Stream, state_lookup
-from .slow_clients import BodyReader, BodyRefused, ClientLeft, paced, replay, with_length
-from .hub import GONE, Hub
+from .events.held import Send, Stream, state_lookup
+from .api.slow_clients import BodyReader, BodyRefused, ClientLeft, paced, replay, with_length
+from .events.hub import GONE, Hub
 
 logger = logging.getLogger(__name__)
 Receive = Callable[[], Awaitable[dict[str, Any]]]

@@ -4,7 +4,7 @@
 
     ComfyqError                 .status is the HTTP status the API answers with
      ├── InvalidRequest   422   the request cannot be run as given (.errors says where)
-     │    └── WorkflowInvalid   (comfyq.node_errors) the graph would not run, or names unsafe files
+     │    └── WorkflowInvalid   (comfyq.workflows.node_errors) the graph would not run, or names unsafe files
      ├── Unauthorized     401   no API key, or one that is unknown, revoked or disabled
      ├── PaymentRequired  402   the balance does not cover the cost (.errors has both)
      ├── Forbidden        403   the caller's role may not do this

@@ -6,9 +6,9 @@ from typing import Any
 from flask import current_app
 from sqlalchemy import select
 
-from .. import credits, limits
-from ..extensions import db
-from ..models import ApiKey
+from ..accounts import credits, limits
+from ..db.extensions import db
+from ..db.models import ApiKey
 from .account_schemas import AccountSchema
 from .admin import present_entry, present_key, present_user
 from .auth import current_user

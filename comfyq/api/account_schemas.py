@@ -5,7 +5,7 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from ..accounts import LEVELS, ROLES, USER_NAME, USER_NAME_RULE
+from ..accounts.users import LEVELS, ROLES, USER_NAME, USER_NAME_RULE
 from .fields import Timestamp
 from .schemas import PageSchema
 

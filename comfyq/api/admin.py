@@ -3,8 +3,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from .. import accounts, admission, credits, limits
-from ..models import ApiKey, LedgerEntry, User
+from ..accounts import users as accounts, credits, limits
+from ..submission import admission
+from ..db.models import ApiKey, LedgerEntry, User
 from .account_schemas import (CreditChangeSchema, IssuedKeySchema, KeyCreateSchema, KeySchema, LedgerEntrySchema,
                               LedgerPageSchema, LimitsChangeSchema, UserCreateSchema, UserSchema)
 from .auth import current_user, require_role

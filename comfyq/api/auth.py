@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from flask import Flask, g, request
 
-from ..accounts import user_for_key
+from ..accounts.users import user_for_key
 from ..errors import Forbidden, Unauthorized
-from ..models import User
+from ..db.models import User
 
 
 def init_auth(flask_app: Flask) -> None:

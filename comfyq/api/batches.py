@@ -5,8 +5,8 @@ from typing import Any
 
 from flask import current_app
 
-from ..batches import create_batch, get_batch, summary
-from ..models import Batch
+from ..submission.batches import create_batch, get_batch, summary
+from ..db.models import Batch
 from .auth import current_user
 from .jobs import present_page
 from .parser import Blueprint

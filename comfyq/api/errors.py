@@ -11,7 +11,7 @@ from werkzeug.exceptions import (HTTPException, InternalServerError, MethodNotAl
                                  default_exceptions)
 
 from ..errors import ComfyqError
-from ..extensions import db
+from ..db.extensions import db
 
 logger = logging.getLogger(__name__)
 

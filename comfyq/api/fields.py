@@ -6,7 +6,7 @@ from typing import Any
 
 from marshmallow import fields
 
-from ..timestamps import isoformat
+from ..db.timestamps import isoformat
 
 # What every timestamp of the API looks like; in the OpenAPI document, so a client (or a test) can check it.
 TIMESTAMP_PATTERN = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}\+00:00$"

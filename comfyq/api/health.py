@@ -9,7 +9,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from .parser import Blueprint
-from ..extensions import db, get_redis
+from ..db.extensions import db, get_redis
 
 bp = Blueprint("health", __name__, description="Health")
 

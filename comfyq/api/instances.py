@@ -9,8 +9,8 @@ from redis.exceptions import RedisError
 
 from .auth import require_role
 from .parser import Blueprint
-from ..extensions import get_redis
-from ..instances import describe
+from ..db.extensions import get_redis
+from ..fleet.instances import describe
 from .schemas import InstancesSchema
 
 bp = Blueprint("instances", __name__, url_prefix="/v1/instances", description="ComfyUI instances")

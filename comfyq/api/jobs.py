@@ -7,12 +7,12 @@ from flask import current_app, redirect, send_file, url_for
 from flask.views import MethodView
 from flask_smorest import abort
 
-from ..cancellation import cancel_job
-from ..models import Job, Output, WebhookDelivery
-from ..positions import position
-from ..queries import get_job, get_output, list_jobs
-from ..submission import estimate_job, submit_job
-from ..webhooks import deliveries_of
+from ..submission.cancellation import cancel_job
+from ..db.models import Job, Output, WebhookDelivery
+from ..jobs.positions import position
+from ..jobs.queries import get_job, get_output, list_jobs
+from ..submission.accept import estimate_job, submit_job
+from ..webhooks.deliveries import deliveries_of
 from .auth import current_user
 from .parser import Blueprint
 from .ratelimit import check_rate

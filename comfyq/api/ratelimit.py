@@ -17,8 +17,8 @@ from limits.strategies import MovingWindowRateLimiter
 from redis.exceptions import RedisError
 
 from ..errors import TooManyRequests
-from ..limits import limits_for
-from ..models import User
+from ..accounts.limits import limits_for
+from ..db.models import User
 
 logger = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from ..jobs import JobStatus
+from ..jobs.machine import JobStatus
 from .fields import Timestamp
 from .webhook_schemas import JobWebhookSchema, WebhookFieldsSchema
 

@@ -12,8 +12,8 @@ from typing import Any
 
 from flask import Response, request
 
-from ..queries import get_job
-from ..streams import Opening, open_job, open_user, render_opening
+from ..jobs.queries import get_job
+from ..events.streams import Opening, open_job, open_user, render_opening
 from .auth import current_user
 from .parser import Blueprint
 

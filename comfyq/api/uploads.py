@@ -5,8 +5,8 @@ from typing import Any
 
 from marshmallow import Schema, fields, validate
 
-from ..models import Upload
-from ..uploads import create_upload, get_upload
+from ..db.models import Upload
+from ..submission.uploads import create_upload, get_upload
 from .auth import current_user
 from .fields import Timestamp
 from .parser import Blueprint

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
-from ..webhook_subscriptions import ALWAYS, EVENTS, MAX_URL
+from ..webhooks.subscriptions import ALWAYS, EVENTS, MAX_URL
 from .fields import Timestamp
 
 URL_LENGTH = validate.Length(min=1, max=MAX_URL, error=f"give a URL of 1 to {MAX_URL} characters")

@@ -5,9 +5,9 @@ from typing import Any
 
 from flask.views import MethodView
 
-from .. import webhook_subscriptions as subscriptions
-from ..models import Job, WebhookDelivery
-from ..webhooks import deliveries_of
+from ..webhooks import subscriptions
+from ..db.models import Job, WebhookDelivery
+from ..webhooks.deliveries import deliveries_of
 from .auth import current_user
 from .parser import Blueprint
 from .webhook_schemas import WebhookAccountSchema, WebhookSettingsSchema

@@ -3,8 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .errors import (ComfyProtocolError, ExecutionFailed, ExecutionInterrupted,
-                     PromptRejected)
+from .errors import ComfyProtocolError, ExecutionFailed, ExecutionInterrupted, PromptRejected
 
 
 def expect_dict(body: Any, url: str, what: str) -> dict[str, Any]:

@@ -11,14 +11,14 @@ instance shows. Start one with ``python -m comfyq.sim --port 8188`` or with
 """
 from __future__ import annotations
 
-from comfyq.sim.knobs import Knobs
-from comfyq.sim.process import SimProcess, free_port
+from .knobs import Knobs
+from .process import SimProcess, free_port
 
 __all__ = ["Knobs", "SimProcess", "free_port", "serve"]
 
 
 def serve(host: str, port: int, output_dir: str | None, knobs: Knobs, journal: str | None = None) -> None:
     """Run a simulator on host:port until SIGTERM or SIGINT (blocking); journal names its event log."""
-    from comfyq.sim.server import serve as run_server
+    from .server import serve as run_server
 
     run_server(host, port, output_dir, knobs, journal)

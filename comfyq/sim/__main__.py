@@ -6,7 +6,7 @@ import json
 import sys
 from typing import Any, Sequence
 
-from comfyq.sim.knobs import KnobError, Knobs
+from .knobs import KnobError, Knobs
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -55,7 +55,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         knobs = knobs_from_args(args)
     except (KnobError, json.JSONDecodeError) as exc:
         parser.error(str(exc))
-    from comfyq.sim.server import serve
+    from .server import serve
 
     serve(args.host, args.port, args.output_dir, knobs, args.journal)
 

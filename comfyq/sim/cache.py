@@ -11,10 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from comfyq.sim.files import Folders
-from comfyq.sim.images import digest
-from comfyq.sim.knobs import sim_dict
-from comfyq.sim.nodes import fingerprint
+from .files import Folders
+from .images import digest
+from .knobs import sim_dict
+from .nodes import fingerprint
 
 
 @dataclass(frozen=True)

@@ -4,8 +4,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from comfyq.sim.files import Folders
-from comfyq.sim.knobs import Knobs
+from .files import Folders
+from .knobs import Knobs
 
 MAX_RESOLUTION = 16384
 SAMPLERS = [

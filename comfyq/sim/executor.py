@@ -6,14 +6,14 @@ import logging
 import time
 import traceback
 
-from comfyq.sim.cache import OutputCache
-from comfyq.sim.catalogue import Env
-from comfyq.sim.files import Folders
-from comfyq.sim.hub import Hub
-from comfyq.sim.journal import Journal
-from comfyq.sim.knobs import Knobs
-from comfyq.sim.prompt_queue import PromptQueue, QueueItem
-from comfyq.sim.runner import Interrupted, PromptRun
+from .cache import OutputCache
+from .catalogue import Env
+from .files import Folders
+from .hub import Hub
+from .journal import Journal
+from .knobs import Knobs
+from .prompt_queue import PromptQueue, QueueItem
+from .runner import Interrupted, PromptRun
 
 logger = logging.getLogger(__name__)
 

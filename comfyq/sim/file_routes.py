@@ -11,9 +11,9 @@ from aiohttp import web
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
-from comfyq.sim import images
-from comfyq.sim.files import FOLDER_TYPES, Folders, file_digest
-from comfyq.sim.routes import SIM
+from . import images
+from .files import FOLDER_TYPES, Folders, file_digest
+from .routes import SIM
 
 routes = web.RouteTableDef()
 UNSAFE_TYPES = {"text/html", "text/html-sandboxed", "application/xhtml+xml", "text/javascript", "text/css"}

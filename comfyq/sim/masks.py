@@ -5,8 +5,8 @@ from typing import Any
 
 from PIL import Image, ImageFilter, ImageOps
 
-from comfyq.sim import images as imaging
-from comfyq.sim.values import Handle, Latent, NodeContext, offload
+from . import images as imaging
+from .values import Handle, Latent, NodeContext, offload
 
 
 def channel_mask(picture: Image.Image, channel: str) -> Image.Image:

@@ -9,11 +9,11 @@ from typing import Any, Awaitable, Callable
 
 from PIL import Image, ImageOps
 
-from comfyq.sim import images as imaging
-from comfyq.sim import masks
-from comfyq.sim.files import Folders, file_digest, next_save_path, temp_prefix
-from comfyq.sim.values import Conditioning, Handle, Latent, NodeContext
-from comfyq.sim.values import offload as _offload
+from . import images as imaging
+from . import masks
+from .files import Folders, file_digest, next_save_path, temp_prefix
+from .values import Conditioning, Handle, Latent, NodeContext
+from .values import offload as _offload
 
 __all__ = ["IMPLEMENTATIONS", "NodeContext", "fingerprint"]
 

@@ -17,7 +17,7 @@ import time
 from types import TracebackType
 from typing import IO, Any
 
-from comfyq.sim import journal
+from . import journal
 
 LISTENING = re.compile(r"comfyq-sim listening on http://(?P<host>[^\s]+):(?P<port>\d+)")
 

@@ -5,7 +5,7 @@ import asyncio
 import heapq
 from typing import Any
 
-from comfyq.sim.hub import Hub
+from .hub import Hub
 
 MAX_HISTORY = 10_000
 

@@ -13,9 +13,9 @@ import uuid
 
 from aiohttp import web
 
-from comfyq.sim.catalogue import object_info
-from comfyq.sim.simulator import Simulator
-from comfyq.sim.validation import validate_prompt
+from .catalogue import object_info
+from .simulator import Simulator
+from .validation import validate_prompt
 
 SIM = web.AppKey("sim", Simulator)
 COMFYUI_VERSION = "0.3.64"

@@ -9,16 +9,16 @@ from typing import TYPE_CHECKING, Any
 
 from PIL import Image
 
-from comfyq.sim import images
-from comfyq.sim.cache import CacheEntry, signatures
-from comfyq.sim.catalogue import SPECS
-from comfyq.sim.knobs import NodeKnobs, caching_enabled, resolve, sim_dict
-from comfyq.sim.nodes import IMPLEMENTATIONS, NodeContext
-from comfyq.sim.prompt_queue import QueueItem
-from comfyq.sim.validation import full_type_name
+from . import images
+from .cache import CacheEntry, signatures
+from .catalogue import SPECS
+from .knobs import NodeKnobs, caching_enabled, resolve, sim_dict
+from .nodes import IMPLEMENTATIONS, NodeContext
+from .prompt_queue import QueueItem
+from .validation import full_type_name
 
 if TYPE_CHECKING:
-    from comfyq.sim.executor import Executor
+    from .executor import Executor
 
 
 class Interrupted(Exception):

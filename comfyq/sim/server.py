@@ -11,12 +11,12 @@ from typing import Awaitable, Callable
 
 from aiohttp import WSMsgType, web
 
-from comfyq.sim import file_routes, routes
-from comfyq.sim.files import Folders
-from comfyq.sim.journal import Journal
-from comfyq.sim.knobs import ACTIONS, KnobError, Knobs
-from comfyq.sim.routes import SIM, SERVER_FEATURES
-from comfyq.sim.simulator import Simulator
+from . import file_routes, routes
+from .files import Folders
+from .journal import Journal
+from .knobs import ACTIONS, KnobError, Knobs
+from .routes import SIM, SERVER_FEATURES
+from .simulator import Simulator
 
 logger = logging.getLogger(__name__)
 control = web.RouteTableDef()

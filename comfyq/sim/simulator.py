@@ -3,13 +3,13 @@ from __future__ import annotations
 
 import asyncio
 
-from comfyq.sim.catalogue import Env
-from comfyq.sim.executor import Executor
-from comfyq.sim.files import Folders
-from comfyq.sim.hub import Hub
-from comfyq.sim.journal import Journal
-from comfyq.sim.knobs import Knobs
-from comfyq.sim.prompt_queue import PromptQueue
+from .catalogue import Env
+from .executor import Executor
+from .files import Folders
+from .hub import Hub
+from .journal import Journal
+from .knobs import Knobs
+from .prompt_queue import PromptQueue
 
 
 class Simulator:

@@ -10,8 +10,8 @@ import os
 import traceback
 from typing import Any, NamedTuple
 
-from comfyq.sim.catalogue import SPECS, Env, NodeSpec
-from comfyq.sim.knobs import sim_dict
+from .catalogue import SPECS, Env, NodeSpec
+from .knobs import sim_dict
 
 Error = dict[str, Any]
 

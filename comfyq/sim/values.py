@@ -7,8 +7,8 @@ from typing import Any, Awaitable, Callable
 
 from PIL import Image
 
-from comfyq.sim.files import Folders
-from comfyq.sim.knobs import NodeKnobs
+from .files import Folders
+from .knobs import NodeKnobs
 
 # Above this many pixels, Pillow work leaves the event loop so HTTP stays responsive.
 OFFLOAD_PIXELS = 512 * 512

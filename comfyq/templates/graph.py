@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any, Mapping
 
-from ..validation import WorkflowInvalid, validate_workflow
+from ..workflows.validation import WorkflowInvalid, validate_workflow
 from .params import Param
 
 # Which widget kinds of /object_info each param type can feed.

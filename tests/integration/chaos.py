@@ -20,7 +20,9 @@ import redis
 from flask import Flask
 from flask.testing import FlaskClient
 
-from comfyq import accounts, create_app, redis_server
+from comfyq.accounts import users as accounts
+from comfyq import create_app
+from comfyq.cli import redis_server
 from comfyq.sim.process import SimProcess, free_port
 from tests.integration.conftest import TERMINAL, with_key
 

@@ -20,7 +20,8 @@ import requests
 from flask import Flask
 from flask.testing import FlaskClient
 
-from comfyq import create_app, redis_server
+from comfyq import create_app
+from comfyq.cli import redis_server
 from comfyq.comfy import ComfyClient
 from comfyq.sim.process import SimProcess, free_port
 from comfyq.sim.testing import Listener
@@ -208,7 +209,7 @@ USERS = {  # name: (role, level, teacher)
 @pytest.fixture(scope="session")
 def keys(app: Flask) -> dict[str, str]:
     """An API key for each test user (see USERS), each with credits; "svc", a service, is what ``client`` uses."""
-    from comfyq import accounts, credits
+    from comfyq.accounts import users as accounts, credits
 
     issued = {}
     with app.app_context():
@@ -221,7 +222,7 @@ def keys(app: Flask) -> dict[str, str]:
 
 def new_user(app: Flask, name: str, role: str = "user", credits: int = 1000, **limits: int) -> FlaskClient:
     """Create an expert user with ``credits`` and its own ``limits``; return a test client with its key."""
-    from comfyq import accounts, credits as ledger, limits as user_limits
+    from comfyq.accounts import users as accounts, credits as ledger, limits as user_limits
 
     with app.app_context():
         user = accounts.create_user(name, role, "expert")

@@ -14,11 +14,12 @@ from flask import Flask
 from flask.testing import FlaskClient
 from PIL import Image
 
-from comfyq import accounts, create_app, credits, limits
-from comfyq.config import parse_instances
-from comfyq.extensions import db
-from comfyq.jobs import JobStatus, transition
-from comfyq.models import Output, WebhookAttempt, WebhookDelivery, utcnow
+from comfyq.accounts import users as accounts, credits, limits
+from comfyq import create_app
+from comfyq.config.settings import parse_instances
+from comfyq.db.extensions import db
+from comfyq.jobs.machine import JobStatus, transition
+from comfyq.db.models import Output, WebhookAttempt, WebhookDelivery, utcnow
 
 HOOK = "https://hooks.example.com/comfyq"
 

@@ -10,8 +10,8 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from comfyq.cli import main
-from comfyq.config import parse_instances
+from comfyq.cli.main import main
+from comfyq.config.settings import parse_instances
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -15,10 +15,10 @@ import boto3
 import pytest
 from PIL import Image
 
-from comfyq.cli_progress import JobProgress
+from comfyq.cli.progress import JobProgress
 from comfyq.client import Client
-from comfyq.signing import verify
-from comfyq.sse import Event
+from comfyq.webhooks.signing import verify
+from comfyq.client.sse import Event
 from tests.conftest import Receiver
 from tests.integration.conftest import CREDENTIALS, admin_key_of, comfyq_up
 

@@ -1,0 +1,1 @@
+"""Users, API keys, credits and per-user limits."""

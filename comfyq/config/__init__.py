@@ -1,0 +1,1 @@
+"""Settings read once from ``COMFYQ_*`` environment variables, and the rules they must meet together."""

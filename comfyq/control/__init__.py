@@ -1,0 +1,1 @@
+"""Beat jobs of the ``control`` queue: the reconciler and output retention."""

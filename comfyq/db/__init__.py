@@ -1,0 +1,1 @@
+"""The database: extensions, models, migrations, and timestamps that always carry their offset."""

@@ -1,0 +1,1 @@
+"""The job state machine, queue positions and read-side queries."""

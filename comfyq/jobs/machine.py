@@ -1,0 +1,154 @@
+"""The job state machine: guarded transitions and nothing else.
+
+``pending → queued → running → succeeded | failed | timed_out | cancelled``
+
+Every transition is one ``UPDATE … WHERE id = :id AND status IN (:expected)``,
+so two processes can never both move the same job; ``take_over`` guards the
+hand-over of a running job between workers the same way. A move commits with
+what it entails: the refund an end earns, and the admission of the pending jobs
+an end makes room for (hooks, registered by the app); what the hooks must do
+outside the database (send admitted jobs, update queue positions) runs after
+the commit.
+"""
+from __future__ import annotations
+
+import logging
+from enum import StrEnum
+from typing import Any, Callable, Iterable, NamedTuple
+
+from sqlalchemy import Row, update
+
+from ..accounts import credits
+from ..db.extensions import db
+from ..db.models import Job, utcnow
+
+logger = logging.getLogger(__name__)
+
+
+class JobStatus(StrEnum):
+    """Every state a job can be in."""
+
+    PENDING = "pending"
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    TIMED_OUT = "timed_out"
+    CANCELLED = "cancelled"
+
+
+TERMINAL = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.TIMED_OUT, JobStatus.CANCELLED})
+
+ALLOWED: dict[JobStatus, frozenset[JobStatus]] = {
+    JobStatus.PENDING: frozenset({JobStatus.QUEUED, JobStatus.CANCELLED}),
+    JobStatus.QUEUED: frozenset({JobStatus.RUNNING, JobStatus.FAILED, JobStatus.CANCELLED}),
+    # running → running: a redelivered task takes the job over on another instance.
+    # running → queued: the instance was unreachable and the job goes back to the queue.
+    JobStatus.RUNNING: frozenset({JobStatus.RUNNING, JobStatus.QUEUED, JobStatus.SUCCEEDED,
+                                  JobStatus.FAILED, JobStatus.TIMED_OUT, JobStatus.CANCELLED}),
+}
+
+
+class IllegalTransition(ValueError):
+    """The state machine has no edge between the two states."""
+
+
+class Moved(NamedTuple):
+    """A transition, as hooks see it before its commit."""
+
+    job_id: str
+    user_id: str | None
+    queue: str
+    came_from: JobStatus
+    to: JobStatus
+    # The job as the move left it: what the hooks tell of it, so none has to read it again.
+    instance: str | None
+    attempts: int
+    error: dict[str, Any] | None
+    webhook_url: str | None
+    webhook_events: list[str] | None
+
+
+# A hook runs in the move's transaction; what it returns runs after the commit.
+Hook = Callable[[Moved], Callable[[], None] | None]
+_hooks: list[Hook] = []
+
+
+def on_moved(hook: Hook) -> None:
+    """Run ``hook`` in every transition's transaction (registering twice changes nothing)."""
+    if hook not in _hooks:
+        _hooks.append(hook)
+
+
+def is_terminal(status: str) -> bool:
+    """Return whether ``status`` is final."""
+    return status in TERMINAL
+
+
+def transition(job_id: str, to: JobStatus, expected: Iterable[JobStatus], **fields: Any) -> bool:
+    """Move a job to ``to`` if it is in one of ``expected``; return whether it moved.
+
+    The session's pending changes (say, output rows) are committed with the move,
+    or rolled back with it when the job was not in an expected state.
+    """
+    expected = tuple(expected)
+    for old in expected:
+        if to not in ALLOWED.get(old, ()):
+            raise IllegalTransition(f"{old} → {to}")
+    values = dict(fields, status=to.value)
+    if to in TERMINAL:
+        values.setdefault("finished_at", utcnow())
+    if to is JobStatus.RUNNING:
+        values.setdefault("started_at", utcnow())
+    for old in expected:  # one state at a time, so the hooks know which one the job left
+        row = _guarded_update(job_id, [Job.status == old.value], values)
+        if row is not None:
+            break
+    else:
+        db.session.rollback()
+        return False
+    moved = Moved(job_id, row.user_id, row.queue, old, to, row.instance, row.attempts,
+                  row.error, row.webhook_url, row.webhook_events)
+    if to in TERMINAL and credits.refund_due(moved.to, moved.came_from):
+        credits.refund(job_id, note=f"the job ended {to.value}")
+    try:
+        after = [hook(moved) for hook in _hooks]
+    except Exception:
+        db.session.rollback()  # the move and what it entails commit together or not at all
+        raise
+    db.session.commit()
+    for action in filter(None, after):
+        try:
+            action()
+        except Exception:  # the move stands; the reconciler repairs what an action missed
+            logger.exception("job %s: an action after its move to %s failed", job_id, to.value)
+    return True
+
+
+def _guarded_update(job_id: str, conditions: list[Any], values: dict[str, Any]) -> Row[Any] | None:
+    """Update one job if ``conditions`` hold and return what hooks need of it (``Moved``), else None.
+
+    Nothing is committed or rolled back here: the caller decides.
+    """
+    return db.session.execute(
+        update(Job).where(Job.id == job_id, *conditions).values(**values)
+        .returning(Job.user_id, Job.queue, Job.instance, Job.attempts, Job.error, Job.webhook_url,
+                   Job.webhook_events).execution_options(synchronize_session=False)).first()
+
+
+def set_progress(job_id: str, progress: dict[str, Any]) -> None:
+    """Record the latest progress of a running job (no state change)."""
+    db.session.execute(
+        update(Job).where(Job.id == job_id, Job.status == JobStatus.RUNNING.value)
+        .values(progress=progress).execution_options(synchronize_session=False))
+    db.session.commit()
+
+
+def take_over(job_id: str, old_worker: str | None, new_worker: str | None) -> bool:
+    """Make ``new_worker`` the one running job ``job_id`` if ``old_worker`` still is; return whether it did."""
+    owner = Job.worker.is_(None) if old_worker is None else Job.worker == old_worker
+    if _guarded_update(job_id, [Job.status == JobStatus.RUNNING.value, owner], {"worker": new_worker}) is None:
+        db.session.rollback()
+        return False
+    db.session.commit()
+    return True

@@ -1,0 +1,1 @@
+"""Accepting work: planning, fair-share admission, batches, cancellation and uploads."""

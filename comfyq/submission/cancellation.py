@@ -1,0 +1,42 @@
+"""Cancel a job: revoke it while queued, interrupt it while running."""
+from __future__ import annotations
+
+import logging
+from typing import Any, Mapping
+
+from flask import current_app
+
+from ..events import log as events
+from ..errors import Conflict, NotFound
+from ..db.extensions import db, get_redis
+from ..jobs.machine import JobStatus, transition
+from ..db.models import Job, User
+from ..jobs.queries import get_job
+
+logger = logging.getLogger(__name__)
+
+
+def cancel_flag_ttl(config: Mapping[str, Any]) -> int:
+    """Return how long a cancel flag must live: as long as the longest job may run."""
+    return int(config["MAX_TIME_LIMIT"] + config["TIME_LIMIT_GRACE"]) + 60
+
+
+def cancel_job(job_id: str, user: User) -> Job:
+    """Move a pending, queued or running job ``user`` may see to ``cancelled`` and stop its work; return it."""
+    get_job(job_id, user)  # someone else's job is "not found", never cancelled
+    reason = {"type": "cancelled", "message": "cancelled by request"}
+    if transition(job_id, JobStatus.CANCELLED, [JobStatus.QUEUED, JobStatus.PENDING], error=reason):
+        # The worker would also skip it (terminal), but revoking drops the message early.
+        try:
+            current_app.extensions["celery"].control.revoke(job_id)
+        except Exception as exc:  # the job is already cancelled in the DB; revoke is an optimisation
+            logger.warning("revoke of %s failed: %s", job_id, exc)
+    elif transition(job_id, JobStatus.CANCELLED, [JobStatus.RUNNING], error=reason):
+        # The worker that owns the prompt sees the flag and interrupts only this prompt.
+        events.request_cancel(get_redis(), job_id, cancel_flag_ttl(current_app.config))
+    job = db.session.get(Job, job_id, populate_existing=True)
+    if job is None:
+        raise NotFound(f"no job {job_id!r}")
+    if job.status != JobStatus.CANCELLED:
+        raise Conflict(f"job {job_id} already ended as {job.status}; only pending, queued or running jobs can be cancelled")
+    return job

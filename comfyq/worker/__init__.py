@@ -1,0 +1,1 @@
+"""The GPU worker: its Celery entry and tasks, the runner, recovery, and the threads beside Celery."""

@@ -1,0 +1,147 @@
+"""The threads a worker's main process runs beside Celery: lease, health watch, intake and drain.
+
+One ``WorkerGuard`` per GPU worker. It renews the worker's messages (comfyq.fleet.lease),
+watches the instance (comfyq.worker.health), opens the worker's intake only while the
+instance is healthy (comfyq.worker.intake), restarts a supervised ComfyUI that is stuck,
+and on a warm shutdown hands a job that outlives the drain time back to the queue.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+import time
+from typing import Any
+
+import redis
+from celery import Celery
+from celery.worker import state as worker_state
+from flask import Flask
+
+from ..fleet import instances
+from . import intake
+from ..config.settings import Instance
+from ..db.extensions import get_redis
+from .health import HealthMonitor
+from ..fleet.lease import Lease, delivery_tag
+from .supervisor import ComfySupervisor
+
+logger = logging.getLogger(__name__)
+
+
+class WorkerGuard:
+    """Keep one worker honest about its instance and its messages."""
+
+    def __init__(self, flask_app: Flask, celery_app: Celery, instance: Instance, hostname: str,
+                 supervisor: ComfySupervisor | None = None) -> None:
+        config = flask_app.config
+        self.celery, self.instance, self.hostname, self.supervisor = celery_app, instance, hostname, supervisor
+        self.redis = get_redis()
+        broker = redis.Redis.from_url(config["BROKER_URL"], socket_connect_timeout=2, socket_timeout=5)
+        self.lease = Lease(instance.name, hostname, broker, self.redis,
+                           dict(celery_app.conf.broker_transport_options or {}))
+        self.health = HealthMonitor(instance, self.redis, interval=float(config["HEALTH_INTERVAL"]),
+                                    failures=int(config["HEALTH_FAILURES"]), on_state=self._on_state,
+                                    on_stuck=self._restart_stuck if supervisor else None,
+                                    stuck_grace=float(config["INTERRUPT_GRACE"]))
+        self.pid = os.getpid()
+        self.draining = threading.Event()
+        self.restarting = threading.Lock()
+        if supervisor is not None:
+            supervisor.on_down, supervisor.on_up, supervisor.is_idle = self._on_down, self._on_up, self._idle
+
+    def start(self) -> None:
+        """Renew, check and publish the catalogue at once (jobs are validated against it), then keep at it."""
+        try:
+            self.lease.renew()
+            self.health.publish_catalogue()
+            self.health.check()
+        except Exception:  # noqa: BLE001 - the threads below must start whatever the first round met
+            logger.exception("first check of %s failed; the watch goes on", self.instance.name)
+        self.lease.start()
+        self.health.start()
+        if self.supervisor is not None:
+            self.supervisor.watch()
+
+    def received(self, request: Any) -> None:
+        """Renew a message the worker just received, and count the job toward a supervised recycle."""
+        tag = delivery_tag(request)
+        if tag:
+            self.lease.hold(tag)
+        if self.supervisor is not None:
+            self.supervisor.job_done()
+
+    def _on_state(self, state: str) -> None:
+        """Take shared work only while the instance is healthy."""
+        want = state == instances.HEALTHY and not self.draining.is_set()
+        is_open = intake.is_open()
+        if is_open is not None and is_open != want:
+            intake.set_open(self.celery, self.hostname, self.instance, want)
+            is_open = want
+        status = {"state": state, "intake": "open" if is_open else "closed"}
+        if self.supervisor is not None:
+            status.update(comfyui_pid=self.supervisor.pid or "", comfyui_restarts=self.supervisor.restarts)
+        self.health.extra = {k: v for k, v in status.items() if k != "state"}
+        intake.IntakeStep.status = {**status, "instance": self.instance.name, "checked_at": time.time()}
+
+    def _restart_stuck(self, prompt: str) -> None:
+        """Restart the supervised ComfyUI that ignores an interrupt, in the background (once at a time)."""
+        if self.supervisor is not None and self.restarting.acquire(blocking=False):
+            def restart() -> None:
+                try:
+                    self.supervisor.restart(f"prompt {prompt} ignored its interrupt")  # type: ignore[union-attr]
+                    instances.clear_stuck(self.redis, self.instance.name)
+                finally:
+                    self.restarting.release()
+            threading.Thread(target=restart, name=f"restart-{self.instance.name}", daemon=True).start()
+
+    def _on_down(self, reason: str) -> None:
+        """Say the supervised ComfyUI is being restarted, and stop taking shared work meanwhile."""
+        with self.health.lock:
+            self.health.override = instances.RESTARTING
+            self.health.set_state(instances.RESTARTING, {"reachable": False, "websocket": False, "error": reason})
+
+    def _on_up(self) -> None:
+        """Go back to judging the instance by what it answers."""
+        self.health.override = None
+        self.health.check()
+
+    def _idle(self) -> bool:
+        """Tell whether the worker holds no job at all."""
+        return not worker_state.active_requests and not worker_state.reserved_requests
+
+    def after_hard_kill(self, job_id: str) -> None:
+        """After the hard limit killed a child: close intake until the health watch sees the prompt gone."""
+        if os.getpid() != self.pid:
+            return  # a pool child forked after start has a copy of this guard; only the worker acts
+        instances.mark_stuck(self.redis, self.instance.name, job_id)
+        intake.set_open(self.celery, self.hostname, self.instance, False)
+
+    def drain(self, timeout: float) -> None:
+        """Stop taking work; after ``timeout`` s, kill the child still running a job so its message goes back."""
+        self.draining.set()
+
+        def wait_then_hand_back() -> None:
+            deadline = time.monotonic() + timeout
+            while worker_state.active_requests and time.monotonic() < deadline:
+                time.sleep(0.1)
+            if worker_state.active_requests:
+                self.lease.stop(release=True)  # gone for good: the next worker may take the job over at once
+            for request in list(worker_state.active_requests):
+                if request.worker_pid:
+                    logger.warning("drain time over: handing job %s back to the queue", request.id)
+                    try:
+                        os.kill(request.worker_pid, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+        threading.Thread(target=wait_then_hand_back, name="drain", daemon=True).start()
+
+    def stop(self) -> None:
+        """Stop the threads and release the lease, so other workers take this worker's jobs at once."""
+        self.health.stop()
+        self.lease.stop(release=True)
+        try:
+            self.redis.delete(instances.STATUS_KEY.format(self.instance.name))
+        except redis.RedisError:
+            pass

@@ -1,0 +1,246 @@
+"""Run one job on this worker's ComfyUI instance, from claim to stored outputs."""
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any, Callable
+
+import redis
+from celery.exceptions import SoftTimeLimitExceeded
+from flask import current_app
+from sqlalchemy import select
+
+from ..events import log as events
+from . import handover, recovery
+from ..fleet import instances, lease
+from ..webhooks import deliveries as webhooks
+from ..comfy import (ComfyClient, ComfyConnectFailed, ComfyProtocolError, ComfyTimeout, ComfyUnreachable,
+                     ExecutionFailed, ExecutionInterrupted, PromptLost, PromptRejected)
+from ..comfy.payloads import outcome
+from ..config.settings import Instance
+from ..db.extensions import db
+from .handover import InstanceUnavailable
+from ..jobs.machine import JobStatus, is_terminal, set_progress, transition
+from ..db.models import Job
+from ..events.progress import ProgressTracker, public_progress
+from ..templates.deployment import node_labels
+from .transfer import download_outputs, stage_inputs
+from ..storage.base import Store
+
+logger = logging.getLogger(__name__)
+SAVE_EVERY = 0.5  # seconds between progress writes to the DB and the Celery backend
+
+
+class JobRunner:
+    """Claim a job, run its prompt on one instance, and record how it ended."""
+
+    def __init__(self, job_id: str, instance: Instance, client: ComfyClient, store: Store,
+                 r: redis.Redis, report: Callable[[dict[str, Any]], None] | None = None,
+                 inputs: Store | None = None, time_limits: dict[str, float | None] | None = None,
+                 close_intake: Callable[[], None] | None = None, hostname: str | None = None) -> None:
+        self.job_id = job_id
+        self.instance = instance
+        self.client = client
+        self.store = store
+        self.inputs = inputs or current_app.extensions["stores"].inputs
+        self.time_limits = time_limits or {}
+        self.redis = r
+        self.report = report
+        self.close_intake = close_intake or (lambda: None)
+        self.hostname = hostname
+        self.adopted: ComfyClient | None = None  # a dead worker's instance whose prompt this run follows
+        self.cancelling = False
+        self.submitted = False  # from here on, the instance may hold the prompt
+        self.user_id: str | None = None
+        self._saved_at = self._hooked_at = time.monotonic()
+        self.progress_hooks = False  # whether the job's webhook wants progress
+
+    def run(self) -> str:
+        """Run the job unless it is terminal or taken; return the status it ended in."""
+        job = db.session.get(Job, self.job_id)
+        if job is None:
+            logger.warning("job %s does not exist; dropping its task", self.job_id)
+            return "missing"
+        if is_terminal(job.status):
+            return job.status
+        self.user_id = job.user_id
+        self.progress_hooks = bool(job.webhook_url) and "progress" in (job.webhook_events or ())
+        resume = job.status == JobStatus.RUNNING and job.instance == self.instance.name
+        if job.status == JobStatus.RUNNING and not resume and job.instance in current_app.config["INSTANCES"]:
+            other = current_app.config["INSTANCES"][job.instance]
+            if lease.is_alive(self.redis, other.name):
+                # Its prompt may still run there: only that instance's worker may reattach.
+                raise InstanceUnavailable(f"job {job.id} runs on {other.name}", other.queue, countdown=0,
+                                          counted=False)
+            resume = self._adopt(job, other)
+        if not resume:
+            self._check_instance(job)
+            if not transition(job.id, JobStatus.RUNNING, [JobStatus(job.status)], instance=self.instance.name,
+                              prompt_id=job.id, attempts=Job.attempts + 1, progress=None, worker=self.hostname):
+                return "taken"
+        labels = node_labels(current_app.extensions["templates"], job.template, job.template_version)
+        self.tracker = ProgressTracker(job.workflow, labels)
+        self.tracker.state["time_limits"] = self.time_limits  # as the worker enforces them
+        self._quietly(instances.set_running, self.redis, self.instance.name, job.id)
+        self.submitted = resume  # a resumed or adopted prompt may be on the instance already
+        try:
+            return self._finish(job, self._execute(job, resume))
+        except (PromptRejected, ExecutionFailed, ExecutionInterrupted, PromptLost, ComfyProtocolError) as exc:
+            return self._end(*recovery.prompt_failure(exc, self.cancelling))
+        except SoftTimeLimitExceeded:
+            self._stop_prompt()
+            self._discard_outputs()  # of a download the limit cut short
+            message = "the job ran past its time limit"
+            if not self._left_after_interrupt():
+                self._mark_stuck()
+                message += f"; its node ignored the interrupt, so instance {self.instance.name} is being freed"
+            return self._end(JobStatus.TIMED_OUT, {"type": "timed_out", "message": message})
+        except (ComfyUnreachable, ComfyTimeout) as exc:
+            message = f"instance {self.instance.name}: {exc}"
+            if not self.submitted:  # the instance cannot hold the prompt: any capable instance may run it
+                transition(job.id, JobStatus.QUEUED, [JobStatus.RUNNING],
+                           error={"type": "instance_unavailable", "message": message})
+                if job.queue == self.instance.queue:
+                    raise InstanceUnavailable(message, job.queue) from exc
+                self.close_intake()  # until the health check finds the instance back
+                raise InstanceUnavailable(message, job.queue, countdown=0) from exc
+            if not recovery.instance_down(self.client):  # it may run there still: come back here and reattach
+                raise InstanceUnavailable(message, self.instance.queue) from exc
+            self.close_intake()
+            return self._retry_elsewhere(job, message)
+        finally:
+            self._quietly(instances.set_running, self.redis, self.instance.name, None)
+            if self.adopted is not None:
+                self.adopted.close()
+
+    def _adopt(self, job: Job, other: Instance) -> bool:
+        """Follow the prompt of a job whose worker died, where it runs; False if that instance lacks it."""
+        client = handover.adopt(job, other, self.hostname)
+        if client is None:
+            return False
+        self.instance, self.client, self.adopted = other, client, client
+        return True
+
+    def _check_instance(self, job: Job) -> None:
+        """Refuse a new run while this instance is stuck or unhealthy; the job goes back to its queue."""
+        refusal = handover.refusal(self.redis, self.instance, job)
+        if refusal is not None:
+            self.close_intake()
+            raise refusal
+
+    def _interrupt_grace(self) -> float:
+        """Return how long a stopped prompt may take to leave the instance."""
+        grace = float(current_app.config["INTERRUPT_GRACE"])
+        soft, hard = self.time_limits.get("soft"), self.time_limits.get("hard")
+        if soft and hard:  # never wait into the hard limit, which would kill this process mid-way
+            grace = max(0.5, min(grace, hard - soft - 2.0))
+        return grace
+
+    def _left_after_interrupt(self) -> bool:
+        """Wait the interrupt grace for the stopped prompt to leave the instance; return whether it did."""
+        return recovery.prompt_left(self.client, self.job_id, self._interrupt_grace())
+
+    def _mark_stuck(self) -> None:
+        """Record that the instance still runs this job's prompt, and take no shared work until it is freed."""
+        logger.error("job %s: instance %s ignored the interrupt; marking it stuck", self.job_id, self.instance.name)
+        # Marked as already past its grace: a supervised instance is restarted at once.
+        instances.mark_stuck(self.redis, self.instance.name, self.job_id,
+                             waited=float(current_app.config["INTERRUPT_GRACE"]))
+        self.close_intake()
+
+    def _retry_elsewhere(self, job: Job, message: str) -> str:
+        """Send a job whose instance died back to its queue, or fail it after ``MAX_ATTEMPTS`` runs."""
+        attempts = db.session.scalar(select(Job.attempts).where(Job.id == job.id)) or 0
+        limit = int(current_app.config["MAX_ATTEMPTS"])
+        error = {"type": "instance_lost",
+                 "message": f"{message}; the instance went down while running the job (attempt {attempts} of {limit})"}
+        if attempts >= limit:
+            error["message"] += ", giving up"
+            return self._end(JobStatus.FAILED, error)
+        if not transition(job.id, JobStatus.QUEUED, [JobStatus.RUNNING], error=error):
+            return "superseded"
+        raise InstanceUnavailable(error["message"], job.queue, countdown=0)
+
+    def _execute(self, job: Job, resume: bool) -> dict[str, Any]:
+        """Submit (or reattach to) the prompt and follow it to its end."""
+        self.client.connect()
+        where = self.client.find_prompt(job.id) if resume else "unknown"
+        if where == "done":
+            return outcome(job.id, self.client.history(job.id) or {}, self.client.base_url)
+        if where == "unknown":
+            self._submit(job)
+        # ComfyUI sends a prompt's messages only to the client that queued it: a reattached one polls each second.
+        return self.client.follow(job.id, self._on_event, poll=self._poll,
+                                  silence_check=None if where == "unknown" else 1.0)
+
+    def _submit(self, job: Job) -> None:
+        """POST the prompt; after an uncertain answer, look it up instead of posting twice."""
+        stage_inputs(self.client, self.inputs, list(job.inputs or ()))
+        self.submitted = True
+        try:
+            self.client.queue_prompt(job.workflow, job.id)
+        except ComfyConnectFailed:
+            self.submitted = False  # the request never left, so the instance cannot hold the prompt
+            raise
+        except (ComfyUnreachable, ComfyTimeout):
+            if self.client.find_prompt(job.id) == "unknown":
+                raise
+
+    def _on_event(self, kind: str, data: dict[str, Any]) -> None:
+        """Publish one execution message and, throttled, record the progress."""
+        event = self.tracker.apply(kind, data)
+        if event is None:
+            return
+        self._quietly(events.publish, self.redis, self.job_id, self.user_id, event)
+        now = time.monotonic()
+        # Throttled: a trivial prompt ends before the first write; the final state is saved at the end.
+        if now - self._saved_at >= SAVE_EVERY:
+            self._saved_at = now
+            set_progress(self.job_id, dict(self.tracker.state))
+            if self.report is not None:
+                self._quietly(self.report, dict(self.tracker.state))
+            if self.progress_hooks and now - self._hooked_at >= current_app.config["WEBHOOK_PROGRESS_EVERY"]:
+                self._hooked_at = now
+                webhooks.progress(self.job_id, public_progress(self.tracker.state))
+
+    def _discard_outputs(self) -> None:
+        """Remove files this run stored, unless the job succeeded elsewhere with those very files."""
+        status = db.session.scalar(select(Job.status).where(Job.id == self.job_id))
+        if status != JobStatus.SUCCEEDED:
+            self.store.remove_job(self.job_id)
+
+    def _quietly(self, action: Callable[..., Any], *args: Any) -> Any:
+        """Run a Redis side effect of the run; a Redis outage is logged and never fails the job."""
+        try:
+            return action(*args)
+        except (redis.RedisError, OSError) as exc:
+            logger.warning("job %s: %s failed, Redis is unreachable: %s", self.job_id, action.__name__, exc)
+            return None
+
+    def _poll(self) -> None:
+        """Stop the prompt once a cancel is requested."""
+        if not self.cancelling and self._quietly(events.cancel_requested, self.redis, self.job_id):
+            self.cancelling = True
+            self._stop_prompt()
+
+    def _stop_prompt(self) -> None:
+        """Drop this job's prompt if pending, and interrupt it if it is the one running."""
+        recovery.stop_prompt(self.client, self.job_id)
+
+    def _end(self, status: JobStatus, error: dict[str, Any]) -> str:
+        """Record a non-success end (a no-op if the job was cancelled meanwhile)."""
+        db.session.rollback()  # never commit output rows of a run that did not succeed
+        if not transition(self.job_id, status, [JobStatus.RUNNING], error=error,
+                          progress=dict(self.tracker.state), worker=self.hostname):
+            return "superseded"
+        return status.value
+
+    def _finish(self, job: Job, history: dict[str, Any]) -> str:
+        """Download and store every output, then mark the job succeeded in the same commit."""
+        outputs = download_outputs(job.id, history, self.client, self.store)
+        db.session.add_all(outputs)
+        if not transition(job.id, JobStatus.SUCCEEDED, [JobStatus.RUNNING], error=None,
+                          progress=dict(self.tracker.state), worker=self.hostname):
+            self._discard_outputs()
+            return "superseded"
+        return JobStatus.SUCCEEDED.value

@@ -1,0 +1,1 @@
+"""ComfyUI graphs: structural and catalogue validation, node policy, the published catalogues."""

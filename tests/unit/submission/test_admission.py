@@ -1,0 +1,128 @@
+"""Admission decisions on SQLite and PostgreSQL: caps, fairness, order (no broker involved)."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from typing import Any, Iterator
+
+import pytest
+from flask import Flask
+from sqlalchemy import select
+
+from comfyq.accounts import users as accounts, limits
+from comfyq.submission import admission
+from comfyq import create_app
+from comfyq.config.settings import parse_instances
+from comfyq.db.extensions import db
+from comfyq.db.models import Job, User
+
+T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+
+
+@pytest.fixture
+def app(tmp_path, database_url: str) -> Iterator[Flask]:
+    flask_app = create_app({"SQLALCHEMY_DATABASE_URI": database_url, "OUTPUT_DIR": str(tmp_path),
+                            "REDIS_URL": "redis://127.0.0.1:1/0", "BROKER_URL": "redis://127.0.0.1:1/0",
+                            "INSTANCES": parse_instances("gpu0=http://127.0.0.1:1,gpu1=http://127.0.0.1:2"),
+                            "MAX_RUNNING_PER_USER": 2, "MAX_ADMITTED": 3})
+    with flask_app.app_context():
+        yield flask_app
+
+
+def add_jobs(user: User, count: int, status: str = "pending", start: int = 0) -> list[str]:
+    """Store ``count`` jobs of ``user``, one second apart from ``start``; return their ids."""
+    jobs = [Job(user_id=user.id, status=status, queue="comfy", workflow={}, soft_time_limit=60, cost=1,
+                created_at=T0 + timedelta(seconds=start + n)) for n in range(count)]
+    db.session.add_all(jobs)
+    db.session.commit()
+    return [job.id for job in jobs]
+
+
+def statuses(ids: list[str]) -> list[str]:
+    """Return the statuses of jobs, in the order of ``ids``."""
+    found = dict(db.session.execute(select(Job.id, Job.status).where(Job.id.in_(ids))).all())
+    return [found[job_id] for job_id in ids]
+
+
+def test_allocate_gives_one_slot_at_a_time_to_the_user_holding_fewest() -> None:
+    oldest: dict[str, Any] = {"a": T0, "b": T0 + timedelta(seconds=5), "c": T0 + timedelta(seconds=1)}
+    assert admission.allocate({"a": 5, "b": 1, "c": 2}, {"a": 2}, oldest, free=3) == {"b": 1, "c": 2}
+    assert admission.allocate({"a": 5, "b": 1, "c": 2}, {}, oldest, free=3) == {"a": 1, "c": 1, "b": 1}
+    assert admission.allocate({"a": 5, "b": 0}, {}, oldest, free=None) == {"a": 5}
+    assert admission.allocate({"a": 5}, {}, oldest, free=0) == {}
+
+
+def test_a_user_gets_at_most_their_running_cap_in_creation_order(app: Flask) -> None:
+    alice = accounts.create_user("alice", "user")
+    ids = add_jobs(alice, 4)
+    admitted = admission.admit(alice.id)
+    db.session.commit()
+    assert [job.id for job in admitted] == ids[:2]
+    assert statuses(ids) == ["queued", "queued", "pending", "pending"]
+    assert admission.admit(alice.id) == []  # nothing changed: still full
+
+
+def test_the_global_cap_goes_to_the_user_with_fewest_jobs_in(app: Flask) -> None:
+    alice, bob, carol = (accounts.create_user(n, "user") for n in ("alice", "bob", "carol"))
+    add_jobs(alice, 2, "running")
+    bobs, carols = add_jobs(bob, 3, start=10), add_jobs(carol, 3, start=5)
+    admission.admit()
+    db.session.commit()
+    # One slot left (cap 3, alice holds 2): bob and carol hold none; carol's pending job is older.
+    assert statuses(carols) == ["queued", "pending", "pending"] and statuses(bobs) == ["pending"] * 3
+
+
+def test_own_limits_beat_role_limits_beat_global_ones(app: Flask) -> None:
+    app.config["ROLE_LIMITS"] = {"student": {"max_running": 1, "max_waiting": 5}}
+    pupil = accounts.create_user("pupil", "student")
+    values, sources = limits.resolve(pupil, app.config)
+    assert (values.max_running, values.max_waiting, values.rate_per_minute) == (1, 5, 600)
+    assert sources == {"max_running": "role", "max_waiting": "role", "rate_per_minute": "global"}
+    limits.set_limits(pupil, {"max_running": 3, "rate_per_minute": 0})
+    values, sources = limits.resolve(pupil, app.config)
+    assert (values.max_running, values.rate_per_minute, sources["max_running"]) == (3, 0, "user")
+    ids = add_jobs(pupil, 4)
+    admission.admit()
+    db.session.commit()
+    assert statuses(ids) == ["queued", "queued", "queued", "pending"]
+
+
+@pytest.mark.parametrize("values, fragment", [
+    ({"max_running": 0}, "at least 1 for max_running"),
+    ({"max_waiting": -1}, "or more for the others"),
+    ({"speed": 3}, "unknown limit 'speed'"),
+])
+def test_bad_limits_are_refused(app: Flask, values: dict[str, int], fragment: str) -> None:
+    from comfyq.errors import InvalidRequest
+
+    user = accounts.create_user("someone", "user")
+    with pytest.raises(InvalidRequest, match=fragment):
+        limits.set_limits(user, values)
+
+
+def test_an_end_that_frees_the_last_global_slot_gives_it_to_the_fairest_user(app: Flask) -> None:
+    from comfyq.jobs.machine import JobStatus, transition
+
+    alice, bob, carol = (accounts.create_user(n, "user") for n in ("alice", "bob", "carol"))
+    add_jobs(alice, 2, "running")
+    (ending,) = add_jobs(carol, 1, "running")
+    alices, bobs = add_jobs(alice, 1, start=5), add_jobs(bob, 2, start=10)
+    # The cap (3) is full; carol's end frees its one slot, in the same commit as the end itself.
+    assert transition(ending, JobStatus.SUCCEEDED, [JobStatus.RUNNING])
+    assert statuses(bobs) == ["queued", "pending"] and statuses(alices) == ["pending"]
+    assert statuses([ending]) == ["succeeded"]
+
+
+def test_cancelling_a_pending_job_admits_nothing_and_refunds(app: Flask) -> None:
+    from comfyq.accounts import credits
+    from comfyq.jobs.machine import JobStatus, transition
+
+    alice = accounts.create_user("alice", "user")
+    credits.change(alice, 5, "grant", None, None)
+    add_jobs(alice, 2, "running")
+    first, second = add_jobs(alice, 2, start=5)
+    credits.reserve(alice, 1)
+    credits.record_debits(alice, [db.session.get(Job, first)])
+    db.session.commit()
+    assert transition(first, JobStatus.CANCELLED, [JobStatus.PENDING, JobStatus.QUEUED])
+    assert statuses([first, second]) == ["cancelled", "pending"]  # alice is still at her cap of 2
+    assert credits.balance_of(alice.id) == credits.ledger_sum(alice.id) == 5
