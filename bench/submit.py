@@ -35,7 +35,7 @@ import requests
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.harness import stack, user_key  # noqa: E402
 from bench.overhead import WORKFLOW  # noqa: E402
-from comfyq.workflows import catalogue  # noqa: E402
+from comfyq.workflows import published as catalogue  # noqa: E402
 from comfyq.sim.process import free_port  # noqa: E402
 
 # What `comfyq api` runs by default: 2 uvicorn processes, Flask in 1 thread each (SQLite).

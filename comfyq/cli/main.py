@@ -188,7 +188,7 @@ def _param(text: str) -> tuple[str, Any]:
 def submit(what: str, params: tuple[str, ...], mode: str, api_url: str, api_key: str | None,
            instance: str | None, wait: bool, out_dir: str) -> None:
     """Submit WHAT: a template (txt2img, txt2img@2) with -p params, or a workflow JSON file."""
-    from .progress import JobProgress
+    from .progress_bar import JobProgress
     from ..client import Client, ComfyqAPIError
 
     body: dict[str, Any]

@@ -11,7 +11,7 @@ from urllib.parse import quote
 
 from . import payloads
 from .errors import ComfyError, ComfyProtocolError, OutputMissing
-from .events import EventSocket, websocket_url
+from .websocket import EventSocket, websocket_url
 from .follow import Follower, OnEvent, Poll
 from .http import HttpTransport, decode_json, translated_errors
 

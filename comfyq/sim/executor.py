@@ -9,11 +9,11 @@ import traceback
 from .cache import OutputCache
 from .catalogue import Env
 from .files import Folders
-from .hub import Hub
+from .outbox import Hub
 from .journal import Journal
 from .knobs import Knobs
 from .prompt_queue import PromptQueue, QueueItem
-from .runner import Interrupted, PromptRun
+from .prompt_run import Interrupted, PromptRun
 
 logger = logging.getLogger(__name__)
 

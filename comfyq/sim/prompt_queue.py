@@ -5,7 +5,7 @@ import asyncio
 import heapq
 from typing import Any
 
-from .hub import Hub
+from .outbox import Hub
 
 MAX_HISTORY = 10_000
 

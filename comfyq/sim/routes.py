@@ -15,7 +15,7 @@ from aiohttp import web
 
 from .catalogue import object_info
 from .simulator import Simulator
-from .validation import validate_prompt
+from .prompt_checks import validate_prompt
 
 SIM = web.AppKey("sim", Simulator)
 COMFYUI_VERSION = "0.3.64"

@@ -6,7 +6,7 @@ import asyncio
 from .catalogue import Env
 from .executor import Executor
 from .files import Folders
-from .hub import Hub
+from .outbox import Hub
 from .journal import Journal
 from .knobs import Knobs
 from .prompt_queue import PromptQueue

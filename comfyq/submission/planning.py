@@ -13,7 +13,7 @@ from typing import Any
 from flask import current_app
 from redis.exceptions import RedisError
 
-from ..workflows import catalogue
+from ..workflows import published as catalogue
 from ..config.settings import SHARED_QUEUE, Instance, capability_queue
 from ..errors import InvalidRequest, NotFound, TooLarge, Unavailable
 from ..db.extensions import get_redis

@@ -23,7 +23,7 @@ default so the formulas can be checked at load time.
 """
 from __future__ import annotations
 
-from .catalogue import simulator_catalogue
+from .sim_catalogue import simulator_catalogue
 from .errors import GuardFailed, ParamsInvalid, TemplateError, UnknownTemplate
 from .params import Param
 from .store import TemplateStore, check_templates

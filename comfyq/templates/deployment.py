@@ -5,7 +5,7 @@ import json
 from pathlib import Path
 from typing import Any, Mapping
 
-from .catalogue import simulator_catalogue
+from .sim_catalogue import simulator_catalogue
 from .errors import TemplateError, UnknownTemplate
 from .formulas import configure_limits
 from .store import TemplateStore, check_templates

@@ -14,10 +14,10 @@ from typing import Any, Callable
 
 import redis
 
-from ..workflows import catalogue
+from ..workflows import published as catalogue
 from ..fleet import instances
 from ..comfy import ComfyClient, ComfyError
-from ..comfy.events import EventSocket, websocket_url
+from ..comfy.websocket import EventSocket, websocket_url
 from ..config.settings import Instance
 
 logger = logging.getLogger(__name__)

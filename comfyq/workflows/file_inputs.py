@@ -17,7 +17,7 @@ import posixpath
 import re
 from typing import Any, Collection, Mapping
 
-from .catalogue import Catalogue
+from .published import Catalogue
 from .input_checks import is_link, unwrapped
 from .node_errors import Problem, input_problem, shown
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from .catalogue import Catalogue, InputSpec
+from .published import Catalogue, InputSpec
 from .node_errors import Problem, input_problem, shown
 
 LISTED_CHOICES = 10  # longer combo lists are shown by their first few

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Collection, Mapping
 
-from .catalogue import Catalogue
+from .published import Catalogue
 from .file_inputs import file_problems
 from .input_checks import input_problems, is_link
 from .node_errors import Problem, WorkflowInvalid, input_problem, refuse

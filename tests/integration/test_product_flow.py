@@ -15,7 +15,7 @@ import boto3
 import pytest
 from PIL import Image
 
-from comfyq.cli.progress import JobProgress
+from comfyq.cli.progress_bar import JobProgress
 from comfyq.client import Client
 from comfyq.webhooks.signing import verify
 from comfyq.client.sse import Event

@@ -12,7 +12,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
 from comfyq.accounts import credits
-from comfyq.workflows.catalogue import KEY
+from comfyq.workflows.published import KEY
 from comfyq.db.extensions import db
 from comfyq.jobs.machine import JobStatus, transition
 from comfyq.db.models import Job, LedgerEntry, Upload, User

@@ -11,7 +11,7 @@ from urllib3.exceptions import MaxRetryError, NewConnectionError, ReadTimeoutErr
 from comfyq.comfy import (ComfyConnectFailed, ComfyError, ComfyProtocolError, ComfyTimeout, ComfyUnreachable,
                           ExecutionFailed, ExecutionInterrupted, OutputMissing, PromptLost, PromptRejected)
 from comfyq.comfy import payloads
-from comfyq.comfy.events import Event, decode_frame, websocket_url
+from comfyq.comfy.websocket import Event, decode_frame, websocket_url
 from comfyq.comfy.http import GetOnlyRetry, HttpTransport, build_session, translated_errors
 
 ERRORS = [

@@ -10,7 +10,7 @@ from comfyq.sim.catalogue import Env
 from comfyq.sim.files import Folders
 from comfyq.sim.knobs import Knobs
 from comfyq.sim.testing import txt2img
-from comfyq.sim.validation import types_match, validate_prompt
+from comfyq.sim.prompt_checks import types_match, validate_prompt
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from comfyq.templates.formulas import configure_limits
 from comfyq.sim.catalogue import Env
 from comfyq.sim.files import Folders
 from comfyq.sim.knobs import Knobs
-from comfyq.sim.validation import validate_prompt
+from comfyq.sim.prompt_checks import validate_prompt
 from comfyq.templates import GuardFailed, TemplateStore, UnknownTemplate, check_templates, simulator_catalogue
 from comfyq.templates.testing import sample_spec, write_template
 

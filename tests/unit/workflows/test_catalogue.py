@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from comfyq.workflows import catalogue
+from comfyq.workflows import published as catalogue
 from comfyq.templates import simulator_catalogue
 
 INFO = json.loads(json.dumps(simulator_catalogue()))

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from comfyq.workflows.catalogue import from_object_info
+from comfyq.workflows.published import from_object_info
 from comfyq.workflows.file_inputs import named_files, with_stored_names
 from comfyq.workflows.node_errors import WorkflowInvalid
 from comfyq.templates import simulator_catalogue

@@ -7,7 +7,7 @@ from typing import Any, Callable
 
 import pytest
 
-from comfyq.workflows.catalogue import from_object_info
+from comfyq.workflows.published import from_object_info
 from comfyq.workflows.node_errors import WorkflowInvalid
 from comfyq.templates import simulator_catalogue
 from comfyq.workflows.validation import validate_workflow

@@ -5,7 +5,7 @@ from typing import Any
 
 import pytest
 
-from comfyq.workflows.catalogue import from_object_info
+from comfyq.workflows.published import from_object_info
 from comfyq.templates import simulator_catalogue
 from comfyq.workflows.validation import WorkflowInvalid, validate_workflow
 from tests.conftest import txt2img

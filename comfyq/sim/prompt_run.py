@@ -15,7 +15,7 @@ from .catalogue import SPECS
 from .knobs import NodeKnobs, caching_enabled, resolve, sim_dict
 from .nodes import IMPLEMENTATIONS, NodeContext
 from .prompt_queue import QueueItem
-from .validation import full_type_name
+from .prompt_checks import full_type_name
 
 if TYPE_CHECKING:
     from .executor import Executor
