@@ -17,6 +17,8 @@ if [ ${#packages[@]} -gt 0 ]; then
 fi
 
 python3 -m pip install -q --disable-pip-version-check -e '.[test]'
+# The layers and their rules (setup.cfg's [importlinter] contracts): a wrong import fails here.
+lint-imports --no-cache
 # Every shipped template must load and fit the simulator's node catalogue.
 python3 -m comfyq templates check --no-live
 exec python3 -m pytest "$@"
