@@ -9,7 +9,7 @@ from itertools import combinations
 from typing import Any, Iterable, Mapping
 
 from .checks import ConfigError, check
-from ..webhooks.addresses import parse_allowlist
+from .allowlist import parse_allowlist
 
 INSTANCE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
 CAPABILITY = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,31}$")
