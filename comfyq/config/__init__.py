@@ -1,1 +1,1 @@
-"""Settings read once from ``COMFYQ_*`` environment variables, and the rules they must meet together."""
+"""Settings read once from ``COMFYQ_*`` variables, declared in ``table``, and the rules they must meet together."""

@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from comfyq.webhooks.addresses import Allowlist, Refused, check_literal, literal, parse_allowlist, refusal, resolve
+from comfyq.config.allowlist import Allowlist, parse_allowlist, refusal
+from comfyq.webhooks.addresses import Refused, check_literal, literal, resolve
 
 NONE = Allowlist()
 
