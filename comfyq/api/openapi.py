@@ -40,7 +40,7 @@ def error_statuses(method: str, path: str, operation: dict[str, Any]) -> set[int
     if "{" in path:
         found.add(404)
     if "requestBody" in operation:
-        found |= {400, 413, 422}  # malformed body, body over COMFYQ_MAX_CONTENT_LENGTH, invalid field
+        found |= {400, 413, 422}  # malformed body, body over COMFYQ_MAX_BODY_BYTES, invalid field
     if any(p.get("in") == "query" for p in operation.get("parameters", []) if isinstance(p, dict)):
         found.add(422)
     return found | set(SPECIAL.get((method, path), ()))

@@ -19,10 +19,7 @@ REGENERATE = "edit comfyq/config/table.py, then run `python3 -m comfyq.config wr
 SCANNED = ["comfyq", "tests", "bench", "docker", "scripts", "templates_wf", "celeryconfig.py", "setup.py", "setup.cfg",
            "Procfile", "README.rst", ".env.example"]
 # Names in the code that are not variables at all.
-NOT_VARIABLES = {
-    # api/openapi.py's comment on a 413 means COMFYQ_MAX_BODY_BYTES (Flask's MAX_CONTENT_LENGTH is set from it).
-    "COMFYQ_MAX_CONTENT_LENGTH",
-}
+NOT_VARIABLES: set[str] = set()
 NAME = re.compile(r"\bCOMFYQ_[A-Z0-9_]+\*?")
 
 
