@@ -11,7 +11,7 @@ from .api import init_api
 from .celery_app import celery_init_app
 from .config.settings import Config
 from .submission import admission
-from .events import announce as job_events
+from .events import announcer
 from .jobs import machine as jobs, positions
 from .db import schema
 from .webhooks import deliveries as webhooks
@@ -39,8 +39,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     # Every move of a job keeps queue positions current, and an end admits the next pending job.
     jobs.on_moved(positions.track)
     jobs.on_moved(admission.on_moved)
-    # Every move is announced on the job's event stream once it commits.
-    jobs.on_moved(job_events.on_moved)
+    # Every move is told by the announcer, the one path of job news, and logged for SSE once it commits.
+    jobs.on_moved(announcer.on_moved)
     # An end (and a subscribed start) records its webhook delivery in the same commit.
     jobs.on_moved(webhooks.on_moved)
     # A broken template stops start-up here, naming its file, never at a user's request.

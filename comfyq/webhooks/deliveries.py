@@ -20,7 +20,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from ..submission.admission import ENQUEUE_ERRORS
 from ..config.settings import WEBHOOK_QUEUE
 from ..db.extensions import db
-from ..events.announce import outputs_told
+from ..events.telling import outputs_told
 from ..jobs.machine import TERMINAL, JobStatus, Moved
 from ..db.models import Job, Output, WebhookAttempt, WebhookDelivery, new_id, utcnow
 from ..db.timestamps import isoformat
