@@ -41,8 +41,10 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     jobs.on_moved(admission.on_moved)
     # Every move is told by the announcer, the one path of job news, and logged for SSE once it commits.
     jobs.on_moved(announcer.on_moved)
-    # An end (and a subscribed start) records its webhook delivery in the same commit.
-    jobs.on_moved(webhooks.on_moved)
+    # Webhooks hear the announcer: an end (or a subscribed start) records its delivery in the move's commit;
+    announcer.on_news(webhooks.on_news)
+    # a run subscribed to progress sends it at most each COMFYQ_WEBHOOK_PROGRESS_EVERY.
+    announcer.on_run(webhooks.follow_run)
     # A broken template stops start-up here, naming its file, never at a user's request.
     flask_app.extensions["templates"] = open_store(flask_app.config)
     init_api(flask_app)
