@@ -20,8 +20,7 @@ import requests
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.harness import service_key, stack, summary  # noqa: E402
 from comfyq.comfy import ComfyClient  # noqa: E402
-from comfyq.events.log import CHANNELS, parse  # noqa: E402
-from comfyq.events.announce import FINAL_TYPES  # noqa: E402
+from comfyq.events.log import CHANNELS, FINAL_TYPES, parse  # noqa: E402
 
 WORKFLOW = {
     "1": {"class_type": "EmptyLatentImage", "inputs": {"width": 64, "height": 64, "batch_size": 1}},

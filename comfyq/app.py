@@ -1,4 +1,10 @@
-"""The Flask app factory."""
+"""The Flask app factory, and the wiring of what a job's moves and news set off.
+
+Every process that moves jobs (API, workers, control, webhooks, the CLI)
+builds its app here, so every one of them connects the same hooks, in the
+same order: ``connect_hooks`` is the one place to read what a transition does
+besides changing the job's row.
+"""
 from __future__ import annotations
 
 import logging
@@ -7,19 +13,33 @@ from typing import Any, Mapping
 
 from flask import Flask
 
+from .accounts import credits
 from .api import init_api
 from .celery_app import celery_init_app
 from .config.settings import Config
-from .submission import admission
-from .events import announce as job_events
-from .jobs import machine as jobs, positions
 from .db import schema
-from .webhooks import deliveries as webhooks
 from .db.extensions import init_app
+from .events import announcer
+from .jobs import machine as jobs, positions
 from .storage.factory import open_stores
+from .submission import admission
 from .templates.deployment import open_store
+from .webhooks import deliveries as webhooks
 
 logger = logging.getLogger(__name__)
+
+
+def connect_hooks() -> None:
+    """Connect what a job's move and news set off, once per process, like Celery's signals."""
+    # In a move's transaction, in this order; what each returns runs, in the same order, after the commit.
+    jobs.on_moved(credits.refund_on_end)  # an end that earns it is refunded, exactly once
+    jobs.on_moved(positions.track)  # queue positions follow every move (after the commit)
+    jobs.on_moved(admission.on_moved)  # an end admits the pending jobs it makes room for, sent after the commit
+    jobs.on_moved(announcer.on_moved)  # the one path of job news: the move is logged for SSE after the commit
+    # The announcer's listeners: every move in its transaction, then waits, progress and outputs as logged.
+    announcer.on_news(webhooks.on_news)  # an end (or a subscribed start) records its delivery with the move
+    # The announcer's run followers: each run's progress as the worker saves it.
+    announcer.on_run(webhooks.follow_run)  # progress webhooks, at most each COMFYQ_WEBHOOK_PROGRESS_EVERY
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
@@ -36,13 +56,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         Path(flask_app.config["SQLALCHEMY_DATABASE_URI"][len("sqlite:///"):]).parent.mkdir(
             parents=True, exist_ok=True)
     init_app(flask_app)
-    # Every move of a job keeps queue positions current, and an end admits the next pending job.
-    jobs.on_moved(positions.track)
-    jobs.on_moved(admission.on_moved)
-    # Every move is announced on the job's event stream once it commits.
-    jobs.on_moved(job_events.on_moved)
-    # An end (and a subscribed start) records its webhook delivery in the same commit.
-    jobs.on_moved(webhooks.on_moved)
+    connect_hooks()
     # A broken template stops start-up here, naming its file, never at a user's request.
     flask_app.extensions["templates"] = open_store(flask_app.config)
     init_api(flask_app)

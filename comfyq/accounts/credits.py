@@ -4,11 +4,13 @@ Every change of a balance writes one ledger entry in the same transaction:
 ``grant`` and ``adjustment`` by admins, ``debit`` per job at submission,
 ``refund`` per job that fails, times out or is cancelled before it ran. A job has at most
 one entry of each kind (a unique constraint), so a retried handler can never
-refund twice. Only the functions here touch ``users.balance``.
+refund twice. The refund is made by ``refund_on_end``, a hook the app's wiring
+connects to the job state machine, so it commits with the move that ends the
+job. Only the functions here touch ``users.balance``.
 """
 from __future__ import annotations
 
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, Protocol
 
 from sqlalchemy import Insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -60,6 +62,28 @@ def refund_due(to: str, came_from: str) -> bool:
         return True
     # A job cancelled while running held a GPU; one cancelled before never did.
     return to == "cancelled" and came_from != "running"
+
+
+class Move(Protocol):
+    """What the refund reads of a job's transition (``comfyq.jobs.machine.Moved`` has it)."""
+
+    @property
+    def job_id(self) -> str:
+        """Return the id of the job that moved."""
+
+    @property
+    def came_from(self) -> str:
+        """Return the state it left."""
+
+    @property
+    def to(self) -> str:
+        """Return the state it entered."""
+
+
+def refund_on_end(moved: Move) -> None:
+    """Refund, in the move's transaction, an end that earns it (a ``jobs.on_moved`` hook); never twice."""
+    if refund_due(moved.to, moved.came_from):
+        refund(moved.job_id, note=f"the job ended {moved.to}")
 
 
 def _insert_once(values: dict[str, Any]) -> Insert:

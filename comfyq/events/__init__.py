@@ -1,1 +1,1 @@
-"""Job news: the event log in Redis, what each move announces, and the SSE streams that carry it."""
+"""Job news: the announcer (its one producer), the event log in Redis it writes, and the SSE streams that read it."""

@@ -16,7 +16,7 @@ from . import log as events
 from .log import FINAL_TYPES
 from ..db.extensions import db
 from .hub import GONE, RESYNC, Follower, Hub, Published
-from .announce import current, told
+from .telling import current, told
 from ..db.models import Job
 from ..jobs.positions import position
 from .sse import kind_of, render

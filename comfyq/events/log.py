@@ -1,5 +1,8 @@
 """Job events in Redis: an ordered log per job and per user, announced on pub/sub; and the cancel flag.
 
+Only the announcer (comfyq.events.announcer) appends to the logs; the SSE
+streams (comfyq.events.streams, hub and held) read them.
+
 Each event is appended to two Redis streams, the job's and its owner's, and
 published on a channel named like the stream as ``"<previous id> <id> <json>"``.
 Ids are the streams' own (``<ms>-<n>``): they only grow, even across a log's

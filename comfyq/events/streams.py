@@ -3,7 +3,7 @@
 A stream with a ``Last-Event-ID`` its log still covers opens with exactly the
 logged events after it. Otherwise it opens with the current state: folded
 from the job's log while the log holds it whole, else told from the database
-(``job_events.current``) under the log's latest id; a job that ended is told
+(``telling.current``) under the log's latest id; a job that ended is told
 by its final event alone. Either way the opening says from which id the
 server holding the connection continues (``Opening.hold``).
 """
@@ -20,7 +20,7 @@ from . import log as events
 from ..errors import Unavailable
 from ..db.extensions import db, get_redis
 from .log import FINAL_TYPES
-from .announce import current, final_event, told, waiting_event
+from .telling import current, final_event, told, waiting_event
 from ..jobs.machine import JobStatus
 from ..db.models import Job, User
 from .sse import kind_of, render

@@ -5,10 +5,13 @@
 Every transition is one ``UPDATE … WHERE id = :id AND status IN (:expected)``,
 so two processes can never both move the same job; ``take_over`` guards the
 hand-over of a running job between workers the same way. A move commits with
-what it entails: the refund an end earns, and the admission of the pending jobs
-an end makes room for (hooks, registered by the app); what the hooks must do
-outside the database (send admitted jobs, update queue positions) runs after
-the commit.
+what its hooks do in its transaction, and what they must do outside the
+database runs after the commit. The hooks are connected in one place, the app's
+wiring (comfyq.app): the refund an end earns, queue positions, the admission of
+the pending jobs an end makes room for, and the announcer, which tells the move
+to event streams and webhooks. This module knows none of them: it depends on
+the database layer alone, and refuses to move a job in a process whose app
+connected no hooks (one that would silently skip refunds and news).
 """
 from __future__ import annotations
 
@@ -18,7 +21,6 @@ from typing import Any, Callable, Iterable, NamedTuple
 
 from sqlalchemy import Row, update
 
-from ..accounts import credits
 from ..db.extensions import db
 from ..db.models import Job, utcnow
 
@@ -69,13 +71,17 @@ class Moved(NamedTuple):
     webhook_events: list[str] | None
 
 
-# A hook runs in the move's transaction; what it returns runs after the commit.
+# A hook runs in the move's transaction, in the order connected; what it returns runs after the commit.
 Hook = Callable[[Moved], Callable[[], None] | None]
 _hooks: list[Hook] = []
 
 
+class NotWired(RuntimeError):
+    """A job was to move in a process whose app connected no transition hooks."""
+
+
 def on_moved(hook: Hook) -> None:
-    """Run ``hook`` in every transition's transaction (registering twice changes nothing)."""
+    """Run ``hook`` in every transition's transaction (connecting it twice changes nothing)."""
     if hook not in _hooks:
         _hooks.append(hook)
 
@@ -91,6 +97,8 @@ def transition(job_id: str, to: JobStatus, expected: Iterable[JobStatus], **fiel
     The session's pending changes (say, output rows) are committed with the move,
     or rolled back with it when the job was not in an expected state.
     """
+    if not _hooks:
+        raise NotWired("no transition hooks are connected: build the app with comfyq.create_app first")
     expected = tuple(expected)
     for old in expected:
         if to not in ALLOWED.get(old, ()):
@@ -109,8 +117,6 @@ def transition(job_id: str, to: JobStatus, expected: Iterable[JobStatus], **fiel
         return False
     moved = Moved(job_id, row.user_id, row.queue, old, to, row.instance, row.attempts,
                   row.error, row.webhook_url, row.webhook_events)
-    if to in TERMINAL and credits.refund_due(moved.to, moved.came_from):
-        credits.refund(job_id, note=f"the job ended {to.value}")
     try:
         after = [hook(moved) for hook in _hooks]
     except Exception:

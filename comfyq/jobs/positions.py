@@ -33,12 +33,12 @@ def _score(moment: datetime) -> float:
 
 
 def pending_added(jobs: Iterable[Job]) -> None:
-    """Record new pending jobs (best effort: ``resync`` repairs a miss)."""
+    """Record new pending jobs, as the announcer announces them (best effort: ``resync`` repairs a miss)."""
     _quietly(lambda pipe: [pipe.zadd(PENDING + str(j.user_id), {j.id: _score(j.created_at)}) for j in jobs])
 
 
 def admitted(jobs: Iterable[Job]) -> None:
-    """Move jobs from their owners' pending sets to their queues' sets, in the order they are sent."""
+    """Move jobs from their owners' pending sets to their queues' sets, in the order the announcer tells them."""
     now = time.time()
     _quietly(lambda pipe: [(pipe.zrem(PENDING + str(j.user_id), j.id),
                             pipe.zadd(WAITING + j.queue, {j.id: now + n * 1e-6})) for n, j in enumerate(jobs)])

@@ -10,7 +10,7 @@ from redis.exceptions import RedisError
 from . import admission
 from ..accounts import credits
 from ..fleet import instances
-from ..events import announce as job_events
+from ..events import announcer
 from ..jobs import positions
 from ..accounts.users import check_submission
 from ..errors import Unavailable
@@ -51,9 +51,7 @@ def accept(user: User, jobs: list[Job], *with_them: object) -> None:
         credits.record_debits(user, jobs)
     admitted = admission.admit(user.id)
     db.session.commit()
-    waiting = [job for job in jobs if job.status == JobStatus.PENDING]
-    positions.pending_added(waiting)
-    job_events.waiting(waiting)
+    announcer.pending([job for job in jobs if job.status == JobStatus.PENDING])
     ours = {job.id for job in jobs}
     if any(job.id in ours for job in admission.send(admitted)):
         refuse(jobs)

@@ -27,8 +27,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm.attributes import set_committed_value
 
-from ..events import announce as job_events
-from ..jobs import positions
+from ..events import announcer
 from ..db.extensions import db
 from ..jobs.machine import TERMINAL, JobStatus, Moved
 from ..accounts.limits import ADMITTED_STATUSES, limits_for
@@ -133,9 +132,8 @@ def _queue(user_id: str, number: int) -> list[Job]:
 
 
 def send(jobs: list[Job]) -> list[Job]:
-    """Move admitted jobs to their queues' position sets, announce and send them; return those whose send failed."""
-    positions.admitted(jobs)
-    job_events.waiting(jobs)
+    """Announce admitted jobs (they join their queues' position sets), send them; return those whose send failed."""
+    announcer.admitted(jobs)
     return dispatch(jobs)
 
 

@@ -1,15 +1,20 @@
-"""Webhook deliveries: recorded with what they report, then sent to the ``webhooks`` queue.
+"""Webhook deliveries: recorded from the announcer's news, then sent to the ``webhooks`` queue.
 
-A job's end is recorded in the very transaction that ends it (a ``jobs.on_moved``
-hook), so no job ends without its delivery; so is its first start, if the job
-subscribed to ``started``. Progress (if subscribed) is recorded when the runner
-saves it. After the commit the delivery's id goes to ``comfyq.deliver_webhook``
+Webhooks hear a job's news from the announcer (comfyq.events.announcer), as
+the event streams read it, through two connections the app's wiring makes:
+``on_news`` hears every move in the move's own transaction, so a job's end is
+recorded in the very transaction that ends it and no job ends without its
+delivery (so is its first start, if the job subscribed to ``started``);
+``follow_run`` follows each run of a job subscribed to ``progress`` and records
+the progress the runner saves, once each ``WEBHOOK_PROGRESS_EVERY`` seconds at
+most. After the commit the delivery's id goes to ``comfyq.deliver_webhook``
 (comfyq.webhooks.attempts sends it, signs it, retries it); a message lost on the
 way is sent again by ``resend_overdue``, which beat runs on the control queue.
 """
 from __future__ import annotations
 
 import logging
+import time
 from datetime import datetime, timedelta
 from typing import Any, Callable, Iterable
 
@@ -20,8 +25,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from ..submission.admission import ENQUEUE_ERRORS
 from ..config.settings import WEBHOOK_QUEUE
 from ..db.extensions import db
-from ..events.announce import outputs_told
-from ..jobs.machine import TERMINAL, JobStatus, Moved
+from ..events.announcer import News
+from ..events.telling import outputs_told
+from ..jobs.machine import TERMINAL, JobStatus
 from ..db.models import Job, Output, WebhookAttempt, WebhookDelivery, new_id, utcnow
 from ..db.timestamps import isoformat
 
@@ -66,8 +72,11 @@ def send(delivery_id: str) -> None:
         logger.warning("webhook delivery %s not sent now (%s); the resend pass sends it", delivery_id, exc)
 
 
-def on_moved(moved: Moved) -> Callable[[], None] | None:
+def on_news(news: News) -> Callable[[], None] | None:
     """Record, in the move's transaction, the delivery a job's end or first start owes; send it after the commit."""
+    moved = news.moved
+    if moved is None:  # a wait, progress or output: progress webhooks follow the run instead
+        return None
     if moved.to in TERMINAL:
         event = moved.to.value
     elif moved.to is JobStatus.RUNNING and moved.came_from is not JobStatus.RUNNING:
@@ -82,6 +91,26 @@ def on_moved(moved: Moved) -> Callable[[], None] | None:
         return None  # not subscribed, or a job sent back to its queue starting again
     delivery = record(moved.job_id, moved.user_id, event, moved.to.value, moved.webhook_url, error=moved.error)
     return lambda: send(delivery.id)
+
+
+def follow_run(job: Job) -> Callable[[dict[str, Any]], None] | None:
+    """Return what records a run's saved progress, at most once each ``WEBHOOK_PROGRESS_EVERY`` seconds.
+
+    None if the job's webhook did not subscribe to ``progress``. The first
+    comes no sooner than that long after the run starts.
+    """
+    if not job.webhook_url or "progress" not in (job.webhook_events or ()):
+        return None
+    job_id, sent_at = job.id, time.monotonic()
+
+    def saved(state: dict[str, Any]) -> None:
+        """Record and send this progress if the last one is old enough."""
+        nonlocal sent_at
+        now = time.monotonic()
+        if now - sent_at >= current_app.config["WEBHOOK_PROGRESS_EVERY"]:
+            sent_at = now
+            progress(job_id, state)
+    return saved
 
 
 def progress(job_id: str, state: dict[str, Any]) -> None:

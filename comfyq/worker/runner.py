@@ -13,7 +13,6 @@ from sqlalchemy import select
 from ..events import log as events
 from . import handover, recovery
 from ..fleet import instances, lease
-from ..webhooks import deliveries as webhooks
 from ..comfy import (ComfyClient, ComfyConnectFailed, ComfyProtocolError, ComfyTimeout, ComfyUnreachable,
                      ExecutionFailed, ExecutionInterrupted, PromptLost, PromptRejected)
 from ..comfy.payloads import outcome
@@ -22,7 +21,8 @@ from ..db.extensions import db
 from .handover import InstanceUnavailable
 from ..jobs.machine import JobStatus, is_terminal, set_progress, transition
 from ..db.models import Job
-from ..events.progress import ProgressTracker, public_progress
+from ..events.announcer import RunNews
+from ..events.progress import ProgressTracker
 from ..templates.deployment import node_labels
 from .transfer import download_outputs, stage_inputs
 from ..storage.base import Store
@@ -51,9 +51,7 @@ class JobRunner:
         self.adopted: ComfyClient | None = None  # a dead worker's instance whose prompt this run follows
         self.cancelling = False
         self.submitted = False  # from here on, the instance may hold the prompt
-        self.user_id: str | None = None
-        self._saved_at = self._hooked_at = time.monotonic()
-        self.progress_hooks = False  # whether the job's webhook wants progress
+        self._saved_at = time.monotonic()
 
     def run(self) -> str:
         """Run the job unless it is terminal or taken; return the status it ended in."""
@@ -63,8 +61,7 @@ class JobRunner:
             return "missing"
         if is_terminal(job.status):
             return job.status
-        self.user_id = job.user_id
-        self.progress_hooks = bool(job.webhook_url) and "progress" in (job.webhook_events or ())
+        self.news = RunNews(job, self.redis)  # the announcer's path for this run's progress and outputs
         resume = job.status == JobStatus.RUNNING and job.instance == self.instance.name
         if job.status == JobStatus.RUNNING and not resume and job.instance in current_app.config["INSTANCES"]:
             other = current_app.config["INSTANCES"][job.instance]
@@ -187,11 +184,11 @@ class JobRunner:
                 raise
 
     def _on_event(self, kind: str, data: dict[str, Any]) -> None:
-        """Publish one execution message and, throttled, record the progress."""
+        """Announce one execution message and, throttled, record the progress and hand it to the announcer."""
         event = self.tracker.apply(kind, data)
         if event is None:
             return
-        self._quietly(events.publish, self.redis, self.job_id, self.user_id, event)
+        self.news.tell(event)
         now = time.monotonic()
         # Throttled: a trivial prompt ends before the first write; the final state is saved at the end.
         if now - self._saved_at >= SAVE_EVERY:
@@ -199,9 +196,7 @@ class JobRunner:
             set_progress(self.job_id, dict(self.tracker.state))
             if self.report is not None:
                 self._quietly(self.report, dict(self.tracker.state))
-            if self.progress_hooks and now - self._hooked_at >= current_app.config["WEBHOOK_PROGRESS_EVERY"]:
-                self._hooked_at = now
-                webhooks.progress(self.job_id, public_progress(self.tracker.state))
+            self.news.saved(self.tracker.state)  # progress webhooks keep their own pace
 
     def _discard_outputs(self) -> None:
         """Remove files this run stored, unless the job succeeded elsewhere with those very files."""

@@ -1,32 +1,26 @@
-"""A job's public events: what each move announces, and a job's current state told as events.
+"""What a job's events say: each event type's payload, and a job's current state told as events.
 
 The event types a client sees, in order: ``queued`` (status pending or
 queued, with the queue position), ``started`` (the instance), ``progress``
 (node, label, step, overall fraction), ``output`` (files of a node as soon as
-it ran), and one final ``succeeded | failed | timed_out | cancelled``. Every
-move of the state machine is told from the move itself and announced after
-its commit (a ``jobs.on_moved`` hook); the runner announces progress and
-outputs.
+it ran), and one final ``succeeded | failed | timed_out | cancelled``. Only
+the announcer (comfyq.events.announcer) sends them; the streams tell a job's
+state from the database with the same shapes when its log cannot.
 """
 from __future__ import annotations
 
 import json
-import logging
-from typing import Any, Callable, Iterable
+from typing import Any, Iterable
 from urllib.parse import quote
 
-import redis
 from sqlalchemy import select
 
-from . import log as events
 from .log import FINAL_TYPES
-from ..db.extensions import db, get_redis
+from ..db.extensions import db
 from ..jobs.machine import TERMINAL, JobStatus, Moved
 from ..db.models import Job, Output
 from ..jobs.positions import position
 from .progress import public_progress
-
-logger = logging.getLogger(__name__)
 
 
 def outputs_told(job_id: str, outputs: Iterable[Output]) -> list[dict[str, Any]]:
@@ -80,30 +74,13 @@ def told(job_id: str, event: dict[str, Any]) -> str:
     return json.dumps({**event, "job_id": job_id}, separators=(",", ":"), default=str)
 
 
-def announce(items: list[tuple[str, str | None, dict[str, Any]]]) -> None:
-    """Publish (job id, owner, event) items; a Redis outage is logged, never raised."""
-    if not items:
-        return
-    try:
-        events.publish_many(get_redis(), items)
-    except (redis.RedisError, OSError) as exc:
-        logger.warning("events of %d jobs not published, Redis is unreachable: %s", len(items), exc)
-
-
-def waiting(jobs: Iterable[Job]) -> None:
-    """Announce new pending jobs, or jobs just admitted to a queue (positions follow on the stream)."""
-    announce([(job.id, job.user_id, waiting_event(job, with_position=False)) for job in jobs])
-
-
-def on_moved(moved: Moved) -> Callable[[], None] | None:
-    """Tell a move's event from the move itself (in its transaction); publish it once the move commits."""
+def moved_event(moved: Moved) -> dict[str, Any] | None:
+    """Return the event a move tells, from the move itself (its outputs read in its transaction)."""
     if moved.to == JobStatus.QUEUED:  # back in its queue after a lost instance
-        event = {"type": "queued", "status": moved.to.value, "position": None, "requeued": True}
-    elif moved.to == JobStatus.RUNNING:
-        event = started_event(moved.instance, moved.attempts)
-    elif moved.to in TERMINAL:
+        return {"type": "queued", "status": moved.to.value, "position": None, "requeued": True}
+    if moved.to == JobStatus.RUNNING:
+        return started_event(moved.instance, moved.attempts)
+    if moved.to in TERMINAL:
         outputs = db.session.scalars(select(Output).where(Output.job_id == moved.job_id).order_by(Output.id))
-        event = final_event(moved.job_id, moved.to.value, moved.error, outputs)
-    else:
-        return None
-    return lambda: announce([(moved.job_id, moved.user_id, event)])
+        return final_event(moved.job_id, moved.to.value, moved.error, outputs)
+    return None
