@@ -10,11 +10,42 @@ from pathlib import Path
 from typing import Any, Iterator, NamedTuple
 
 import pytest
+from flask import Flask
+from flask.testing import FlaskClient
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from comfyq import create_app
+from comfyq.config.settings import parse_instances
 from comfyq.sim.testing import txt2img as sim_txt2img, with_node_knobs
 from tests.postgres import PostgresServer
+
+
+NOWHERE = "redis://127.0.0.1:1/0"  # a Redis nobody listens on
+
+
+def offline_app(database_url: str, output_dir: Path, instances: str = "gpu0=http://127.0.0.1:1",
+                **config: Any) -> Flask:
+    """Build an app on ``database_url`` whose Redis, broker and instances cannot be reached (a unit test's)."""
+    return create_app({"SQLALCHEMY_DATABASE_URI": database_url, "OUTPUT_DIR": str(output_dir), "REDIS_URL": NOWHERE,
+                       "BROKER_URL": NOWHERE, "INSTANCES": parse_instances(instances), **config})
+
+
+def with_key(test_client: FlaskClient, key: str | None) -> FlaskClient:
+    """Make every request of ``test_client`` carry ``key`` (None: no key at all)."""
+    test_client.environ_base.pop("HTTP_AUTHORIZATION", None)
+    if key:
+        test_client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {key}"
+    return test_client
+
+
+def keyed_client(app: Flask, name: str = "root", role: str = "admin") -> FlaskClient:
+    """Create user ``name`` with ``role``; return a test client that sends their key."""
+    from comfyq.accounts import users
+
+    with app.app_context():
+        key = users.issue_key(users.create_user(name, role, "expert"))[1]
+    return with_key(app.test_client(), key)
 
 
 def txt2img(seed: int = 1, steps: int = 4, size: int = 64, prefix: str = "comfyq",

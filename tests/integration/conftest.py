@@ -25,6 +25,7 @@ from comfyq.cli import redis_server
 from comfyq.comfy import ComfyClient
 from comfyq.sim.process import SimProcess, free_port
 from comfyq.sim.testing import Listener
+from tests.conftest import with_key
 
 TERMINAL = {"succeeded", "failed", "timed_out", "cancelled"}
 
@@ -83,6 +84,18 @@ def own_sim(tmp_path: Path) -> Iterator[SimProcess]:
     proc.start()
     yield proc
     proc.kill()
+
+
+def stop_group(proc: subprocess.Popen[bytes], grace: float = 15, signalled: bool = False) -> None:
+    """SIGTERM the group of a process started in its own session (unless ``signalled``), then SIGKILL what stays."""
+    if not signalled:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(grace)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
 
 
 def wait_until(check: Callable[[], object], timeout: float = 10.0) -> None:
@@ -150,13 +163,10 @@ def workers(stack_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory)
         yield {"procs": procs, "logs": logs}
     finally:
         for proc in procs.values():
-            os.killpg(proc.pid, 15)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
         for proc in procs.values():
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, 9)
-                proc.wait()
+            stop_group(proc, signalled=True)
 
 
 @pytest.fixture(scope="session")
@@ -176,12 +186,7 @@ def webhooks_worker(stack_env: dict[str, str], tmp_path_factory: pytest.TempPath
             time.sleep(0.1)
         yield log
     finally:
-        os.killpg(proc.pid, 15)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, 9)
-            proc.wait()
+        stop_group(proc)
 
 
 @pytest.fixture(scope="session")
@@ -231,14 +236,6 @@ def new_user(app: Flask, name: str, role: str = "user", credits: int = 1000, **l
         user_limits.set_limits(user, limits)
         key = accounts.issue_key(user)[1]
     return with_key(app.test_client(), key)
-
-
-def with_key(test_client: FlaskClient, key: str | None) -> FlaskClient:
-    """Make every request of ``test_client`` carry ``key`` (None: no key at all)."""
-    test_client.environ_base.pop("HTTP_AUTHORIZATION", None)
-    if key:
-        test_client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {key}"
-    return test_client
 
 
 @pytest.fixture
@@ -301,12 +298,7 @@ def api_server(env: dict[str, str], log: Path, workers: int = 1) -> Iterator[str
                 time.sleep(0.1)
         yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        stop_group(proc)
 
 
 @contextlib.contextmanager

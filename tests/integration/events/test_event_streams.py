@@ -26,6 +26,7 @@ from comfyq.db.models import Job
 from comfyq.sim.process import free_port
 from comfyq.client.sse import Event, parse
 from tests.conftest import txt2img
+from tests.integration.conftest import api_server
 
 FINAL = {"succeeded", "failed", "timed_out", "cancelled"}
 
@@ -33,24 +34,8 @@ FINAL = {"succeeded", "failed", "timed_out", "cancelled"}
 @pytest.fixture(scope="module")
 def api(stack_env: dict[str, str], workers: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """One `comfyq api` process on the test stack; its URL."""
-    port = free_port()
-    log = tmp_path_factory.mktemp("api") / "api.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "comfyq", "api", "--port", str(port), "--workers", "1"],
-                                env={**os.environ, **stack_env}, stdout=out, stderr=subprocess.STDOUT,
-                                start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        assert proc.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
-        try:
-            if requests.get(f"{url}/healthz", timeout=5).ok:
-                break
-        except requests.RequestException:
-            time.sleep(0.1)
-    yield url
-    proc.terminate()
-    proc.wait(15)
+    with api_server(stack_env, tmp_path_factory.mktemp("api") / "api.log") as url:
+        yield url
 
 
 def key_of(app: Flask, name: str, **limits: int) -> str:

@@ -9,19 +9,16 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from comfyq.accounts import users as accounts, credits
-from comfyq import create_app
-from comfyq.config.settings import parse_instances
 from comfyq.errors import Conflict, InvalidRequest, PaymentRequired
 from comfyq.db.extensions import db
 from comfyq.jobs.machine import JobStatus, transition
 from comfyq.db.models import Job, LedgerEntry, User
+from tests.conftest import offline_app
 
 
 @pytest.fixture
 def app(tmp_path, database_url: str) -> Iterator[Flask]:
-    flask_app = create_app({"SQLALCHEMY_DATABASE_URI": database_url, "OUTPUT_DIR": str(tmp_path),
-                            "REDIS_URL": "redis://127.0.0.1:1/0", "BROKER_URL": "redis://127.0.0.1:1/0",
-                            "INSTANCES": parse_instances("gpu0=http://127.0.0.1:1")})
+    flask_app = offline_app(database_url, tmp_path)
     with flask_app.app_context():
         yield flask_app
 

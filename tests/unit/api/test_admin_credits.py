@@ -11,26 +11,19 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from comfyq.accounts import users as accounts
-from comfyq import create_app
 from comfyq.api.fields import TIMESTAMP_PATTERN
 from comfyq.cli.main import main
-from comfyq.config.settings import parse_instances
+from tests.conftest import offline_app, keyed_client
 
 
 @pytest.fixture
 def app(tmp_path: Path) -> Flask:
-    return create_app({"SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path}/t.db", "OUTPUT_DIR": str(tmp_path),
-                       "REDIS_URL": "redis://127.0.0.1:1/0", "BROKER_URL": "redis://127.0.0.1:1/0",
-                       "INSTANCES": parse_instances("gpu0=http://127.0.0.1:1")})
+    return offline_app(f"sqlite:///{tmp_path}/t.db", tmp_path)
 
 
 @pytest.fixture
 def admin(app: Flask) -> FlaskClient:
-    with app.app_context():
-        key = accounts.issue_key(accounts.create_user("root", "admin", "expert"))[1]
-    client = app.test_client()
-    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {key}"
-    return client
+    return keyed_client(app)
 
 
 def test_a_teaching_platform_creates_a_student_with_credits_and_small_caps(admin: FlaskClient) -> None:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 
 import pytest
 from flask import Flask
@@ -11,28 +12,17 @@ from flask.testing import FlaskClient
 from comfyq import create_app
 from comfyq.db.extensions import db
 from comfyq.db.models import Job
-from comfyq.config.settings import parse_instances
-from tests.conftest import txt2img
+from tests.conftest import keyed_client, offline_app, txt2img
 
 
 @pytest.fixture
-def app(tmp_path) -> Flask:
-    return create_app({"SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path}/t.db",
-                       "OUTPUT_DIR": str(tmp_path / "out"), "REDIS_URL": "redis://127.0.0.1:1/0",
-                       "BROKER_URL": "redis://127.0.0.1:1/0",
-                       "INSTANCES": parse_instances("gpu0=http://127.0.0.1:1"),
-                       "MAX_CONTENT_LENGTH": 20_000})
+def app(tmp_path: Path) -> Flask:
+    return offline_app(f"sqlite:///{tmp_path}/t.db", tmp_path / "out", MAX_CONTENT_LENGTH=20_000)
 
 
 @pytest.fixture
 def client(app: Flask) -> FlaskClient:
-    from comfyq.accounts import users as accounts
-
-    with app.app_context():
-        key = accounts.issue_key(accounts.create_user("svc", "service", "expert"))[1]
-    test_client = app.test_client()
-    test_client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {key}"
-    return test_client
+    return keyed_client(app, "svc", "service")
 
 
 def assert_shape(response, code: int, fragment: str) -> None:

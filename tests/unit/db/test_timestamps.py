@@ -12,12 +12,11 @@ from marshmallow import Schema, fields
 from sqlalchemy import create_engine, make_url, text
 
 from comfyq.accounts import users as accounts, credits
-from comfyq import create_app
 from comfyq.api.fields import TIMESTAMP_PATTERN, Timestamp
-from comfyq.config.settings import parse_instances
 from comfyq.db.extensions import db
 from comfyq.db.models import LedgerEntry, User
 from comfyq.db.timestamps import isoformat
+from tests.conftest import offline_app
 
 ISO = re.compile(TIMESTAMP_PATTERN)
 
@@ -44,9 +43,7 @@ def app(database_url: str, tmp_path: Path) -> Flask:
         with engine.connect() as conn:
             conn.execute(text(f"ALTER DATABASE {url.database} SET timezone TO 'Asia/Kolkata'"))
         engine.dispose()
-    return create_app({"SQLALCHEMY_DATABASE_URI": database_url, "OUTPUT_DIR": str(tmp_path / "out"),
-                       "REDIS_URL": "redis://127.0.0.1:1/0", "BROKER_URL": "redis://127.0.0.1:1/0",
-                       "INSTANCES": parse_instances("gpu0=http://127.0.0.1:1")})
+    return offline_app(database_url, tmp_path / "out")
 
 
 def test_users_keys_and_ledger_entries_carry_their_offset(app: Flask) -> None:

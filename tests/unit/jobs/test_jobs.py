@@ -6,17 +6,15 @@ import threading
 import pytest
 from flask import Flask
 
-from comfyq import create_app
 from comfyq.db.extensions import db
 from comfyq.jobs.machine import IllegalTransition, JobStatus, transition
 from comfyq.db.models import Job, Output
-from tests.conftest import txt2img
+from tests.conftest import offline_app, txt2img
 
 
 @pytest.fixture
 def app(tmp_path) -> Flask:
-    flask_app = create_app({"SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path}/t.db",
-                            "OUTPUT_DIR": str(tmp_path / "out"), "REDIS_URL": "redis://127.0.0.1:1/0"})
+    flask_app = offline_app(f"sqlite:///{tmp_path}/t.db", tmp_path / "out")
     with flask_app.app_context():
         yield flask_app
 

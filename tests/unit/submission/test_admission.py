@@ -10,20 +10,17 @@ from sqlalchemy import select
 
 from comfyq.accounts import users as accounts, limits
 from comfyq.submission import admission
-from comfyq import create_app
-from comfyq.config.settings import parse_instances
 from comfyq.db.extensions import db
 from comfyq.db.models import Job, User
+from tests.conftest import offline_app
 
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
 
 
 @pytest.fixture
 def app(tmp_path, database_url: str) -> Iterator[Flask]:
-    flask_app = create_app({"SQLALCHEMY_DATABASE_URI": database_url, "OUTPUT_DIR": str(tmp_path),
-                            "REDIS_URL": "redis://127.0.0.1:1/0", "BROKER_URL": "redis://127.0.0.1:1/0",
-                            "INSTANCES": parse_instances("gpu0=http://127.0.0.1:1,gpu1=http://127.0.0.1:2"),
-                            "MAX_RUNNING_PER_USER": 2, "MAX_ADMITTED": 3})
+    flask_app = offline_app(database_url, tmp_path, "gpu0=http://127.0.0.1:1,gpu1=http://127.0.0.1:2",
+                            MAX_RUNNING_PER_USER=2, MAX_ADMITTED=3)
     with flask_app.app_context():
         yield flask_app
 

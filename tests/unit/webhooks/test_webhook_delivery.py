@@ -9,23 +9,18 @@ import pytest
 from flask import Flask
 
 from comfyq.accounts import users as accounts
-from comfyq import create_app
 from comfyq.webhooks import attempts as webhook_delivery, deliveries as webhooks
-from comfyq.config.settings import parse_instances
 from comfyq.db.extensions import db
 from comfyq.jobs.machine import JobStatus, transition
 from comfyq.db.models import Job, User, WebhookDelivery, aware, utcnow
 from comfyq.webhooks.addresses import parse_allowlist
-from tests.conftest import Receiver
+from tests.conftest import Receiver, offline_app
 
 
 @pytest.fixture
 def app(tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Flask]:
-    flask_app = create_app({"SQLALCHEMY_DATABASE_URI": database_url, "OUTPUT_DIR": str(tmp_path),
-                            "REDIS_URL": "redis://127.0.0.1:1/0", "BROKER_URL": "redis://127.0.0.1:1/0",
-                            "INSTANCES": parse_instances("gpu0=http://127.0.0.1:1"),
-                            "WEBHOOK_ALLOW": parse_allowlist("127.0.0.1"), "WEBHOOK_BACKOFF": 0.3,
-                            "WEBHOOK_RETRY_FOR": 100.0, "WEBHOOK_TIMEOUT": 2.0})
+    flask_app = offline_app(database_url, tmp_path, WEBHOOK_ALLOW=parse_allowlist("127.0.0.1"), WEBHOOK_BACKOFF=0.3,
+                            WEBHOOK_RETRY_FOR=100.0, WEBHOOK_TIMEOUT=2.0)
     sent: list[str] = []
     monkeypatch.setattr(webhooks, "send", sent.append)  # no broker here: what would go to the webhooks queue
     flask_app.extensions["sent"] = sent
