@@ -9,14 +9,14 @@
 - queue-position sets that disagree with the database → rebuild them.
 
 Each repair is a guarded UPDATE, and one pass runs at a time (a Redis lock),
-so a repair happens once however many reconcilers run.
+so a repair happens once however many reconcilers run. The broker's queues are
+read through comfyq.jobs.broker.
 """
 from __future__ import annotations
 
-import json
 import logging
 from datetime import timedelta
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 import redis
 from flask import current_app
@@ -24,7 +24,7 @@ from sqlalchemy import func, select, update
 
 from ..submission import admission
 from ..fleet import instances, lease
-from ..jobs import positions
+from ..jobs import broker, positions
 from ..db.extensions import db, get_redis
 from ..jobs.machine import JobStatus, transition
 from ..db.models import Job, aware, utcnow
@@ -51,47 +51,12 @@ def reconcile() -> dict[str, Any]:
             pass  # expired or lost with a Redis restart: nothing to release
 
 
-def _queue_names() -> list[str]:
-    """Return every broker queue comfyq declares."""
-    return [q.name for q in current_app.extensions["celery"].conf.task_queues]
-
-
-def _message_ids(raw_messages: Iterable[bytes], nested: bool = False) -> Iterator[str]:
-    """Yield the task ids of raw kombu messages (``nested``: the unacked hash's [message, exchange, key])."""
-    for raw in raw_messages:
-        try:
-            message = json.loads(raw)
-            yield (message[0] if nested else message)["headers"]["id"]
-        except (ValueError, KeyError, IndexError, TypeError):
-            logger.warning("reconciler: skipping an unreadable broker message")
-
-
-def broker_task_ids(broker: redis.Redis, queues: list[str]) -> set[str]:
-    """Return the id of every task waiting in ``queues`` or held unacknowledged by a worker."""
-    found: set[str] = set()
-    for queue in queues:
-        for start in range(0, broker.llen(queue), 1000):
-            found.update(_message_ids(broker.lrange(queue, start, start + 999)))
-    found.update(_message_ids((v for _, v in broker.hscan_iter(_unacked_key())), nested=True))
-    return found
-
-
-def _unacked_key() -> str:
-    """Return the name of kombu's hash of delivered, unacknowledged messages."""
-    options = current_app.extensions["celery"].conf.broker_transport_options or {}
-    return f"{options.get('global_keyprefix', '')}{options.get('unacked_key', 'unacked')}"
-
-
-def _maybe_missing(broker: redis.Redis, queues: list[str], candidates: int) -> bool:
+def _maybe_missing(client: redis.Redis, queues: list[str], candidates: int) -> bool:
     """Tell whether the broker may lack a message: always for a short backlog, else by counting."""
     if candidates <= FULL_SCAN_BELOW:
         return True
-    pipe = broker.pipeline(transaction=False)
-    for queue in queues:
-        pipe.llen(queue)
-    pipe.hlen(_unacked_key())
     # Webhook deliveries waiting to be sent or retried hold messages too, with no job behind them.
-    messages = sum(pipe.execute()) - pending_webhooks()
+    messages = broker.message_count(client, queues) - pending_webhooks()
     live = db.session.scalar(select(func.count()).select_from(Job).where(
         Job.status.in_([JobStatus.QUEUED.value, JobStatus.RUNNING.value]))) or 0
     return messages < live
@@ -104,11 +69,11 @@ def requeue_lost() -> list[str]:
         Job.status == JobStatus.QUEUED.value, Job.updated_at < cutoff)).all()
     if not candidates:
         return []
-    broker = redis.Redis.from_url(current_app.config["BROKER_URL"], socket_timeout=10)
-    queues = _queue_names()
-    if not _maybe_missing(broker, queues, len(candidates)):
+    client = broker.connect(socket_timeout=10)
+    queues = broker.queue_names()
+    if not _maybe_missing(client, queues, len(candidates)):
         return []
-    present = broker_task_ids(broker, queues)
+    present = broker.task_ids(client, queues)
     requeued = []
     for job_id, seen in candidates:
         if job_id in present:
@@ -121,7 +86,7 @@ def requeue_lost() -> list[str]:
             db.session.rollback()
             continue
         db.session.commit()
-        admission.enqueue(db.session.get(Job, job_id))  # id, queue and limits: nothing the update changed
+        broker.enqueue(db.session.get(Job, job_id))  # id, queue and limits: nothing the update changed
         logger.warning("reconciler: job %s was queued without a broker message; enqueued it again", job_id)
         requeued.append(job_id)
     return requeued

@@ -12,11 +12,11 @@ import logging
 import socket
 from typing import Any
 
-import redis
 from celery.signals import task_received
 
 from ..config.settings import WEBHOOK_QUEUE
-from ..fleet.lease import Lease, delivery_tag
+from ..fleet.lease import Lease
+from ..jobs import broker
 from ..worker.entry import celery_app, flask_app
 
 logger = logging.getLogger(__name__)
@@ -35,9 +35,7 @@ def start_webhooks(loglevel: str = "INFO", concurrency: int | None = None) -> No
     """Run the webhooks worker (blocks), renewing its messages from before the first one arrives."""
     global _lease
     argv = webhooks_argv(loglevel, concurrency)
-    broker = redis.Redis.from_url(flask_app.config["BROKER_URL"], socket_connect_timeout=2, socket_timeout=5)
-    _lease = Lease(argv[2], argv[2], broker, flask_app.extensions["redis"],
-                   dict(celery_app.conf.broker_transport_options or {}))
+    _lease = Lease(argv[2], argv[2], flask_app.extensions["redis"], broker.held_messages(celery_app))
     _lease.start()
     try:
         celery_app.worker_main(argv)
@@ -48,6 +46,6 @@ def start_webhooks(loglevel: str = "INFO", concurrency: int | None = None) -> No
 @task_received.connect
 def _hold_message(request: Any = None, **_: Any) -> None:
     """Renew every message this worker receives, a retry waiting for its countdown too, until it is acknowledged."""
-    tag = delivery_tag(request) if request is not None else None
+    tag = broker.delivery_tag(request) if request is not None else None
     if _lease is not None and tag:
         _lease.hold(tag)

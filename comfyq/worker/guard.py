@@ -24,7 +24,8 @@ from . import intake
 from ..config.settings import Instance
 from ..db.extensions import get_redis
 from .health import HealthMonitor
-from ..fleet.lease import Lease, delivery_tag
+from ..fleet.lease import Lease
+from ..jobs import broker
 from .supervisor import ComfySupervisor
 
 logger = logging.getLogger(__name__)
@@ -38,9 +39,7 @@ class WorkerGuard:
         config = flask_app.config
         self.celery, self.instance, self.hostname, self.supervisor = celery_app, instance, hostname, supervisor
         self.redis = get_redis()
-        broker = redis.Redis.from_url(config["BROKER_URL"], socket_connect_timeout=2, socket_timeout=5)
-        self.lease = Lease(instance.name, hostname, broker, self.redis,
-                           dict(celery_app.conf.broker_transport_options or {}))
+        self.lease = Lease(instance.name, hostname, self.redis, broker.held_messages(celery_app))
         self.health = HealthMonitor(instance, self.redis, interval=float(config["HEALTH_INTERVAL"]),
                                     failures=int(config["HEALTH_FAILURES"]), on_state=self._on_state,
                                     on_stuck=self._restart_stuck if supervisor else None,
@@ -66,7 +65,7 @@ class WorkerGuard:
 
     def received(self, request: Any) -> None:
         """Renew a message the worker just received, and count the job toward a supervised recycle."""
-        tag = delivery_tag(request)
+        tag = broker.delivery_tag(request)
         if tag:
             self.lease.hold(tag)
         if self.supervisor is not None:

@@ -13,6 +13,7 @@ from . import binding, intake
 from ..webhooks import attempts as webhook_delivery, deliveries as webhooks
 from ..errors import StoreUnavailable
 from ..db.extensions import get_redis
+from ..jobs import broker
 from .handover import InstanceUnavailable
 from ..control.reconciler import reconcile as reconcile_jobs
 from ..control.retention import expire_outputs as expire_old_outputs
@@ -67,15 +68,16 @@ def expire_outputs() -> dict[str, Any]:
     return expire_old_outputs()
 
 
-@shared_task(name="comfyq.deliver_webhook", bind=True, max_retries=None, ignore_result=True)
-def deliver_webhook(self: Task, delivery_id: str) -> None:
-    """Send one webhook delivery; while its receiver fails, try again later (comfyq.webhooks.attempts)."""
+@shared_task(name="comfyq.deliver_webhook", ignore_result=True)
+def deliver_webhook(delivery_id: str) -> None:
+    """Send one webhook delivery; while its receiver fails, send its next attempt for later."""
     try:
         countdown = webhook_delivery.attempt(delivery_id)
     except SQLAlchemyError as exc:  # the database is busy or away: the delivery is as it was
-        raise self.retry(exc=exc, countdown=5)
+        logger.warning("webhook delivery %s: the database failed (%s); trying again", delivery_id, exc)
+        countdown = 5.0
     if countdown is not None:
-        raise self.retry(countdown=countdown)
+        broker.send_delivery(delivery_id, countdown)  # a fresh message; the delivery row counts the attempts
 
 
 @shared_task(name="comfyq.resend_webhooks", ignore_result=True, soft_time_limit=60, time_limit=90)
