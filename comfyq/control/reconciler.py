@@ -1,4 +1,4 @@
-"""Repair jobs whose recorded state and reality disagree; Celery beat runs this on the control queue.
+"""Find jobs whose recorded state and reality disagree, and repair them; beat runs this on the control queue.
 
 - ``queued`` in the database with no broker message anywhere (Redis lost its
   data, or an enqueue died half-way) → enqueue it again;
@@ -8,9 +8,11 @@
   missed) → admit it;
 - queue-position sets that disagree with the database → rebuild them.
 
-Each repair is a guarded UPDATE, and one pass runs at a time (a Redis lock),
-so a repair happens once however many reconcilers run. The broker's queues are
-read through comfyq.jobs.broker.
+What becomes of a lost or abandoned job is the recovery policy's to decide
+(comfyq.jobs.recovery), as for a worker that finds it; the broker's queues are
+read through comfyq.jobs.broker. Each repair is a guarded UPDATE, and one pass
+runs at a time (a Redis lock), so a repair happens once however many
+reconcilers run.
 """
 from __future__ import annotations
 
@@ -23,12 +25,10 @@ from flask import current_app
 from sqlalchemy import func, select, update
 
 from ..submission import admission
-from ..fleet import instances, lease
-from ..jobs import broker, positions
+from ..jobs import broker, positions, recovery
 from ..db.extensions import db, get_redis
-from ..jobs.machine import JobStatus, transition
-from ..db.models import Job, aware, utcnow
-from ..worker.recovery import stop_prompt_on
+from ..jobs.machine import JobStatus
+from ..db.models import Job, utcnow
 from ..webhooks.deliveries import pending_count as pending_webhooks
 
 logger = logging.getLogger(__name__)
@@ -86,32 +86,12 @@ def requeue_lost() -> list[str]:
             db.session.rollback()
             continue
         db.session.commit()
-        broker.enqueue(db.session.get(Job, job_id))  # id, queue and limits: nothing the update changed
-        logger.warning("reconciler: job %s was queued without a broker message; enqueued it again", job_id)
+        recovery.message_lost(db.session.get(Job, job_id))  # id, queue and limits: nothing the update changed
         requeued.append(job_id)
     return requeued
 
 
 def end_abandoned() -> list[str]:
     """End ``timed_out`` every running job past its hard limit that no live worker runs."""
-    config = current_app.config
-    r, now = get_redis(), utcnow()
-    ended = []
-    for job in db.session.scalars(select(Job).where(Job.status == JobStatus.RUNNING.value)).all():
-        hard = float(job.soft_time_limit or config["SOFT_TIME_LIMIT"]) + float(config["TIME_LIMIT_GRACE"])
-        if job.started_at is None or aware(job.started_at) + timedelta(seconds=hard) > now:
-            continue
-        if job.instance and lease.is_alive(r, job.instance) and instances.running_job(r, job.instance) == job.id:
-            continue  # its worker runs it: Celery's hard limit ends it there
-        error = {"type": "timed_out", "message": f"the job ran past its hard limit ({hard:g} s) with no live "
-                                                 "worker on it; the reconciler ended it"}
-        if not transition(job.id, JobStatus.TIMED_OUT, [JobStatus.RUNNING], error=error):
-            continue
-        instance = config["INSTANCES"].get(job.instance or "")
-        if instance is not None:
-            stop_prompt_on(instance, job.id)
-            if instances.running_job(r, instance.name) == job.id:
-                instances.set_running(r, instance.name, None)
-        logger.warning("reconciler: job %s ran past its hard limit without a worker; timed out", job.id)
-        ended.append(job.id)
-    return ended
+    running = db.session.scalars(select(Job).where(Job.status == JobStatus.RUNNING.value)).all()
+    return [job.id for job in running if recovery.abandoned(job)]

@@ -1,1 +1,1 @@
-"""Jobs: the state machine, queue positions, read-side queries and the broker's send paths."""
+"""Jobs: the state machine, queue positions, read-side queries, the recovery policy and the broker's send paths."""

@@ -15,8 +15,7 @@ import warnings
 from types import FrameType
 from typing import Any
 
-from billiard.exceptions import WorkerLostError
-from celery.exceptions import SecurityWarning, TimeLimitExceeded
+from celery.exceptions import SecurityWarning
 from celery.signals import (task_failure, task_postrun, task_prerun, task_received, worker_process_init,
                             worker_ready, worker_shutdown, worker_shutting_down)
 
@@ -25,8 +24,9 @@ from . import intake
 from .binding import ENV_VAR
 from ..config.settings import CONTROL_QUEUE, SHARED_QUEUE
 from ..db.extensions import db
+from ..jobs import broker, recovery
+from ..jobs.machine import JobStatus
 from .guard import WorkerGuard
-from .recovery import end_orphaned_job
 from .supervisor import ComfySupervisor
 
 logger = logging.getLogger(__name__)
@@ -151,14 +151,12 @@ def _stop_guard(**_: Any) -> None:
 
 
 @task_failure.connect
-def _end_orphaned_job(sender: Any = None, exception: BaseException | None = None,
-                      args: Any = None, **_: Any) -> None:
-    """End a run_job whose task failed without recording how the job ended."""
-    # A child lost to a crash is requeued (reject_on_worker_lost); the redelivery resumes it.
-    if getattr(sender, "name", None) != "comfyq.run_job" or not args or isinstance(exception, WorkerLostError):
+def _task_failed(sender: Any = None, exception: BaseException | None = None, args: Any = None, **_: Any) -> None:
+    """Give a run_job that failed without recording how its job ended to the recovery policy."""
+    if getattr(sender, "name", None) != broker.RUN_JOB or not args or exception is None:
         return
     instance = flask_app.config["INSTANCES"].get(os.environ.get(ENV_VAR, ""))
     with flask_app.app_context():
-        ended = end_orphaned_job(args[0], exception, instance)
-    if ended and isinstance(exception, TimeLimitExceeded) and instance is not None and _guard is not None:
+        ended = recovery.end_orphaned(args[0], exception, instance)
+    if ended is JobStatus.TIMED_OUT and _guard is not None:  # the hard limit killed the child
         _guard.after_hard_kill(args[0])

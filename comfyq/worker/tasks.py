@@ -1,4 +1,10 @@
-"""Thin named Celery tasks; the work lives in plain modules."""
+"""Thin named Celery tasks; the work lives in plain modules.
+
+Whatever a run meets, its job's fate is the runner's or the recovery policy's
+(comfyq.jobs.recovery): ``run_job`` is never retried by Celery. A job that must
+run again gets a fresh message (comfyq.jobs.broker), and the row's ``attempts``
+is the one count of its tries.
+"""
 from __future__ import annotations
 
 import logging
@@ -6,26 +12,23 @@ from typing import Any
 
 import redis
 from celery import Task, shared_task
-from kombu.exceptions import OperationalError
 from sqlalchemy.exc import SQLAlchemyError
 
 from . import binding, intake
 from ..webhooks import attempts as webhook_delivery, deliveries as webhooks
 from ..errors import StoreUnavailable
 from ..db.extensions import get_redis
-from ..jobs import broker
-from .handover import InstanceUnavailable
+from ..jobs import broker, recovery
 from ..control.reconciler import reconcile as reconcile_jobs
 from ..control.retention import expire_outputs as expire_old_outputs
-from .recovery import give_up
 from .runner import JobRunner
 
 logger = logging.getLogger(__name__)
 
 
-@shared_task(name="comfyq.run_job", bind=True, max_retries=5, ignore_result=True)
+@shared_task(name=broker.RUN_JOB, bind=True, ignore_result=True)
 def run_job(self: Task, job_id: str) -> str:
-    """Run one job on this worker's ComfyUI instance."""
+    """Run one job on this worker's ComfyUI instance; return how the run left it."""
     hard, soft = self.request.timelimit or (None, None)
     instance, hostname = binding.bound_instance(), self.request.hostname
 
@@ -33,7 +36,7 @@ def run_job(self: Task, job_id: str) -> str:
         try:
             if hostname:
                 intake.set_open(self.app, hostname, instance, False)
-        except (OperationalError, redis.RedisError, OSError) as exc:  # the health watch closes it a moment later
+        except (broker.BrokerError, redis.RedisError, OSError) as exc:  # the health watch closes it a moment later
             logger.warning("could not close the intake of %s: %s", hostname, exc)
 
     runner = JobRunner(job_id, instance, binding.client(), binding.store(), get_redis(),
@@ -41,19 +44,8 @@ def run_job(self: Task, job_id: str) -> str:
                        time_limits={"soft": soft, "hard": hard}, close_intake=close_intake, hostname=hostname)
     try:
         return runner.run()
-    except (redis.RedisError, OperationalError, StoreUnavailable) as exc:  # the job is as it was: try again
-        raise self.retry(exc=exc, countdown=min(2 ** self.request.retries, 30))
-    except InstanceUnavailable as exc:
-        # The shared queue lets another instance take it; an instance queue brings it back to reattach.
-        countdown = min(2 ** self.request.retries, 30) if exc.countdown is None else exc.countdown
-        if not exc.counted:  # a hand-over, not a failure: a fresh message, its retries untouched
-            self.apply_async(args=[job_id], task_id=job_id, queue=exc.queue, countdown=countdown,
-                             soft_time_limit=soft, time_limit=hard, ignore_result=True,
-                             retries=self.request.retries)
-            return "handed over"
-        if self.request.retries >= self.max_retries:
-            return give_up(job_id, self.max_retries + 1, exc, instance)
-        raise self.retry(exc=exc, countdown=countdown, queue=exc.queue)
+    except (redis.RedisError, broker.BrokerError, StoreUnavailable) as exc:  # the job is as it was: try again
+        return recovery.try_again(job_id, exc, (soft, hard))
 
 
 @shared_task(name="comfyq.reconcile", ignore_result=True, soft_time_limit=60, time_limit=90)
