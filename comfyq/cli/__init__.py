@@ -1,1 +1,1 @@
-"""The ``comfyq`` command, and ``comfyq up``: the whole stack as supervised child processes."""
+"""The ``comfyq`` command, the worker processes it starts, and ``comfyq up``: the whole stack as child processes."""

@@ -103,7 +103,7 @@ def worker(instance: str, loglevel: str, comfy_cmd: str | None, comfy_log: str |
            comfy_free_after_idle: float) -> None:
     """Run the Celery worker that owns INSTANCE (e.g. gpu0), and with --comfy-cmd its ComfyUI too."""
     from ..worker.supervisor import ComfySupervisor, SupervisorError
-    from ..worker.entry import flask_app, start_worker
+    from .gpu_worker import flask_app, start
 
     supervisor = None
     if comfy_cmd:
@@ -114,7 +114,7 @@ def worker(instance: str, loglevel: str, comfy_cmd: str | None, comfy_log: str |
                                      max_jobs=comfy_max_jobs, max_rss_bytes=int(comfy_max_rss_mb * 2 ** 20),
                                      free_after_idle=comfy_free_after_idle, log_path=comfy_log)
     try:
-        start_worker(instance, loglevel, supervisor)
+        start(instance, loglevel, supervisor)
     except SupervisorError as exc:
         raise click.ClickException(f"ComfyUI for {instance} did not start: {exc}") from exc
 
@@ -123,9 +123,9 @@ def worker(instance: str, loglevel: str, comfy_cmd: str | None, comfy_log: str |
 @click.option("--loglevel", default="INFO", show_default=True)
 def beat(loglevel: str) -> None:
     """Run Celery beat with the control worker: the reconciler's passes."""
-    from ..worker.entry import start_control
+    from .beat import start
 
-    start_control(loglevel)
+    start(loglevel)
 
 
 @main.command()
@@ -134,9 +134,9 @@ def beat(loglevel: str) -> None:
               help="Deliveries sent at once (threads)  [default: COMFYQ_WEBHOOK_CONCURRENCY, 8]")
 def webhooks(loglevel: str, concurrency: int | None) -> None:
     """Run the webhooks worker: signed deliveries from the webhooks queue, with retries (no GPU)."""
-    from ..webhooks.worker import start_webhooks
+    from .webhooks_worker import start
 
-    start_webhooks(loglevel, concurrency)
+    start(loglevel, concurrency)
 
 
 @main.command()
@@ -144,9 +144,9 @@ def webhooks(loglevel: str, concurrency: int | None) -> None:
 @click.option("--address", default="127.0.0.1", show_default=True)
 def flower(port: int, address: str) -> None:
     """Run Flower against the comfyq broker."""
-    from ..worker.entry import celery_app
+    from ..celery_app import worker_apps
 
-    celery_app.start(["flower", f"--port={port}", f"--address={address}"])
+    worker_apps()[1].start(["flower", f"--port={port}", f"--address={address}"])
 
 
 @main.command(context_settings={"ignore_unknown_options": True, "help_option_names": []})

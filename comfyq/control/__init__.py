@@ -1,1 +1,1 @@
-"""Beat jobs of the ``control`` queue: the reconciler and output retention."""
+"""The control queue: its beat tasks, the reconciler and output retention (its process: comfyq.cli.beat)."""

@@ -1,4 +1,4 @@
-"""Repair jobs whose recorded state and reality disagree; Celery beat runs this on the control queue.
+"""Find jobs whose recorded state and reality disagree, and repair them; beat runs this on the control queue.
 
 - ``queued`` in the database with no broker message anywhere (Redis lost its
   data, or an enqueue died half-way) → enqueue it again;
@@ -8,27 +8,27 @@
   missed) → admit it;
 - queue-position sets that disagree with the database → rebuild them.
 
-Each repair is a guarded UPDATE, and one pass runs at a time (a Redis lock),
-so a repair happens once however many reconcilers run.
+What becomes of a lost or abandoned job is the recovery policy's to decide
+(comfyq.jobs.recovery), as for a worker that finds it; the broker's queues are
+read through comfyq.jobs.broker. Each repair is a guarded UPDATE, and one pass
+runs at a time (a Redis lock), so a repair happens once however many
+reconcilers run.
 """
 from __future__ import annotations
 
-import json
 import logging
 from datetime import timedelta
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 import redis
 from flask import current_app
 from sqlalchemy import func, select, update
 
 from ..submission import admission
-from ..fleet import instances, lease
-from ..jobs import positions
+from ..jobs import broker, positions, recovery
 from ..db.extensions import db, get_redis
-from ..jobs.machine import JobStatus, transition
-from ..db.models import Job, aware, utcnow
-from ..worker.recovery import stop_prompt_on
+from ..jobs.machine import JobStatus
+from ..db.models import Job, utcnow
 from ..webhooks.deliveries import pending_count as pending_webhooks
 
 logger = logging.getLogger(__name__)
@@ -51,47 +51,12 @@ def reconcile() -> dict[str, Any]:
             pass  # expired or lost with a Redis restart: nothing to release
 
 
-def _queue_names() -> list[str]:
-    """Return every broker queue comfyq declares."""
-    return [q.name for q in current_app.extensions["celery"].conf.task_queues]
-
-
-def _message_ids(raw_messages: Iterable[bytes], nested: bool = False) -> Iterator[str]:
-    """Yield the task ids of raw kombu messages (``nested``: the unacked hash's [message, exchange, key])."""
-    for raw in raw_messages:
-        try:
-            message = json.loads(raw)
-            yield (message[0] if nested else message)["headers"]["id"]
-        except (ValueError, KeyError, IndexError, TypeError):
-            logger.warning("reconciler: skipping an unreadable broker message")
-
-
-def broker_task_ids(broker: redis.Redis, queues: list[str]) -> set[str]:
-    """Return the id of every task waiting in ``queues`` or held unacknowledged by a worker."""
-    found: set[str] = set()
-    for queue in queues:
-        for start in range(0, broker.llen(queue), 1000):
-            found.update(_message_ids(broker.lrange(queue, start, start + 999)))
-    found.update(_message_ids((v for _, v in broker.hscan_iter(_unacked_key())), nested=True))
-    return found
-
-
-def _unacked_key() -> str:
-    """Return the name of kombu's hash of delivered, unacknowledged messages."""
-    options = current_app.extensions["celery"].conf.broker_transport_options or {}
-    return f"{options.get('global_keyprefix', '')}{options.get('unacked_key', 'unacked')}"
-
-
-def _maybe_missing(broker: redis.Redis, queues: list[str], candidates: int) -> bool:
+def _maybe_missing(client: redis.Redis, queues: list[str], candidates: int) -> bool:
     """Tell whether the broker may lack a message: always for a short backlog, else by counting."""
     if candidates <= FULL_SCAN_BELOW:
         return True
-    pipe = broker.pipeline(transaction=False)
-    for queue in queues:
-        pipe.llen(queue)
-    pipe.hlen(_unacked_key())
     # Webhook deliveries waiting to be sent or retried hold messages too, with no job behind them.
-    messages = sum(pipe.execute()) - pending_webhooks()
+    messages = broker.message_count(client, queues) - pending_webhooks()
     live = db.session.scalar(select(func.count()).select_from(Job).where(
         Job.status.in_([JobStatus.QUEUED.value, JobStatus.RUNNING.value]))) or 0
     return messages < live
@@ -104,11 +69,11 @@ def requeue_lost() -> list[str]:
         Job.status == JobStatus.QUEUED.value, Job.updated_at < cutoff)).all()
     if not candidates:
         return []
-    broker = redis.Redis.from_url(current_app.config["BROKER_URL"], socket_timeout=10)
-    queues = _queue_names()
-    if not _maybe_missing(broker, queues, len(candidates)):
+    client = broker.connect(socket_timeout=10)
+    queues = broker.queue_names()
+    if not _maybe_missing(client, queues, len(candidates)):
         return []
-    present = broker_task_ids(broker, queues)
+    present = broker.task_ids(client, queues)
     requeued = []
     for job_id, seen in candidates:
         if job_id in present:
@@ -121,32 +86,12 @@ def requeue_lost() -> list[str]:
             db.session.rollback()
             continue
         db.session.commit()
-        admission.enqueue(db.session.get(Job, job_id))  # id, queue and limits: nothing the update changed
-        logger.warning("reconciler: job %s was queued without a broker message; enqueued it again", job_id)
+        recovery.message_lost(db.session.get(Job, job_id))  # id, queue and limits: nothing the update changed
         requeued.append(job_id)
     return requeued
 
 
 def end_abandoned() -> list[str]:
     """End ``timed_out`` every running job past its hard limit that no live worker runs."""
-    config = current_app.config
-    r, now = get_redis(), utcnow()
-    ended = []
-    for job in db.session.scalars(select(Job).where(Job.status == JobStatus.RUNNING.value)).all():
-        hard = float(job.soft_time_limit or config["SOFT_TIME_LIMIT"]) + float(config["TIME_LIMIT_GRACE"])
-        if job.started_at is None or aware(job.started_at) + timedelta(seconds=hard) > now:
-            continue
-        if job.instance and lease.is_alive(r, job.instance) and instances.running_job(r, job.instance) == job.id:
-            continue  # its worker runs it: Celery's hard limit ends it there
-        error = {"type": "timed_out", "message": f"the job ran past its hard limit ({hard:g} s) with no live "
-                                                 "worker on it; the reconciler ended it"}
-        if not transition(job.id, JobStatus.TIMED_OUT, [JobStatus.RUNNING], error=error):
-            continue
-        instance = config["INSTANCES"].get(job.instance or "")
-        if instance is not None:
-            stop_prompt_on(instance, job.id)
-            if instances.running_job(r, instance.name) == job.id:
-                instances.set_running(r, instance.name, None)
-        logger.warning("reconciler: job %s ran past its hard limit without a worker; timed out", job.id)
-        ended.append(job.id)
-    return ended
+    running = db.session.scalars(select(Job).where(Job.status == JobStatus.RUNNING.value)).all()
+    return [job.id for job in running if recovery.abandoned(job)]

@@ -1,19 +1,18 @@
 """A live worker's lease: its presence key, and renewal of the broker messages it holds.
 
 Redis has no consumer acknowledgement timeouts of its own. kombu emulates them:
-a delivered message sits in the ``unacked`` hash with its delivery time in the
-``unacked_index`` sorted set, and any worker puts it back on its queue once that
-time is older than the visibility timeout. This thread moves the time of every
-message its worker holds to now, every second, so the visibility timeout can be
-a few seconds: a job of a crashed worker comes back that soon, while a job that
-runs for an hour is never handed out twice.
+a message a worker holds goes back to its queue once its delivery time is older
+than the visibility timeout (comfyq.jobs.broker knows where kombu keeps it).
+This thread moves the time of every message its worker holds to now, every
+second, so the visibility timeout can be a few seconds: a job of a crashed
+worker comes back that soon, while a job that runs for an hour is never handed
+out twice.
 """
 from __future__ import annotations
 
 import logging
 import threading
-import time
-from typing import Any
+from typing import Protocol
 
 import redis
 
@@ -22,10 +21,13 @@ logger = logging.getLogger(__name__)
 PRESENCE_KEY = "comfyq:worker:{}"
 
 
-def delivery_tag(request: Any) -> str | None:
-    """Return the broker delivery tag of a Celery task request, if it has one."""
-    tag = (request.delivery_info or {}).get("delivery_tag") or getattr(request.message, "delivery_tag", None)
-    return str(tag) if tag else None
+class Messages(Protocol):
+    """The broker's side of a lease (comfyq.jobs.broker.HeldMessages)."""
+
+    visibility: float  # seconds after which a message nobody renews goes back to its queue
+
+    def renew(self, tags: list[str]) -> set[str]:
+        """Renew the messages of ``tags``; return the tags no longer held."""
 
 
 def is_alive(r: redis.Redis, instance: str) -> bool:
@@ -36,16 +38,14 @@ def is_alive(r: redis.Redis, instance: str) -> bool:
 class Lease(threading.Thread):
     """Renew this worker's presence and its held messages until stopped."""
 
-    def __init__(self, instance: str, hostname: str, broker: redis.Redis, r: redis.Redis,
-                 transport_options: dict[str, Any], interval: float = 1.0) -> None:
+    def __init__(self, instance: str, hostname: str, r: redis.Redis, messages: Messages,
+                 interval: float = 1.0) -> None:
         super().__init__(name=f"lease-{instance}", daemon=True)
         self.key = PRESENCE_KEY.format(instance)
         self.hostname = hostname
-        self.broker = broker
         self.redis = r
-        self.index_key = (transport_options.get("global_keyprefix", "")
-                          + transport_options.get("unacked_index_key", "unacked_index"))
-        self.visibility = float(transport_options.get("visibility_timeout", 3600))
+        self.messages = messages
+        self.visibility = messages.visibility
         self.interval = interval
         self.tags: set[str] = set()
         self.lock = threading.Lock()
@@ -64,12 +64,7 @@ class Lease(threading.Thread):
             tags = sorted(self.tags)
         if not tags:
             return
-        now = time.time()
-        pipe = self.broker.pipeline(transaction=False)
-        for tag in tags:
-            # XX: never re-add a message that was acknowledged (or restored) meanwhile.
-            pipe.zadd(self.index_key, {tag: now}, xx=True, ch=True)
-        gone = {tag for tag, changed in zip(tags, pipe.execute()) if not changed}
+        gone = self.messages.renew(tags)
         with self.lock:
             self.tags -= gone
 

@@ -1,1 +1,1 @@
-"""The job state machine, queue positions and read-side queries."""
+"""Jobs: the state machine, queue positions, read-side queries, the recovery policy and the broker's send paths."""

@@ -21,30 +21,18 @@ from datetime import datetime
 from typing import Callable, Iterable
 
 from flask import current_app
-from kombu.exceptions import OperationalError as BrokerError
-from redis.exceptions import RedisError
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm.attributes import set_committed_value
 
 from ..events import announcer
+from ..jobs import broker
 from ..db.extensions import db
 from ..jobs.machine import TERMINAL, JobStatus, Moved
 from ..accounts.limits import ADMITTED_STATUSES, limits_for
 from ..db.models import AdmissionLock, Job, User
 
 logger = logging.getLogger(__name__)
-TASK_NAME = "comfyq.run_job"
-# Anything send_task raises means no message may exist.
-ENQUEUE_ERRORS = (BrokerError, RedisError, OSError, RuntimeError)
-
-
-def enqueue(job: Job) -> None:
-    """Send the job's task to its queue, with its own time limits."""
-    current_app.extensions["celery"].send_task(
-        TASK_NAME, args=[job.id], task_id=job.id, queue=job.queue, ignore_result=True,
-        soft_time_limit=job.soft_time_limit,
-        time_limit=job.soft_time_limit + current_app.config["TIME_LIMIT_GRACE"])
 
 
 def dispatch(jobs: Iterable[Job]) -> list[Job]:
@@ -52,8 +40,8 @@ def dispatch(jobs: Iterable[Job]) -> list[Job]:
     failed = []
     for job in jobs:
         try:
-            enqueue(job)
-        except ENQUEUE_ERRORS as exc:
+            broker.enqueue(job)
+        except broker.SEND_ERRORS as exc:
             logger.error("enqueue of %s failed: %s", job.id, exc)
             failed.append(job)
     return failed

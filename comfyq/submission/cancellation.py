@@ -9,6 +9,7 @@ from flask import current_app
 from ..events import log as events
 from ..errors import Conflict, NotFound
 from ..db.extensions import db, get_redis
+from ..jobs import broker
 from ..jobs.machine import JobStatus, transition
 from ..db.models import Job, User
 from ..jobs.queries import get_job
@@ -27,10 +28,7 @@ def cancel_job(job_id: str, user: User) -> Job:
     reason = {"type": "cancelled", "message": "cancelled by request"}
     if transition(job_id, JobStatus.CANCELLED, [JobStatus.QUEUED, JobStatus.PENDING], error=reason):
         # The worker would also skip it (terminal), but revoking drops the message early.
-        try:
-            current_app.extensions["celery"].control.revoke(job_id)
-        except Exception as exc:  # the job is already cancelled in the DB; revoke is an optimisation
-            logger.warning("revoke of %s failed: %s", job_id, exc)
+        broker.revoke(job_id)
     elif transition(job_id, JobStatus.CANCELLED, [JobStatus.RUNNING], error=reason):
         # The worker that owns the prompt sees the flag and interrupts only this prompt.
         events.request_cancel(get_redis(), job_id, cancel_flag_ttl(current_app.config))

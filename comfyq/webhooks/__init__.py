@@ -1,1 +1,1 @@
-"""Signed webhook deliveries: subscriptions, allowed addresses, attempts, and the webhooks worker."""
+"""Signed webhook deliveries: subscriptions, allowed addresses, attempts, and the webhooks queue's task."""

@@ -22,17 +22,15 @@ from flask import current_app
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
-from ..submission.admission import ENQUEUE_ERRORS
-from ..config.settings import WEBHOOK_QUEUE
 from ..db.extensions import db
 from ..events.announcer import News
 from ..events.telling import outputs_told
+from ..jobs import broker
 from ..jobs.machine import TERMINAL, JobStatus
 from ..db.models import Job, Output, WebhookAttempt, WebhookDelivery, new_id, utcnow
 from ..db.timestamps import isoformat
 
 logger = logging.getLogger(__name__)
-TASK_NAME = "comfyq.deliver_webhook"
 OVERDUE = 60.0  # seconds past its due time after which a pending delivery's message counts as lost
 RESEND_PER_PASS = 500
 
@@ -65,11 +63,7 @@ def record(job_id: str, user_id: str | None, event: str, status: str, url: str,
 
 def send(delivery_id: str) -> None:
     """Send a recorded delivery to the webhooks worker; if the broker is down, the resend pass does it later."""
-    try:
-        current_app.extensions["celery"].send_task(TASK_NAME, args=[delivery_id], queue=WEBHOOK_QUEUE,
-                                                   ignore_result=True)
-    except ENQUEUE_ERRORS as exc:
-        logger.warning("webhook delivery %s not sent now (%s); the resend pass sends it", delivery_id, exc)
+    broker.send_delivery(delivery_id)
 
 
 def on_news(news: News) -> Callable[[], None] | None:

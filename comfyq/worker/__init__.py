@@ -1,1 +1,1 @@
-"""The GPU worker: its Celery entry and tasks, the runner, recovery, and the threads beside Celery."""
+"""The GPU worker: its task, the runner, its bootsteps and threads (its process entry: comfyq.cli.gpu_worker)."""

@@ -1,9 +1,11 @@
-"""The threads a worker's main process runs beside Celery: lease, health watch, intake and drain.
+"""What a GPU worker's main process does beside Celery: health watch, intake, restarts and drain.
 
-One ``WorkerGuard`` per GPU worker. It renews the worker's messages (comfyq.fleet.lease),
-watches the instance (comfyq.worker.health), opens the worker's intake only while the
-instance is healthy (comfyq.worker.intake), restarts a supervised ComfyUI that is stuck,
-and on a warm shutdown hands a job that outlives the drain time back to the queue.
+One ``WorkerGuard`` per GPU worker, started and stopped by its consumer bootstep
+(comfyq.worker.steps.HealthStep). It watches the instance (comfyq.worker.health),
+opens the worker's intake only while the instance is healthy (comfyq.worker.intake),
+restarts a supervised ComfyUI that is stuck, and on a warm shutdown hands a job
+that outlives the drain time back to the queue, giving up the worker's lease
+(comfyq.fleet.lease, run by ``LeaseStep``) so another worker may take it over.
 """
 from __future__ import annotations
 
@@ -12,7 +14,6 @@ import os
 import signal
 import threading
 import time
-from typing import Any
 
 import redis
 from celery import Celery
@@ -24,7 +25,7 @@ from . import intake
 from ..config.settings import Instance
 from ..db.extensions import get_redis
 from .health import HealthMonitor
-from ..fleet.lease import Lease, delivery_tag
+from ..fleet.lease import Lease
 from .supervisor import ComfySupervisor
 
 logger = logging.getLogger(__name__)
@@ -33,14 +34,12 @@ logger = logging.getLogger(__name__)
 class WorkerGuard:
     """Keep one worker honest about its instance and its messages."""
 
-    def __init__(self, flask_app: Flask, celery_app: Celery, instance: Instance, hostname: str,
+    def __init__(self, flask_app: Flask, celery_app: Celery, instance: Instance, hostname: str, lease: Lease,
                  supervisor: ComfySupervisor | None = None) -> None:
         config = flask_app.config
         self.celery, self.instance, self.hostname, self.supervisor = celery_app, instance, hostname, supervisor
         self.redis = get_redis()
-        broker = redis.Redis.from_url(config["BROKER_URL"], socket_connect_timeout=2, socket_timeout=5)
-        self.lease = Lease(instance.name, hostname, broker, self.redis,
-                           dict(celery_app.conf.broker_transport_options or {}))
+        self.lease = lease
         self.health = HealthMonitor(instance, self.redis, interval=float(config["HEALTH_INTERVAL"]),
                                     failures=int(config["HEALTH_FAILURES"]), on_state=self._on_state,
                                     on_stuck=self._restart_stuck if supervisor else None,
@@ -52,23 +51,18 @@ class WorkerGuard:
             supervisor.on_down, supervisor.on_up, supervisor.is_idle = self._on_down, self._on_up, self._idle
 
     def start(self) -> None:
-        """Renew, check and publish the catalogue at once (jobs are validated against it), then keep at it."""
+        """Check and publish the catalogue at once (jobs are validated against it), then keep at it."""
         try:
-            self.lease.renew()
             self.health.publish_catalogue()
             self.health.check()
-        except Exception:  # noqa: BLE001 - the threads below must start whatever the first round met
+        except Exception:  # noqa: BLE001 - the watch below must start whatever the first round met
             logger.exception("first check of %s failed; the watch goes on", self.instance.name)
-        self.lease.start()
         self.health.start()
         if self.supervisor is not None:
             self.supervisor.watch()
 
-    def received(self, request: Any) -> None:
-        """Renew a message the worker just received, and count the job toward a supervised recycle."""
-        tag = delivery_tag(request)
-        if tag:
-            self.lease.hold(tag)
+    def received(self) -> None:
+        """Count a job the worker just received toward a supervised recycle."""
         if self.supervisor is not None:
             self.supervisor.job_done()
 
@@ -138,9 +132,8 @@ class WorkerGuard:
         threading.Thread(target=wait_then_hand_back, name="drain", daemon=True).start()
 
     def stop(self) -> None:
-        """Stop the threads and release the lease, so other workers take this worker's jobs at once."""
+        """Stop the health watch and withdraw the instance's published state (the lease step releases the lease)."""
         self.health.stop()
-        self.lease.stop(release=True)
         try:
             self.redis.delete(instances.STATUS_KEY.format(self.instance.name))
         except redis.RedisError:

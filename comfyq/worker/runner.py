@@ -11,14 +11,14 @@ from flask import current_app
 from sqlalchemy import select
 
 from ..events import log as events
-from . import handover, recovery
+from . import prompts
 from ..fleet import instances, lease
 from ..comfy import (ComfyClient, ComfyConnectFailed, ComfyProtocolError, ComfyTimeout, ComfyUnreachable,
                      ExecutionFailed, ExecutionInterrupted, PromptLost, PromptRejected)
 from ..comfy.payloads import outcome
 from ..config.settings import Instance
 from ..db.extensions import db
-from .handover import InstanceUnavailable
+from ..jobs import recovery
 from ..jobs.machine import JobStatus, is_terminal, set_progress, transition
 from ..db.models import Job
 from ..events.announcer import RunNews
@@ -67,11 +67,13 @@ class JobRunner:
             other = current_app.config["INSTANCES"][job.instance]
             if lease.is_alive(self.redis, other.name):
                 # Its prompt may still run there: only that instance's worker may reattach.
-                raise InstanceUnavailable(f"job {job.id} runs on {other.name}", other.queue, countdown=0,
-                                          counted=False)
+                return recovery.hand_over(job, other, self.limits)
             resume = self._adopt(job, other)
         if not resume:
-            self._check_instance(job)
+            refused = prompts.refusal(self.redis, self.instance)
+            if refused is not None:  # stuck or unhealthy: take no work until it is fit again
+                self.close_intake()
+                return recovery.refused(job, self.instance, refused, self.limits)
             if not transition(job.id, JobStatus.RUNNING, [JobStatus(job.status)], instance=self.instance.name,
                               prompt_id=job.id, attempts=Job.attempts + 1, progress=None, worker=self.hostname):
                 return "taken"
@@ -83,47 +85,43 @@ class JobRunner:
         try:
             return self._finish(job, self._execute(job, resume))
         except (PromptRejected, ExecutionFailed, ExecutionInterrupted, PromptLost, ComfyProtocolError) as exc:
-            return self._end(*recovery.prompt_failure(exc, self.cancelling))
+            return self._end(*prompts.prompt_failure(exc, self.cancelling))
         except SoftTimeLimitExceeded:
             self._stop_prompt()
             self._discard_outputs()  # of a download the limit cut short
-            message = "the job ran past its time limit"
-            if not self._left_after_interrupt():
+            stuck = not self._left_after_interrupt()
+            if stuck:
                 self._mark_stuck()
-                message += f"; its node ignored the interrupt, so instance {self.instance.name} is being freed"
-            return self._end(JobStatus.TIMED_OUT, {"type": "timed_out", "message": message})
+            return recovery.past_soft_limit(job.id, self.instance.name if stuck else None, **self._end_fields())
         except (ComfyUnreachable, ComfyTimeout) as exc:
-            message = f"instance {self.instance.name}: {exc}"
-            if not self.submitted:  # the instance cannot hold the prompt: any capable instance may run it
-                transition(job.id, JobStatus.QUEUED, [JobStatus.RUNNING],
-                           error={"type": "instance_unavailable", "message": message})
-                if job.queue == self.instance.queue:
-                    raise InstanceUnavailable(message, job.queue) from exc
+            # Not submitted, the instance cannot hold the prompt; submitted, it may run there still unless it is down.
+            down = self.submitted and prompts.instance_down(self.client)
+            if down or (not self.submitted and job.queue != self.instance.queue):
                 self.close_intake()  # until the health check finds the instance back
-                raise InstanceUnavailable(message, job.queue, countdown=0) from exc
-            if not recovery.instance_down(self.client):  # it may run there still: come back here and reattach
-                raise InstanceUnavailable(message, self.instance.queue) from exc
-            self.close_intake()
-            return self._retry_elsewhere(job, message)
+            return recovery.unreachable(job, self.instance, f"instance {self.instance.name}: {exc}",
+                                        submitted=self.submitted, down=down, limits=self.limits,
+                                        **self._end_fields())
         finally:
             self._quietly(instances.set_running, self.redis, self.instance.name, None)
             if self.adopted is not None:
                 self.adopted.close()
 
+    @property
+    def limits(self) -> tuple[float | None, float | None]:
+        """Return this run's (soft, hard) time limits, which a message sending the job again carries."""
+        return self.time_limits.get("soft"), self.time_limits.get("hard")
+
+    def _end_fields(self) -> dict[str, Any]:
+        """Return what an end of this run records besides its status and error."""
+        return {"progress": dict(self.tracker.state), "worker": self.hostname}
+
     def _adopt(self, job: Job, other: Instance) -> bool:
         """Follow the prompt of a job whose worker died, where it runs; False if that instance lacks it."""
-        client = handover.adopt(job, other, self.hostname)
+        client = prompts.adopt(job, other, self.hostname)
         if client is None:
             return False
         self.instance, self.client, self.adopted = other, client, client
         return True
-
-    def _check_instance(self, job: Job) -> None:
-        """Refuse a new run while this instance is stuck or unhealthy; the job goes back to its queue."""
-        refusal = handover.refusal(self.redis, self.instance, job)
-        if refusal is not None:
-            self.close_intake()
-            raise refusal
 
     def _interrupt_grace(self) -> float:
         """Return how long a stopped prompt may take to leave the instance."""
@@ -135,7 +133,7 @@ class JobRunner:
 
     def _left_after_interrupt(self) -> bool:
         """Wait the interrupt grace for the stopped prompt to leave the instance; return whether it did."""
-        return recovery.prompt_left(self.client, self.job_id, self._interrupt_grace())
+        return prompts.prompt_left(self.client, self.job_id, self._interrupt_grace())
 
     def _mark_stuck(self) -> None:
         """Record that the instance still runs this job's prompt, and take no shared work until it is freed."""
@@ -144,19 +142,6 @@ class JobRunner:
         instances.mark_stuck(self.redis, self.instance.name, self.job_id,
                              waited=float(current_app.config["INTERRUPT_GRACE"]))
         self.close_intake()
-
-    def _retry_elsewhere(self, job: Job, message: str) -> str:
-        """Send a job whose instance died back to its queue, or fail it after ``MAX_ATTEMPTS`` runs."""
-        attempts = db.session.scalar(select(Job.attempts).where(Job.id == job.id)) or 0
-        limit = int(current_app.config["MAX_ATTEMPTS"])
-        error = {"type": "instance_lost",
-                 "message": f"{message}; the instance went down while running the job (attempt {attempts} of {limit})"}
-        if attempts >= limit:
-            error["message"] += ", giving up"
-            return self._end(JobStatus.FAILED, error)
-        if not transition(job.id, JobStatus.QUEUED, [JobStatus.RUNNING], error=error):
-            return "superseded"
-        raise InstanceUnavailable(error["message"], job.queue, countdown=0)
 
     def _execute(self, job: Job, resume: bool) -> dict[str, Any]:
         """Submit (or reattach to) the prompt and follow it to its end."""
@@ -223,10 +208,9 @@ class JobRunner:
         recovery.stop_prompt(self.client, self.job_id)
 
     def _end(self, status: JobStatus, error: dict[str, Any]) -> str:
-        """Record a non-success end (a no-op if the job was cancelled meanwhile)."""
+        """Record how the prompt ended the job (a no-op if the job was cancelled meanwhile)."""
         db.session.rollback()  # never commit output rows of a run that did not succeed
-        if not transition(self.job_id, status, [JobStatus.RUNNING], error=error,
-                          progress=dict(self.tracker.state), worker=self.hostname):
+        if not transition(self.job_id, status, [JobStatus.RUNNING], error=error, **self._end_fields()):
             return "superseded"
         return status.value
 

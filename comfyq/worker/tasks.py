@@ -1,30 +1,30 @@
-"""Thin named Celery tasks; the work lives in plain modules."""
+"""The GPU worker's task, ``comfyq.run_job``: a thin shell around the runner.
+
+Whatever the run meets, the job's fate is the runner's or the recovery policy's
+(comfyq.jobs.recovery): a task is never retried by Celery. A job that must run
+again gets a fresh message (comfyq.jobs.broker), and the row's ``attempts`` is
+the one count of its tries. The control queue's tasks are in
+comfyq.control.tasks, the webhooks queue's in comfyq.webhooks.tasks.
+"""
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 import redis
 from celery import Task, shared_task
-from kombu.exceptions import OperationalError
-from sqlalchemy.exc import SQLAlchemyError
 
 from . import binding, intake
-from ..webhooks import attempts as webhook_delivery, deliveries as webhooks
-from ..errors import StoreUnavailable
 from ..db.extensions import get_redis
-from .handover import InstanceUnavailable
-from ..control.reconciler import reconcile as reconcile_jobs
-from ..control.retention import expire_outputs as expire_old_outputs
-from .recovery import give_up
+from ..errors import StoreUnavailable
+from ..jobs import broker, recovery
 from .runner import JobRunner
 
 logger = logging.getLogger(__name__)
 
 
-@shared_task(name="comfyq.run_job", bind=True, max_retries=5, ignore_result=True)
+@shared_task(name=broker.RUN_JOB, bind=True, ignore_result=True)
 def run_job(self: Task, job_id: str) -> str:
-    """Run one job on this worker's ComfyUI instance."""
+    """Run one job on this worker's ComfyUI instance; return how the run left it."""
     hard, soft = self.request.timelimit or (None, None)
     instance, hostname = binding.bound_instance(), self.request.hostname
 
@@ -32,7 +32,7 @@ def run_job(self: Task, job_id: str) -> str:
         try:
             if hostname:
                 intake.set_open(self.app, hostname, instance, False)
-        except (OperationalError, redis.RedisError, OSError) as exc:  # the health watch closes it a moment later
+        except (broker.BrokerError, redis.RedisError, OSError) as exc:  # the health watch closes it a moment later
             logger.warning("could not close the intake of %s: %s", hostname, exc)
 
     runner = JobRunner(job_id, instance, binding.client(), binding.store(), get_redis(),
@@ -40,45 +40,5 @@ def run_job(self: Task, job_id: str) -> str:
                        time_limits={"soft": soft, "hard": hard}, close_intake=close_intake, hostname=hostname)
     try:
         return runner.run()
-    except (redis.RedisError, OperationalError, StoreUnavailable) as exc:  # the job is as it was: try again
-        raise self.retry(exc=exc, countdown=min(2 ** self.request.retries, 30))
-    except InstanceUnavailable as exc:
-        # The shared queue lets another instance take it; an instance queue brings it back to reattach.
-        countdown = min(2 ** self.request.retries, 30) if exc.countdown is None else exc.countdown
-        if not exc.counted:  # a hand-over, not a failure: a fresh message, its retries untouched
-            self.apply_async(args=[job_id], task_id=job_id, queue=exc.queue, countdown=countdown,
-                             soft_time_limit=soft, time_limit=hard, ignore_result=True,
-                             retries=self.request.retries)
-            return "handed over"
-        if self.request.retries >= self.max_retries:
-            return give_up(job_id, self.max_retries + 1, exc, instance)
-        raise self.retry(exc=exc, countdown=countdown, queue=exc.queue)
-
-
-@shared_task(name="comfyq.reconcile", ignore_result=True, soft_time_limit=60, time_limit=90)
-def reconcile() -> dict[str, Any]:
-    """Repair jobs whose recorded state disagrees with the broker and the workers."""
-    return reconcile_jobs()
-
-
-@shared_task(name="comfyq.expire_outputs", ignore_result=True, soft_time_limit=300, time_limit=360)
-def expire_outputs() -> dict[str, Any]:
-    """Delete outputs older than the retention age."""
-    return expire_old_outputs()
-
-
-@shared_task(name="comfyq.deliver_webhook", bind=True, max_retries=None, ignore_result=True)
-def deliver_webhook(self: Task, delivery_id: str) -> None:
-    """Send one webhook delivery; while its receiver fails, try again later (comfyq.webhooks.attempts)."""
-    try:
-        countdown = webhook_delivery.attempt(delivery_id)
-    except SQLAlchemyError as exc:  # the database is busy or away: the delivery is as it was
-        raise self.retry(exc=exc, countdown=5)
-    if countdown is not None:
-        raise self.retry(countdown=countdown)
-
-
-@shared_task(name="comfyq.resend_webhooks", ignore_result=True, soft_time_limit=60, time_limit=90)
-def resend_webhooks() -> dict[str, Any]:
-    """Send again the webhook deliveries whose messages were lost."""
-    return webhooks.resend_overdue()
+    except (redis.RedisError, broker.BrokerError, StoreUnavailable) as exc:  # the job is as it was: try again
+        return recovery.try_again(job_id, exc, (soft, hard))

@@ -13,7 +13,7 @@ from comfyq.control import reconciler
 from comfyq.accounts.users import get_user
 from comfyq.db.extensions import db
 from comfyq.db.models import Job, utcnow
-from comfyq.control.reconciler import broker_task_ids
+from comfyq.jobs.broker import task_ids
 from tests.conftest import txt2img
 from tests.integration.conftest import wait_for
 
@@ -64,7 +64,7 @@ def test_broker_scan_finds_waiting_and_unacked_messages(app: Flask, rds: redis.R
     rds.hset("unacked", "tag-y", "not json")
     try:
         with app.app_context():
-            seen = broker_task_ids(rds, queues)
+            seen = task_ids(rds, queues)
     finally:
         rds.delete("control")
         rds.hdel("unacked", "tag-x", "tag-y")

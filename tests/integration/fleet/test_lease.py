@@ -6,12 +6,13 @@ import time
 import redis
 
 from comfyq.fleet.lease import Lease, is_alive
+from comfyq.jobs.broker import HeldMessages
 
 
 def test_renews_held_messages_only_and_releases_presence(rds: redis.Redis) -> None:
     options = {"visibility_timeout": 8, "unacked_index_key": "test_unacked_index"}
     rds.zadd("test_unacked_index", {"held": time.time() - 60, "other": time.time() - 60})
-    lease = Lease("leasetest", "leasetest@host", rds, rds, options)
+    lease = Lease("leasetest", "leasetest@host", rds, HeldMessages(rds, options))
     try:
         lease.hold("held")
         lease.hold("acked-meanwhile")

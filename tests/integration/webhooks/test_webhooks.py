@@ -16,6 +16,7 @@ from flask.testing import FlaskClient
 
 from comfyq import create_app
 from comfyq.webhooks import signing, attempts as webhook_delivery, deliveries as webhooks
+from comfyq.jobs import broker
 from comfyq.db.extensions import db
 from comfyq.db.models import WebhookDelivery, utcnow
 from comfyq.webhooks.addresses import parse_allowlist
@@ -297,7 +298,7 @@ def test_a_retry_waiting_past_the_visibility_timeout_stays_with_its_worker(app: 
         later = webhooks.record(job["id"], sent_by(app, first["id"]), "succeeded", "succeeded", receiver.url)
         later.next_attempt_at = utcnow() + timedelta(seconds=wait)
         db.session.commit()
-        message = app.extensions["celery"].send_task(webhooks.TASK_NAME, args=[later.id], queue="webhooks",
+        message = app.extensions["celery"].send_task(broker.DELIVER_WEBHOOK, args=[later.id], queue="webhooks",
                                                      countdown=wait)
     deadline = time.monotonic() + wait - 1
     while time.monotonic() < deadline:

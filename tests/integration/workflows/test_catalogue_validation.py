@@ -16,7 +16,7 @@ from comfyq.workflows.published import KEY
 from comfyq.db.extensions import db
 from comfyq.jobs.machine import JobStatus, transition
 from comfyq.db.models import Job, LedgerEntry, Upload, User
-from comfyq.worker.recovery import end_orphaned_job
+from comfyq.jobs.recovery import end_orphaned
 from tests.conftest import txt2img
 from tests.integration.conftest import new_user, submit, wait_for, wait_until
 from tests.integration.submission.test_uploads import image_bytes
@@ -139,7 +139,7 @@ def test_a_graph_the_instance_still_refuses_fails_and_is_refunded_once(app: Flas
         db.session.commit()
         assert not transition(job["id"], JobStatus.FAILED, [JobStatus.QUEUED, JobStatus.RUNNING],
                               error={"type": "prompt_rejected"})
-        assert not end_orphaned_job(job["id"], RuntimeError("late handler"), None)
+        assert end_orphaned(job["id"], RuntimeError("late handler"), None) is None
         entries = db.session.execute(select(LedgerEntry.kind, LedgerEntry.amount).where(
             LedgerEntry.job_id == job["id"]).order_by(LedgerEntry.id)).all()
         assert [tuple(e) for e in entries] == [("debit", -1), ("refund", 1)]
