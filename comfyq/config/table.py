@@ -108,7 +108,7 @@ SETTINGS: tuple[Setting, ...] = (
     S("COMFYQ_VISIBILITY_TIMEOUT", NUMBER, 8.0, "a dead worker's job goes back after this"),
     S("COMFYQ_HEALTH_INTERVAL", NUMBER, 1.0, "seconds between instance health checks"),
     S("COMFYQ_HEALTH_FAILURES", WHOLE, 2, "failed checks in a row meaning unhealthy"),
-    S("COMFYQ_MAX_ATTEMPTS", WHOLE, 3, "runs of a job whose instances keep dying"),
+    S("COMFYQ_MAX_ATTEMPTS", WHOLE, 3, "runs of a job whose instance dies or is never reached"),
     S("COMFYQ_DRAIN_TIMEOUT", NUMBER, 60.0, "on SIGTERM, how long the running job may end"),
     S("COMFYQ_RECONCILE_INTERVAL", NUMBER, 10.0, "seconds between reconciler passes"),
     S("COMFYQ_RECONCILE_GRACE", NUMBER, 30.0, "a queued job younger than this is left alone"),
