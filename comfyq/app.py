@@ -3,14 +3,23 @@
 Every process that moves jobs (API, workers, control, webhooks, the CLI)
 builds its app here, so every one of them connects the same hooks, in the
 same order: ``connect_hooks`` is the one place to read what a transition does
-besides changing the job's row.
+besides changing the job's row. ``worker_apps`` builds, once per process, the
+pair each worker process runs on: the GPU worker, the webhooks worker, the
+control worker and Flower (comfyq.cli), each adding its own bootsteps and signal
+handlers. ``celery -A comfyq.app …`` (inspect, Flower) finds that Celery app
+here as ``celery``.
 """
 from __future__ import annotations
 
+import functools
 import logging
+import os
+import warnings
 from pathlib import Path
 from typing import Any, Mapping
 
+from celery import Celery
+from celery.exceptions import SecurityWarning
 from flask import Flask
 
 from .accounts import credits
@@ -64,3 +73,19 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     with flask_app.app_context():
         schema.upgrade(flask_app)
     return flask_app
+
+
+@functools.cache
+def worker_apps() -> tuple[Flask, Celery]:
+    """Return this worker process's app, built once from the environment, and its Celery app."""
+    if os.environ.get("COMFYQ_ROOT_NOTED"):  # `comfyq up` said once that it runs as root; each worker would repeat it
+        warnings.filterwarnings("ignore", category=SecurityWarning)
+    flask_app = create_app()
+    return flask_app, flask_app.extensions["celery"]
+
+
+def __getattr__(name: str) -> Celery:
+    """Give ``celery -A comfyq.app`` the worker processes' Celery app, built on first use."""
+    if name == "celery":
+        return worker_apps()[1]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

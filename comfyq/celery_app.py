@@ -2,21 +2,14 @@
 
 ``celery_init_app`` gives every app built by ``create_app`` its Celery app, which
 lists the task modules of each queue (workers import them as they start; the
-API only sends tasks by name, through comfyq.jobs.broker). ``worker_apps`` builds,
-once per process, the pair each worker process runs on: the GPU worker, the
-webhooks worker, the control worker and Flower (comfyq.cli), each adding its own
-bootsteps and signal handlers. ``celery -A comfyq.celery_app …`` (inspect,
-Flower) finds that Celery app here as ``app``.
+API only sends tasks by name, through comfyq.jobs.broker). A worker process's
+own pair of apps is built once by ``comfyq.app.worker_apps``.
 """
 from __future__ import annotations
 
-import functools
-import os
-import warnings
 from typing import Any
 
 from celery import Celery, Task
-from celery.exceptions import SecurityWarning
 from flask import Flask
 
 import celeryconfig
@@ -41,21 +34,3 @@ def celery_init_app(flask_app: Flask) -> Celery:
     celery_app.set_default()
     flask_app.extensions["celery"] = celery_app
     return celery_app
-
-
-@functools.cache
-def worker_apps() -> tuple[Flask, Celery]:
-    """Return this worker process's app, built once from the environment, and its Celery app."""
-    from .app import create_app
-
-    if os.environ.get("COMFYQ_ROOT_NOTED"):  # `comfyq up` said once that it runs as root; each worker would repeat it
-        warnings.filterwarnings("ignore", category=SecurityWarning)
-    flask_app = create_app()
-    return flask_app, flask_app.extensions["celery"]
-
-
-def __getattr__(name: str) -> Celery:
-    """Give ``celery -A comfyq.celery_app`` the worker processes' Celery app, built on first use."""
-    if name in ("app", "celery"):
-        return worker_apps()[1]
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -12,7 +12,7 @@ import os
 import socket
 
 from . import prefork  # noqa: F401 - its signal handlers serve this worker's pool children
-from ..celery_app import worker_apps
+from ..app import worker_apps
 from ..config.settings import CONTROL_QUEUE
 
 

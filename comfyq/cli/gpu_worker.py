@@ -18,7 +18,7 @@ from typing import Any
 from celery.signals import task_failure, task_received, worker_shutting_down
 
 from . import prefork  # noqa: F401 - its signal handlers serve this worker's pool children
-from ..celery_app import worker_apps
+from ..app import worker_apps
 from ..config.settings import SHARED_QUEUE
 from ..jobs import broker, recovery
 from ..jobs.machine import JobStatus

@@ -144,7 +144,7 @@ def webhooks(loglevel: str, concurrency: int | None) -> None:
 @click.option("--address", default="127.0.0.1", show_default=True)
 def flower(port: int, address: str) -> None:
     """Run Flower against the comfyq broker."""
-    from ..celery_app import worker_apps
+    from ..app import worker_apps
 
     worker_apps()[1].start(["flower", f"--port={port}", f"--address={address}"])
 

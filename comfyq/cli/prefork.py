@@ -18,7 +18,7 @@ from typing import Any
 
 from celery.signals import task_postrun, task_prerun, worker_process_init
 
-from ..celery_app import worker_apps
+from ..app import worker_apps
 from ..db.extensions import db
 
 logger = logging.getLogger(__name__)

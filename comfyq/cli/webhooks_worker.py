@@ -14,7 +14,7 @@ from typing import Any
 
 from celery.signals import task_received
 
-from ..celery_app import worker_apps
+from ..app import worker_apps
 from ..config.settings import WEBHOOK_QUEUE
 from ..worker.steps import LeaseStep
 

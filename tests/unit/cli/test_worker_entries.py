@@ -56,7 +56,7 @@ def test_the_gpu_worker_and_the_control_worker_own_their_handlers(tmp_path: Path
 def test_celery_finds_one_app_with_every_task_routed(tmp_path: Path) -> None:
     found = probe(tmp_path, """
         from celery.app.utils import find_app
-        app = find_app("comfyq.celery_app")
+        app = find_app("comfyq.app")
         app.loader.import_default_modules()
         names = sorted(n for n in app.tasks if n.startswith("comfyq."))
         out = {"names": names, "routes": [app.conf.task_routes[n]["queue"] for n in names],
