@@ -83,13 +83,20 @@ class HoldingApp:
             logger.warning("%s %s: the client stopped reading the answer for %g s; dropped", scope["method"],
                            scope["path"], self.bodies.read_timeout)
         elif hold:
-            await self.follow(hold, receive, send)
+            await self.follow(hold, receive, send_flask, stalled)
 
-    async def follow(self, hold: dict[str, Any], receive: Receive, send: Send) -> None:
-        """Hold one stream until it ends, its client leaves or the server stops; then end the response."""
+    async def follow(self, hold: dict[str, Any], receive: Receive, send: Send, stalled: Callable[[], bool]) -> None:
+        """Hold one stream until it ends, its client leaves or stops reading, or the server stops; then end it."""
         if self.hub is None:
             self.hub = Hub(self.flask_app.config["REDIS_URL"], state_lookup(self.flask_app))
-        stream = Stream(self.hub, hold, send)
+
+        async def send_or_drop(message: dict[str, Any]) -> None:
+            """Send part of the stream; a client that stopped reading is dropped like one that left."""
+            await send(message)
+            if stalled():
+                stream.follower.queue.put_nowait(GONE)
+
+        stream = Stream(self.hub, hold, send_or_drop)
 
         async def watch_disconnect() -> None:
             """Tell the stream when its client leaves."""
@@ -107,7 +114,11 @@ class HoldingApp:
             logger.warning("event stream %s ended early: %s", hold.get("log"), exc)
         finally:
             watcher.cancel()
-        await _end(send)
+        if stalled():  # left unended, so the server closes the connection
+            logger.warning("event stream %s: the client stopped reading for %g s; dropped", hold.get("log"),
+                           self.bodies.read_timeout)
+        else:
+            await _end(send)
 
     async def lifespan(self, receive: Receive, send: Send) -> None:
         """Answer the server's startup and shutdown; on shutdown, stop the hub."""

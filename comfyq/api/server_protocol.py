@@ -84,7 +84,7 @@ class TimedHttpProtocol(HttpToolsProtocol):
         self.header_timer = None
         if self.transport.is_closing():
             return
-        if self.began:
+        if self.began and (self.cycle is None or self.cycle.response_complete):  # never inside another answer
             timeout = read_timeout()
             self.transport.write(raw_error(408, "Request Timeout",
                                            f"the request headers did not arrive within {timeout:g} s "

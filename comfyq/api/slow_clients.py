@@ -5,9 +5,11 @@ and a connection, never one of Flask's few threads. Bodies are read until
 ``read_timeout`` passes without a byte or ``deadline`` passes in all (408),
 and refused once they outgrow ``limit`` (413), before they are kept whole.
 Chunked bodies are read the same way and handed to Flask with a
-``Content-Length``, which WSGI needs to see them at all. A client that stops
-reading its answer for ``read_timeout`` loses the connection, so the thread
-writing that answer is freed.
+``Content-Length``, which WSGI needs to see them at all. Bodies still arriving
+share a budget per process (four of the largest by default; past it, 503), so
+many slow uploads cannot fill its memory. A client that stops reading its answer
+(an event stream too) for ``read_timeout`` loses the connection, so the thread
+or stream writing that answer is freed.
 """
 from __future__ import annotations
 
@@ -50,13 +52,22 @@ def declared_length(scope: Message) -> int | None:
 
 
 class BodyReader:
-    """Read whole request bodies within a size limit, a pause limit and a deadline."""
+    """Read whole request bodies within a size limit, a pause limit and a deadline, and a budget for all at once.
 
-    def __init__(self, limit: int, read_timeout: float, deadline: float) -> None:
+    The budget (``BUDGET_BODIES`` bodies of the largest size by default) bounds the memory that bodies
+    still arriving hold together: a body that would pass it is answered 503, so many slow uploads cannot
+    fill a process's memory.
+    """
+
+    BUDGET_BODIES = 4
+
+    def __init__(self, limit: int, read_timeout: float, deadline: float, budget: int | None = None) -> None:
         self.limit, self.read_timeout, self.deadline = limit, read_timeout, deadline
+        self.budget = budget if budget is not None else self.BUDGET_BODIES * limit
+        self.held = 0  # bytes of bodies still arriving, in this process
 
     async def read(self, scope: Message, receive: Receive) -> bytes:
-        """Return the whole body, or raise BodyRefused (too large, too slow) or ClientLeft."""
+        """Return the whole body, or raise BodyRefused (too large, too slow, too many) or ClientLeft."""
         declared = declared_length(scope)
         if declared is not None and declared > self.limit:
             raise BodyRefused(413, f"the body is {declared} bytes; the limit is {self.limit} "
@@ -64,25 +75,32 @@ class BodyReader:
         parts: list[bytes] = []
         size = 0
         ends = time.monotonic() + self.deadline
-        while True:
-            message = await self._next(receive, ends)
-            if message is None:
-                raise BodyRefused(408, f"the request body did not arrive in time ({size} bytes came; a client "
-                                       f"may pause at most {self.read_timeout:g} s and take at most "
-                                       f"{self.deadline:g} s in all); send the whole body at once")
-            if message["type"] == "http.disconnect":
-                raise ClientLeft()
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self.limit:
-                raise BodyRefused(413, f"the body is over the limit of {self.limit} bytes "
-                                       "(COMFYQ_MAX_BODY_BYTES); send a smaller one")
-            parts.append(chunk)
-            if not message.get("more_body", False):
-                return b"".join(parts)
+        try:
+            while True:
+                message = await self._next(receive, ends)
+                if message is None:
+                    raise BodyRefused(408, f"the request body did not arrive in time ({size} bytes came; a "
+                                           f"client may pause at most {self.read_timeout:g} s and take at most "
+                                           f"{self.deadline:g} s in all); send the whole body at once")
+                if message["type"] == "http.disconnect":
+                    raise ClientLeft()
+                chunk = message.get("body", b"")
+                if size + len(chunk) > self.limit:
+                    raise BodyRefused(413, f"the body is over the limit of {self.limit} bytes "
+                                           "(COMFYQ_MAX_BODY_BYTES); send a smaller one")
+                if self.held + len(chunk) > self.budget:
+                    raise BodyRefused(503, "the server is receiving too many request bodies at once; try again "
+                                           "in a few seconds")
+                self.held += len(chunk)
+                size += len(chunk)
+                parts.append(chunk)
+                if not message.get("more_body", False):
+                    return b"".join(parts)
+        finally:
+            self.held -= size
 
     async def refuse(self, send: Send, refusal: BodyRefused, receive: Receive) -> None:
-        """Answer in the one error shape and close; first let a too-large body finish, unread.
+        """Answer in the one error shape and close; first let a refused body finish, unread.
 
         A client still sending when the connection closes gets a reset instead of the
         answer, so the rest of the body is read and dropped (never kept) until it ends,
@@ -93,7 +111,7 @@ class BodyReader:
                     "headers": [(b"content-type", b"application/json"),
                                 (b"content-length", str(len(body)).encode()), (b"connection", b"close")]})
         await send({"type": "http.response.body", "body": body, "more_body": True})
-        if refusal.status == 413:
+        if refusal.status in (413, 503):
             ends = time.monotonic() + self.deadline
             while (message := await self._next(receive, ends)) is not None and message.get("more_body"):
                 pass

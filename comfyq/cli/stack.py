@@ -159,8 +159,7 @@ class Stack:
             self.write_pids()
 
     def restart(self, child: Child) -> None:
-        """Start a dead child again; wait for Redis to answer, since everything else relies on it."""
-        child.kill_leftovers()
+        """Start a dead child again (its leftovers went when its death was seen); wait for Redis, which all rely on."""
         child.start()
         self.write_pids()
         self.say(f"{child.name} restarted (pid {child.pid})")

@@ -104,6 +104,8 @@ def error_for(response: requests.Response) -> ComfyqAPIError:
         body = response.json()
     except ValueError:
         body = {"message": response.text[:200]}
+    if not isinstance(body, dict):  # not comfyq's error shape (a proxy's answer, say)
+        body = {"message": str(body)[:200]}
     retry = response.headers.get("Retry-After")
     kind = ERRORS.get(response.status_code, ComfyqAPIError)
     return kind(response.status_code, body.get("message", ""), body.get("errors"),

@@ -21,7 +21,9 @@ from .published import Catalogue
 from .input_checks import is_link, unwrapped
 from .node_errors import Problem, input_problem, shown
 
-KNOWN_UPLOAD_INPUTS = {"LoadImage": ("image",), "LoadImageMask": ("image",)}
+# ComfyUI's own loaders, known without a catalogue (LoadImageOutput reads the output folder every user shares).
+KNOWN_UPLOAD_INPUTS = {"LoadImage": ("image",), "LoadImageMask": ("image",), "LoadImageOutput": ("image",),
+                       "LoadVideo": ("file",), "LoadAudio": ("audio",)}
 PREFIX_INPUT = "filename_prefix"
 MAX_PREFIX = 100
 _CHAR = r"[\w\-.,+=@()\[\] ]"

@@ -36,6 +36,8 @@ def test_retry_after_and_non_json_bodies() -> None:
     assert isinstance(limited, client.RateLimited) and limited.retry_after == 17.0
     proxy = client.error_for(answer(502, b"<html>Bad Gateway</html>"))
     assert proxy.status == 502 and "Bad Gateway" in proxy.message and proxy.retry_after is None
+    listed = client.error_for(answer(503, ["not", "our", "shape"]))
+    assert isinstance(listed, client.Unavailable) and listed.message == "['not', 'our', 'shape']"
 
 
 def test_a_body_needs_exactly_one_kind_of_work() -> None:

@@ -76,6 +76,16 @@ def test_a_catalogue_flags_other_upload_inputs() -> None:
     assert named_files(graph, {"gpu0": from_object_info(info)}) == [("20", "picture", "../a.png")]
 
 
+@pytest.mark.parametrize("class_type, name", [("LoadImageOutput", "image"), ("LoadVideo", "file"),
+                                              ("LoadAudio", "audio")])
+def test_comfyuis_own_loaders_are_checked_without_a_catalogue(class_type: str, name: str) -> None:
+    graph = txt2img()
+    graph["20"] = {"class_type": class_type, "inputs": {name: "someone_elses_00001_.png [output]"}}
+    exc = refused(graph, {}, {MINE})
+    assert exc.message.startswith(f"node 20 ({class_type}): input '{name}': 'someone_elses_00001_.png [output]' "
+                                  "is not one of your uploads")
+
+
 def test_image_inputs_are_unchecked_without_a_list_of_uploads() -> None:
     validate_workflow(img2img("example.png"), CATALOGUES)  # a template's own graph, checked at load
 
