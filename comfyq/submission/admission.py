@@ -2,10 +2,28 @@
 
 A job is admitted (``pending → queued``, and only then sent to Celery) while
 its owner has fewer than ``max_running`` jobs queued or running, and all users
-together fewer than ``MAX_ADMITTED``. Every decision starts by updating the one
-``admission`` row, so decisions happen one at a time on SQLite and PostgreSQL
-alike and no cap is ever passed. When slots are scarce, the user with the
-fewest admitted jobs goes first, then the one whose pending job is oldest.
+together fewer than ``MAX_ADMITTED`` (by default two per GPU: the one running
+and the one next, so the broker's FIFO is never deeper than a lookahead of one
+per instance and a backlog never sits in it ahead of newcomers). Every
+decision starts by updating the one ``admission`` row, so decisions happen one
+at a time on SQLite and PostgreSQL alike and no cap is ever passed.
+
+When slots are scarce they go one at a time, each to the user first in this
+order (``rank``): fewest jobs held (queued or running) per unit of weight,
+then least recently served (``users.last_served``, the admission row's
+``served`` count at the user's latest admission; never served comes first),
+then oldest pending job, then id. So a lone user takes every GPU their
+``max_running`` allows; equal users take turns (round robin); a user of
+weight w holds w slots for every one of a weight-1 user; and a backlog whose
+owner was just served loses every tie to a newcomer.
+
+Starvation bound: a user u with a pending job and room under ``max_running``
+is passed over only by users ranked before u. A user v passes u at most
+``ceil(w_v (h_u + 1) / w_u)`` times before it holds more per weight than u,
+and then, being served more recently, loses every tie; so u's next job is
+admitted within ``sum over v of ceil(w_v (h_u + 1) / w_u)`` admissions (N - 1
+with N equal users each holding at most one), each of which follows a job's
+end, which the hard time limit bounds.
 
 A job's end admits in the ending transaction itself (a ``jobs.on_moved``
 hook), so between decisions this always holds: every user with pending jobs
@@ -18,7 +36,8 @@ from __future__ import annotations
 import heapq
 import logging
 from datetime import datetime
-from typing import Callable, Iterable
+from fractions import Fraction
+from typing import Callable, Iterable, NamedTuple
 
 from flask import current_app
 from sqlalchemy import func, select, update
@@ -47,29 +66,55 @@ def dispatch(jobs: Iterable[Job]) -> list[Job]:
     return failed
 
 
-def lock() -> None:
-    """Wait for the admission row: on SQLite this takes the write lock, on PostgreSQL the row lock."""
+def lock() -> int:
+    """Wait for the admission row (SQLite's write lock, PostgreSQL's row lock); return its ``served`` count."""
     taken = db.session.execute(update(AdmissionLock).where(AdmissionLock.id == 1)
-                               .values(turns=AdmissionLock.turns + 1))
-    if taken.rowcount != 1:
+                               .values(turns=AdmissionLock.turns + 1).returning(AdmissionLock.served))
+    served = taken.scalar()
+    if served is None:
         raise RuntimeError("the admission row is missing: the database was not made by comfyq's migrations")
+    return int(served)
 
 
-def allocate(room: dict[str, int], admitted: dict[str, int], oldest: dict[str, datetime],
-             free: int | None) -> dict[str, int]:
-    """Share ``free`` slots (None: no global cap) among users with ``room``, one slot at a time, fairest first."""
+class Standing(NamedTuple):
+    """What fair share knows of one user with pending jobs."""
+
+    held: int  # jobs queued or running now
+    weight: int  # fair-share weight, at least 1
+    last_served: int | None  # the served count at their latest admission; None: never served
+    oldest: datetime  # their oldest pending job's creation
+
+
+def rank(standing: Standing, user: str) -> tuple[Fraction, int, datetime, str]:
+    """Return the sort key of a user competing for a slot: the smallest goes first."""
+    return (Fraction(standing.held, standing.weight),
+            -1 if standing.last_served is None else standing.last_served, standing.oldest, user)
+
+
+def allocate(room: dict[str, int], standings: dict[str, Standing], free: int | None,
+             served: int = 0) -> list[str]:
+    """Give ``free`` slots (None: no global cap) to users with ``room``, one at a time, in fair-share order.
+
+    Return the users served, one entry per slot, in the order they were served;
+    ``served`` is the admission row's count before, each slot counting one more.
+    """
     if free is None:
-        return {user: n for user, n in room.items() if n > 0}
-    grants: dict[str, int] = {}
-    heap = [(admitted.get(user, 0), oldest[user], user) for user, n in room.items() if n > 0]
+        return [user for user, n in sorted(room.items(), key=lambda item: rank(standings[item[0]], item[0]))
+                for _ in range(n)]
+    order: list[str] = []
+    heap = [(rank(standings[user], user), user) for user, n in room.items() if n > 0]
     heapq.heapify(heap)
+    grants: dict[str, int] = {}
     while free > 0 and heap:
-        held, first, user = heapq.heappop(heap)
+        _, user = heapq.heappop(heap)
+        order.append(user)
         grants[user] = grants.get(user, 0) + 1
+        served += 1
         free -= 1
         if grants[user] < room[user]:
-            heapq.heappush(heap, (held + 1, first, user))
-    return grants
+            now = standings[user]._replace(held=standings[user].held + grants[user], last_served=served)
+            heapq.heappush(heap, (rank(now, user), user))
+    return order
 
 
 def admit(user_id: str | None = None, freed: bool = False) -> list[Job]:
@@ -78,7 +123,7 @@ def admit(user_id: str | None = None, freed: bool = False) -> list[Job]:
     ``freed``: a job of ``user_id`` just ended; if that freed the one global slot, everyone may take it.
     """
     config = current_app.config
-    lock()
+    served = lock()
     admitted = {user: n for user, n in db.session.execute(
         select(Job.user_id, func.count()).where(Job.status.in_(ADMITTED_STATUSES)).group_by(Job.user_id))}
     cap = int(config["MAX_ADMITTED"])
@@ -89,15 +134,39 @@ def admit(user_id: str | None = None, freed: bool = False) -> list[Job]:
         user = db.session.get(User, user_id)
         room = limits_for(user, config).max_running - admitted.get(user_id, 0) if user else 0
         # Only this user can have room: take their oldest pending jobs, however long their backlog.
-        return _queue(user_id, min(room, free) if free is not None else room)
+        jobs = _queue(user_id, min(room, free) if free is not None else room)
+        return _served(served, [job.user_id for job in jobs], jobs)
     oldest, pending = {}, {}
     for owner, first, number in db.session.execute(
             select(Job.user_id, func.min(Job.created_at), func.count()).where(
                 Job.status == JobStatus.PENDING.value, Job.user_id.is_not(None)).group_by(Job.user_id)):
         oldest[owner], pending[owner] = first, number
-    users = db.session.scalars(select(User).where(User.id.in_(pending))) if pending else []
-    room = {u.id: min(pending[u.id], limits_for(u, config).max_running - admitted.get(u.id, 0)) for u in users}
-    return [job for owner, number in allocate(room, admitted, oldest, free).items() for job in _queue(owner, number)]
+    users = db.session.scalars(select(User).where(User.id.in_(pending))
+                               .execution_options(populate_existing=True)) if pending else []
+    room, standings = {}, {}
+    for u in users:
+        limits = limits_for(u, config)
+        room[u.id] = min(pending[u.id], limits.max_running - admitted.get(u.id, 0))
+        standings[u.id] = Standing(admitted.get(u.id, 0), limits.weight, u.last_served, oldest[u.id])
+    order = allocate(room, standings, free, served)
+    queued = {owner: iter(_queue(owner, order.count(owner))) for owner in set(order)}
+    # The jobs in the order their owners were served: the order they are sent in.
+    jobs = [job for job in (next(queued[owner], None) for owner in order) if job is not None]
+    return _served(served, [job.user_id for job in jobs], jobs)
+
+
+def _served(served: int, owners: list[str | None], jobs: list[Job]) -> list[Job]:
+    """Count the admissions just made on the admission row and stamp each owner's ``last_served``; return ``jobs``."""
+    if not jobs:
+        return jobs
+    latest: dict[str, int] = {}
+    for n, owner in enumerate(owners, start=served + 1):
+        if owner is not None:
+            latest[owner] = n
+    db.session.execute(update(AdmissionLock).where(AdmissionLock.id == 1).values(served=served + len(owners)))
+    for owner, n in latest.items():
+        db.session.execute(update(User).where(User.id == owner).values(last_served=n))
+    return jobs
 
 
 def _queue(user_id: str, number: int) -> list[Job]:
