@@ -9,21 +9,23 @@ decision starts by updating the one ``admission`` row, so decisions happen one
 at a time on SQLite and PostgreSQL alike and no cap is ever passed.
 
 When slots are scarce they go one at a time, each to the user first in this
-order (``rank``): fewest jobs held (queued or running) per unit of weight,
-then least recently served (``users.last_served``, the admission row's
-``served`` count at the user's latest admission; never served comes first),
-then oldest pending job, then id. So a lone user takes every GPU their
-``max_running`` allows; equal users take turns (round robin); a user of
-weight w holds w slots for every one of a weight-1 user; and a backlog whose
-owner was just served loses every tie to a newcomer.
+order (``rank``): fewest jobs held (queued or running) counting the one to be
+given, per unit of weight, ``(held + 1) / weight``; then least recently served
+(``users.last_served``, the admission row's ``served`` count at the user's
+latest admission; never served comes first); then oldest pending job; then id.
+So a lone user takes every GPU their ``max_running`` allows; equal users take
+turns (round robin); a user of weight w may hold w slots before a weight-1 user
+holding none loses its turn to them; and a backlog whose owner was just served
+loses every tie to a newcomer.
 
 Starvation bound: a user u with a pending job and room under ``max_running``
-is passed over only by users ranked before u. A user v passes u at most
-``ceil(w_v (h_u + 1) / w_u)`` times before it holds more per weight than u,
-and then, being served more recently, loses every tie; so u's next job is
-admitted within ``sum over v of ceil(w_v (h_u + 1) / w_u)`` admissions (N - 1
-with N equal users each holding at most one), each of which follows a job's
-end, which the hard time limit bounds.
+is passed over only by users ranked before it. Each admission of another user
+v raises v's ``(held + 1) / weight`` by ``1 / w_v``; once it exceeds u's, v
+goes after u, and on a tie v, served more recently, goes after u too. So v
+passes u at most ``ceil(w_v (h_u + 1) / w_u)`` times, and u's next job is
+admitted within ``sum over v of ceil(w_v (h_u + 1) / w_u)`` admissions: N - 1
+with N equal users when u holds nothing. Each admission follows a job's end,
+which the hard time limit bounds.
 
 A job's end admits in the ending transaction itself (a ``jobs.on_moved``
 hook), so between decisions this always holds: every user with pending jobs
@@ -45,13 +47,14 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm.attributes import set_committed_value
 
 from ..events import announcer
-from ..jobs import broker
+from ..jobs import broker, positions
 from ..db.extensions import db
 from ..jobs.machine import TERMINAL, JobStatus, Moved
 from ..accounts.limits import ADMITTED_STATUSES, limits_for
 from ..db.models import AdmissionLock, Job, User
 
 logger = logging.getLogger(__name__)
+PLACES = "comfyq.rotation"  # session info: the rotation places decided in this transaction, written after it
 
 
 def dispatch(jobs: Iterable[Job]) -> list[Job]:
@@ -87,7 +90,7 @@ class Standing(NamedTuple):
 
 def rank(standing: Standing, user: str) -> tuple[Fraction, int, datetime, str]:
     """Return the sort key of a user competing for a slot: the smallest goes first."""
-    return (Fraction(standing.held, standing.weight),
+    return (Fraction(standing.held + 1, standing.weight),
             -1 if standing.last_served is None else standing.last_served, standing.oldest, user)
 
 
@@ -128,14 +131,17 @@ def admit(user_id: str | None = None, freed: bool = False) -> list[Job]:
         select(Job.user_id, func.count()).where(Job.status.in_(ADMITTED_STATUSES)).group_by(Job.user_id))}
     cap = int(config["MAX_ADMITTED"])
     free = cap - sum(admitted.values()) if cap else None
-    if free is not None and free <= 0:
-        return []
-    if user_id is not None and not (freed and free == 1):
+    if user_id is not None and (free is not None and free <= 0 or not (freed and free == 1)):
         user = db.session.get(User, user_id)
         room = limits_for(user, config).max_running - admitted.get(user_id, 0) if user else 0
         # Only this user can have room: take their oldest pending jobs, however long their backlog.
         jobs = _queue(user_id, min(room, free) if free is not None else room)
-        return _served(served, [job.user_id for job in jobs], jobs)
+        _served(served, [job.user_id for job in jobs], jobs)
+        if user is not None:
+            _place_alone(user, served + len(jobs) if jobs else user.last_served)
+        return jobs
+    if free is not None and free <= 0:
+        return []
     oldest, pending = {}, {}
     for owner, first, number in db.session.execute(
             select(Job.user_id, func.min(Job.created_at), func.count()).where(
@@ -152,13 +158,32 @@ def admit(user_id: str | None = None, freed: bool = False) -> list[Job]:
     queued = {owner: iter(_queue(owner, order.count(owner))) for owner in set(order)}
     # The jobs in the order their owners were served: the order they are sent in.
     jobs = [job for job in (next(queued[owner], None) for owner in order) if job is not None]
-    return _served(served, [job.user_id for job in jobs], jobs)
+    _served(served, [job.user_id for job in jobs], jobs)
+    last = {job.user_id: n for n, job in enumerate(jobs, start=served + 1)}
+    for owner, standing in standings.items():
+        given = sum(1 for job in jobs if job.user_id == owner)
+        _place(owner, None if pending[owner] <= given else (positions.rotation_score(
+            last.get(owner, standing.last_served), standing.oldest), standing.weight))
+    return jobs
 
 
-def _served(served: int, owners: list[str | None], jobs: list[Job]) -> list[Job]:
-    """Count the admissions just made on the admission row and stamp each owner's ``last_served``; return ``jobs``."""
+def _place(user_id: str, place: tuple[float, int] | None) -> None:
+    """Note a user's new place in the fair-share rotation (None: no pending jobs), to write after the commit."""
+    db.session.info.setdefault(PLACES, {})[user_id] = place
+
+
+def _place_alone(user: User, last_served: int | None) -> None:
+    """Note the rotation place of a user whose jobs alone a decision looked at."""
+    first, number = db.session.execute(select(func.min(Job.created_at), func.count()).where(
+        Job.user_id == user.id, Job.status == JobStatus.PENDING.value)).one()
+    weight = limits_for(user, current_app.config).weight
+    _place(user.id, (positions.rotation_score(last_served, first), weight) if number else None)
+
+
+def _served(served: int, owners: list[str | None], jobs: list[Job]) -> None:
+    """Count the admissions just made on the admission row and stamp each owner's ``last_served``."""
     if not jobs:
-        return jobs
+        return
     latest: dict[str, int] = {}
     for n, owner in enumerate(owners, start=served + 1):
         if owner is not None:
@@ -166,7 +191,6 @@ def _served(served: int, owners: list[str | None], jobs: list[Job]) -> list[Job]
     db.session.execute(update(AdmissionLock).where(AdmissionLock.id == 1).values(served=served + len(owners)))
     for owner, n in latest.items():
         db.session.execute(update(User).where(User.id == owner).values(last_served=n))
-    return jobs
 
 
 def _queue(user_id: str, number: int) -> list[Job]:
@@ -189,7 +213,11 @@ def _queue(user_id: str, number: int) -> list[Job]:
 
 
 def send(jobs: list[Job]) -> list[Job]:
-    """Announce admitted jobs (they join their queues' position sets), send them; return those whose send failed."""
+    """Announce admitted jobs (they join their queues' position sets), send them; return those whose send failed.
+
+    Called after the commit of every decision: the users' rotation places the decision noted are written first.
+    """
+    positions.rotate(db.session.info.pop(PLACES, {}))
     announcer.admitted(jobs)
     return dispatch(jobs)
 
@@ -201,6 +229,7 @@ def admit_and_dispatch(user_id: str | None = None) -> list[str]:
         db.session.commit()
     except SQLAlchemyError as exc:  # the next job end or reconciler pass admits them
         db.session.rollback()
+        db.session.info.pop(PLACES, None)
         logger.error("admission failed: %s", exc)
         return []
     send(jobs)  # a failed send leaves the job queued: the reconciler re-enqueues it
@@ -215,4 +244,4 @@ def on_moved(moved: Moved) -> Callable[[], None] | None:
 
     def after() -> None:
         send(jobs)  # a failed send leaves the job queued: the reconciler re-enqueues it
-    return after if jobs else None
+    return after if jobs or db.session.info.get(PLACES) else None

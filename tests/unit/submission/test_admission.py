@@ -11,7 +11,7 @@ from sqlalchemy import select
 from comfyq.accounts import users as accounts, limits
 from comfyq.submission import admission
 from comfyq.db.extensions import db
-from comfyq.db.models import Job, User
+from comfyq.db.models import AdmissionLock, Job, User
 from tests.conftest import offline_app
 
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
@@ -174,3 +174,38 @@ def test_cancelling_a_pending_job_admits_nothing_and_refunds(app: Flask) -> None
     assert transition(first, JobStatus.CANCELLED, [JobStatus.PENDING, JobStatus.QUEUED])
     assert statuses([first, second]) == ["cancelled", "pending"]  # alice is still at her cap of 2
     assert credits.balance_of(alice.id) == credits.ledger_sum(alice.id) == 5
+
+
+def test_pending_positions_are_exactly_the_order_fair_share_admits_in(app: Flask) -> None:
+    """Equal weights, a backlog holding slots, users served before and never: each position is exact."""
+    from comfyq.jobs import positions
+    from comfyq.jobs.machine import JobStatus, transition
+
+    hog, teacher = accounts.create_user("hog", "user"), accounts.create_user("teach", "teacher")
+    kids = [accounts.create_user(f"kid{n}", "student") for n in range(4)]
+    running = add_jobs(hog, 2, "running")
+    waiting = add_jobs(hog, 5, start=1) + add_jobs(teacher, 3, start=20)
+    for n, kid in enumerate(kids):
+        waiting += add_jobs(kid, 1 + n % 2, start=30 + n)
+    hog.last_served, kids[2].last_served = 2, 1  # kid2 was served before, long ago
+    db.session.get(AdmissionLock, 1).served = 2
+    db.session.commit()
+    admission.admit()  # the one free slot (cap 3)
+    db.session.commit()
+    predicted = {job.id: positions.counted_position(job) for job in db.session.scalars(
+        select(Job).where(Job.id.in_(waiting)))}
+    # Nobody else arrives; jobs start in the order they are admitted and end in the order they started.
+    started = list(db.session.scalars(select(Job.id).where(Job.id.in_(waiting), Job.status == "queued")))
+    in_progress = running + started
+    while len(started) < len(waiting):
+        ending = in_progress.pop(0)
+        before = set(started)
+        transition(ending, JobStatus.RUNNING, [JobStatus.QUEUED])
+        assert transition(ending, JobStatus.SUCCEEDED, [JobStatus.RUNNING])
+        new = [j for j in db.session.scalars(select(Job.id).where(Job.id.in_(waiting), Job.status == "queued"))
+               if j not in before]
+        assert len(new) <= 1
+        started += new
+        in_progress += new
+    actual = {job_id: n for n, job_id in enumerate(started)}
+    assert {j: (predicted[j], actual[j]) for j in waiting if predicted[j] != actual[j]} == {}
