@@ -27,6 +27,10 @@ admitted within ``sum over v of ceil(w_v (h_u + 1) / w_u)`` admissions: N - 1
 with N equal users when u holds nothing. Each admission follows a job's end,
 which the hard time limit bounds.
 
+Order to the workers: each decision announces and sends its jobs before it
+commits, while it still holds the admission row (``send``), so the broker
+queues get jobs in admission order across API processes and workers.
+
 A job's end admits in the ending transaction itself (a ``jobs.on_moved``
 hook), so between decisions this always holds: every user with pending jobs
 is at their own cap, or the global cap is full. Hence a submission, a raised
@@ -213,9 +217,14 @@ def _queue(user_id: str, number: int) -> list[Job]:
 
 
 def send(jobs: list[Job]) -> list[Job]:
-    """Announce admitted jobs (they join their queues' position sets), send them; return those whose send failed.
+    """Announce admitted jobs and send their tasks, still holding the admission lock; return those whose send failed.
 
-    Called after the commit of every decision: the users' rotation places the decision noted are written first.
+    Called by every decision before its commit, so the broker gets the jobs of
+    one decision after those of the decision before, whichever process made
+    either: workers receive jobs in the order they were admitted. A worker that
+    gets a job whose admission is not yet committed waits for the commit (and
+    drops the message if the decision was rolled back; comfyq.worker.runner).
+    The users' rotation places the decision noted are written first.
     """
     positions.rotate(db.session.info.pop(PLACES, {}))
     announcer.admitted(jobs)
@@ -223,25 +232,22 @@ def send(jobs: list[Job]) -> list[Job]:
 
 
 def admit_and_dispatch(user_id: str | None = None) -> list[str]:
-    """Admit what the caps allow in a transaction of its own, then send the admitted jobs; return their ids."""
+    """Admit what the caps allow and send the admitted jobs, in a transaction of its own; return their ids."""
     try:
         jobs = admit(user_id)
+        send(jobs)  # a failed send leaves the job queued: the reconciler re-enqueues it
         db.session.commit()
     except SQLAlchemyError as exc:  # the next job end or reconciler pass admits them
         db.session.rollback()
         db.session.info.pop(PLACES, None)
         logger.error("admission failed: %s", exc)
         return []
-    send(jobs)  # a failed send leaves the job queued: the reconciler re-enqueues it
     return [job.id for job in jobs]
 
 
 def on_moved(moved: Moved) -> Callable[[], None] | None:
-    """Admit, in an ending job's own transaction, what its end makes room for; send it after the commit."""
+    """Admit, in an ending job's own transaction, what its end makes room for, and send it before that commits."""
     if moved.to not in TERMINAL or moved.came_from not in (JobStatus.QUEUED, JobStatus.RUNNING):
         return None
-    jobs = admit(moved.user_id, freed=True)
-
-    def after() -> None:
-        send(jobs)  # a failed send leaves the job queued: the reconciler re-enqueues it
-    return after if jobs or db.session.info.get(PLACES) else None
+    send(admit(moved.user_id, freed=True))  # a failed send leaves the job queued: the reconciler re-enqueues it
+    return None
