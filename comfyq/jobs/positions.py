@@ -6,7 +6,7 @@ they were admitted (the broker hands them out in that order);
 ``comfyq:fair:rotation`` holds the users with pending jobs in the order
 admission serves them when nobody else arrives (``rotation_score``: least
 recently served first, never served first of all, oldest pending job first),
-with their weights in the ``comfyq:fair:weights`` hash; admission writes both
+with their weights other than 1 in the ``comfyq:fair:weights`` hash; admission writes both
 after each decision.
 
 A queued job's position is its rank in its queue. A pending job waits behind
@@ -51,30 +51,36 @@ NEVER_SERVED = -1e10  # plus the oldest pending job's timestamp: never-served us
 # KEYS: the user's pending set, the rotation, the weights, then every queue's waiting set.
 # ARGV: the job, its owner, the pending sets' prefix. Returns -1 if the job is not in its owner's set.
 PENDING_POSITION = """
-local k = redis.call('ZRANK', KEYS[1], ARGV[1])
+local call = redis.call
+local k = call('ZRANK', KEYS[1], ARGV[1])
 if not k then return -1 end
 local total = k
-for i = 4, #KEYS do total = total + redis.call('ZCARD', KEYS[i]) end
+for i = 4, #KEYS do total = total + call('ZCARD', KEYS[i]) end
 local me = ARGV[2]
-local wu = tonumber(redis.call('HGET', KEYS[3], me)) or 1
+local wu = tonumber(call('HGET', KEYS[3], me)) or 1
 local round = math.floor(k / wu)
-local mine = redis.call('ZRANK', KEYS[2], me)
+local mine = call('ZRANK', KEYS[2], me)
 local members
 if round == 0 then
   if mine == 0 then return total end
-  members = redis.call('ZRANGE', KEYS[2], 0, mine and mine - 1 or -1)
+  members = call('ZRANGE', KEYS[2], 0, mine and mine - 1 or -1)
 else
-  members = redis.call('ZRANGE', KEYS[2], 0, -1)
+  members = call('ZRANGE', KEYS[2], 0, -1)
 end
-if #members == 0 then return total end
-local weights = redis.call('HMGET', KEYS[3], unpack(members))
-for i, v in ipairs(members) do
+local n = #members
+if n == 0 then return total end
+local weighted = call('HLEN', KEYS[3]) > 0
+local weights = weighted and call('HMGET', KEYS[3], unpack(members)) or {}
+local prefix = ARGV[3]
+local before = mine or n
+for i = 1, n do
+  local v = members[i]
   if v ~= me then
-    local p = redis.call('ZCARD', ARGV[3] .. v)
+    local p = call('ZCARD', prefix .. v)
     if p > 0 then
       local w = tonumber(weights[i]) or 1
       local c = w * round
-      if (not mine) or (i - 1 < mine) then c = c + w end
+      if i <= before then c = c + w end
       if p < c then c = p end
       total = total + c
     end
@@ -100,9 +106,11 @@ def rotate(places: dict[str, tuple[float, int] | None]) -> None:
         for user, place in places.items():
             if place is None:
                 pipe.zrem(ROTATION, user)
-                pipe.hdel(WEIGHTS, user)
             else:
                 pipe.zadd(ROTATION, {user: place[0]})
+            if place is None or place[1] == 1:  # only weights other than 1 are kept: most lookups skip the hash
+                pipe.hdel(WEIGHTS, user)
+            else:
                 pipe.hset(WEIGHTS, user, place[1])
     if places:
         _quietly(build)
@@ -162,7 +170,7 @@ def position(job: Job) -> int | None:
                 return int(rank)
         else:
             keys = [PENDING + str(job.user_id), ROTATION, WEIGHTS, *(WAITING + q for q in _queues(job))]
-            found = int(r.eval(PENDING_POSITION, len(keys), *keys, job.id, str(job.user_id), PENDING))
+            found = int(_pending_script(r)(keys=keys, args=[job.id, str(job.user_id), PENDING], client=r))
             if found >= 0:
                 return found
     except (redis.RedisError, OSError) as exc:
@@ -200,6 +208,17 @@ def rotation_from_db() -> dict[str, tuple[float, int, int]]:
         first, number = pending[user.id]
         places[user.id] = (rotation_score(user.last_served, first), weight, number)
     return places
+
+
+_scripts: dict[int, Any] = {}
+
+
+def _pending_script(r: redis.Redis) -> Any:
+    """Return the pending-position script, registered once per client (then run by its SHA)."""
+    found = _scripts.get(id(r))
+    if found is None:
+        found = _scripts[id(r)] = r.register_script(PENDING_POSITION)
+    return found
 
 
 def _queues(job: Job) -> list[str]:
@@ -240,7 +259,9 @@ def resync() -> list[str]:
     pipe.delete(ROTATION, WEIGHTS)
     if places:
         pipe.zadd(ROTATION, {user: place[0] for user, place in places.items()})
-        pipe.hset(WEIGHTS, mapping={user: place[1] for user, place in places.items()})
+        weighted = {user: place[1] for user, place in places.items() if place[1] != 1}
+        if weighted:
+            pipe.hset(WEIGHTS, mapping=weighted)
     pipe.execute()
     return rebuilt
 
