@@ -14,13 +14,14 @@ from comfyq.cli.stack import Stack
 
 
 @contextlib.contextmanager
-def stack(sims: int = 1, workers: bool = True) -> Iterator[Stack]:
-    """Yield a running Stack with ``sims`` simulators and no Flower; its logs go to a file."""
+def stack(sims: int = 1, workers: bool = True, env: dict[str, str] | None = None) -> Iterator[Stack]:
+    """Yield a running Stack with ``sims`` simulators and no Flower, with extra ``env``; its logs go to a file."""
     saved = {k: v for k, v in os.environ.items() if k.startswith("COMFYQ_")}
     for key in saved:
         del os.environ[key]
     data = tempfile.mkdtemp(prefix="comfyq-bench-")
     os.environ["COMFYQ_DATA_DIR"] = data
+    os.environ.update(env or {})
     log = open(os.path.join(data, "stack.log"), "w")
     running = Stack(api_port=free_port(), redis_port=free_port(), sim_ports=tuple(free_port() for _ in range(sims)),
                     workers=workers, flower=False, output=log)
@@ -30,7 +31,8 @@ def stack(sims: int = 1, workers: bool = True) -> Iterator[Stack]:
     finally:
         running.stop()
         log.close()
-        os.environ.pop("COMFYQ_DATA_DIR", None)
+        for key in [k for k in os.environ if k.startswith("COMFYQ_")]:
+            del os.environ[key]
         os.environ.update(saved)
 
 

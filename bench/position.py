@@ -1,21 +1,25 @@
 """Queue position lookup with 100,000 waiting jobs: Redis sorted sets vs counting rows.
 
-What: ``positions.position(job)`` (ZRANK/ZCARD on the ``comfyq:waiting:*`` and
-``comfyq:pending:*`` sets) against the baseline measured in the same run on the
-same jobs, ``positions.counted_position(job)`` (COUNTs in the DB, the fallback).
+What: ``positions.position(job)`` (ZRANK on the ``comfyq:waiting:*`` set of a
+queued job; for a pending job, one Lua script over the owner's
+``comfyq:pending:*`` set and the fair-share rotation: every queued job, the
+owner's older pending jobs, and each other user's share of the turns before it)
+against the baseline measured in the same run on the same jobs,
+``positions.counted_position(job)`` (COUNTs and GROUP BYs in the DB, the fallback).
 Target: p99 <= 2 ms with 100,000 waiting jobs. Each of the 2,000 sampled jobs is
 looked up 5 times (rounds in new orders), so one short stall of a shared machine
 weighs less on the p99; the p99 of each round is printed too.
 How: a private redis-server and, per database, a fresh SQLite file and/or a
 throwaway PostgreSQL server. 100,000 waiting jobs are bulk-inserted: 300 users,
 one heavy user with half of them pending, the rest spread over the others, and
-10 queued in ``comfy`` (the global cap, one per user). ``positions.resync()``
+10 queued in ``comfy`` (the global cap, one per user, each user served when its
+job was admitted; the other users never served). ``positions.resync()``
 fills the sets from the DB (timed, once from empty and once already in step as
 the reconciler runs it). PostgreSQL gets a VACUUM ANALYZE after the load, as
 autovacuum would soon run. The bench's own rows are moved out of the garbage
 collector's sight (gc.freeze) before timing: an API process does not hold them.
 Every answer is checked against positions computed in Python from the rows
-inserted, and the baseline's answers too, so a fast wrong answer fails the run;
+inserted (fair share's order, written out again here), and the baseline's answers too, so a fast wrong answer fails the run;
 a lookup that fell back to counting fails it as well.
 Last, GET /v1/jobs/<id> through the Flask test client with an admin key
 (end to end: auth, query, position, schema).
@@ -98,11 +102,35 @@ def environment(redis_url: str, db_url: str | None) -> Iterator[str]:
         shutil.rmtree(data, ignore_errors=True)
 
 
-def build_rows(jobs: int, users: int, rng: random.Random) -> tuple[list[dict], list[dict], dict[str, int]]:
+class Truth(dict):
+    """Each sampled job's true position, computed on demand from the rows inserted (not by comfyq)."""
+
+    def __init__(self, queued: list[str], pending_of: dict[str, list[str]], served: dict[str, int],
+                 first: dict[str, datetime]) -> None:
+        super().__init__()
+        self.queued = {job_id: rank for rank, job_id in enumerate(queued)}
+        self.where = {job_id: (user, k) for user, ids in pending_of.items() for k, job_id in enumerate(ids)}
+        self.count = {user: len(ids) for user, ids in pending_of.items()}
+        # Admission's turn order: never-served users first, oldest pending job first; then least recently served.
+        order = sorted(pending_of, key=lambda u: (u in served, served.get(u, 0), first[u], u))
+        self.place = {user: n for n, user in enumerate(order)}
+
+    def __missing__(self, job_id: str) -> int:
+        if job_id in self.queued:
+            return self.queued[job_id]
+        user, k = self.where[job_id]
+        mine = self.place[user]
+        ahead = sum(min(p, k + (1 if self.place[v] < mine else 0)) for v, p in self.count.items() if v != user)
+        self[job_id] = len(self.queued) + k + ahead
+        return self[job_id]
+
+
+def build_rows(jobs: int, users: int, rng: random.Random) -> tuple[list[dict], list[dict], Truth]:
     """Return user rows, job rows and each job's true position (computed here, not by comfyq)."""
     start = datetime(2026, 1, 1, tzinfo=timezone.utc)
     user_rows = [{"id": str(uuid.uuid4()), "name": f"bench{i}", "role": "user", "level": "novice",
-                  "disabled": False, "created_at": start, "balance": 0} for i in range(users)]
+                  "disabled": False, "created_at": start, "balance": 0, "last_served": None}
+                 for i in range(users)]
     heavy = jobs // 2
     owners = [0] * (heavy - 1) + [rng.randrange(1, users) for _ in range(jobs - heavy - (QUEUED - 1))]
     rng.shuffle(owners)
@@ -123,10 +151,17 @@ def build_rows(jobs: int, users: int, rng: random.Random) -> tuple[list[dict], l
                "updated_at": created + timedelta(seconds=1) if status == "queued" else created}
         job_rows.append(row)
         (queued_ids if status == "queued" else pending_of.setdefault(user_id, [])).append(job_id)
-    truth = {job_id: rank for rank, job_id in enumerate(queued_ids)}
-    for ids in pending_of.values():  # already in creation order
-        truth.update({job_id: len(queued_ids) + rank for rank, job_id in enumerate(ids)})
-    return user_rows, job_rows, truth
+    served = {}
+    for n, job_id in enumerate(queued_ids, start=1):  # each queued job's owner was served when it was admitted
+        row = next(r for r in job_rows if r["id"] == job_id)
+        served[row["user_id"]] = n
+    for row in user_rows:
+        row["last_served"] = served.get(row["id"])
+    first = {}
+    for row in job_rows:
+        if row["status"] == "pending":
+            first.setdefault(row["user_id"], row["created_at"])
+    return user_rows, job_rows, Truth(queued_ids, pending_of, served, first)
 
 
 def pick(job_rows: list[dict], heavy_id: str, samples: int, rng: random.Random) -> list[str]:

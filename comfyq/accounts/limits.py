@@ -15,7 +15,7 @@ from ..errors import InvalidRequest, TooManyRequests
 from ..db.extensions import db
 from ..db.models import Job, User
 
-FIELDS = ("max_running", "max_waiting", "rate_per_minute")
+FIELDS = ("max_running", "max_waiting", "rate_per_minute", "weight")
 GLOBAL_KEYS = {"max_running": "MAX_RUNNING_PER_USER", "max_waiting": "MAX_WAITING_PER_USER",
                "rate_per_minute": "SUBMIT_RATE_PER_MINUTE"}
 WAITING_STATUSES = ("pending", "queued")
@@ -29,10 +29,11 @@ class Limits:
     max_running: int  # jobs queued or running at once; more wait as pending
     max_waiting: int  # jobs pending or queued at once; more are refused (429)
     rate_per_minute: int  # submissions per minute; more are refused (429)
+    weight: int = 1  # fair-share weight: a user of weight 2 holds two GPU slots for every one of a weight 1
 
 
 def resolve(user: User, config: Mapping[str, Any]) -> tuple[Limits, dict[str, str]]:
-    """Return the limits of ``user`` and, for each, where it came from (user, role or global)."""
+    """Return the limits of ``user`` and, for each, where it came from (user, role, global or default)."""
     role = config["ROLE_LIMITS"].get(user.role, {})
     values: dict[str, int] = {}
     sources: dict[str, str] = {}
@@ -42,8 +43,10 @@ def resolve(user: User, config: Mapping[str, Any]) -> tuple[Limits, dict[str, st
             values[name], sources[name] = own, "user"
         elif name in role:
             values[name], sources[name] = role[name], "role"
-        else:
+        elif name in GLOBAL_KEYS:
             values[name], sources[name] = int(config[GLOBAL_KEYS[name]]), "global"
+        else:  # the weight has no global setting: everyone weighs 1 unless their role or they say otherwise
+            values[name], sources[name] = 1, "default"
     return Limits(**values), sources
 
 
@@ -58,8 +61,8 @@ def set_limits(user: User, values: Mapping[str, int | None]) -> User:
         if name not in FIELDS:
             raise InvalidRequest(f"unknown limit {name!r}; the limits are {', '.join(FIELDS)}",
                                  {"json": {name: ["unknown limit"]}})
-        if value is not None and (value < 0 or (name == "max_running" and value < 1)):
-            raise InvalidRequest(f"{name} must be a whole number, at least 1 for max_running and 0 "
+        if value is not None and (value < 0 or (name in ("max_running", "weight") and value < 1)):
+            raise InvalidRequest(f"{name} must be a whole number, at least 1 for max_running and weight and 0 "
                                  "(no limit) or more for the others", {"json": {name: ["out of range"]}})
         setattr(user, name, value)
     db.session.commit()

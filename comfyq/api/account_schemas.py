@@ -34,6 +34,8 @@ class LimitsSchema(Schema):
                                  metadata={"description": "jobs pending or queued at once (0: no limit)"})
     rate_per_minute = fields.Integer(strict=True, allow_none=True, validate=validate.Range(min=0, max=10**6),
                                      metadata={"description": "submissions per minute (0: no limit)"})
+    weight = fields.Integer(strict=True, allow_none=True, validate=validate.Range(min=1, max=1000),
+                            metadata={"description": "fair-share weight: GPU slots held per one of a weight-1 user"})
 
 
 class LimitsChangeSchema(LimitsSchema):
@@ -47,7 +49,7 @@ class LimitsChangeSchema(LimitsSchema):
     @validates_schema
     def _something(self, data: dict[str, Any], **_: Any) -> None:
         if not data:
-            raise ValidationError("give at least one of max_running, max_waiting, rate_per_minute (null clears "
+            raise ValidationError("give at least one of max_running, max_waiting, rate_per_minute, weight (null clears "
                                   "one); an empty body would change nothing", "_schema")
 
 
@@ -118,6 +120,7 @@ class EffectiveLimitsSchema(Schema):
     max_running = fields.Integer()
     max_waiting = fields.Integer()
     rate_per_minute = fields.Integer()
+    weight = fields.Integer()
     sources = fields.Dict(metadata={"description": "user, role or global, per limit"})
 
 

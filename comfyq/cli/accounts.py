@@ -76,9 +76,10 @@ def users_disable(name: str) -> None:
 @click.option("--running", type=click.IntRange(min=1), help="Jobs queued or running at once.")
 @click.option("--waiting", type=click.IntRange(min=0), help="Jobs pending or queued at once (0: no limit).")
 @click.option("--rate", type=click.IntRange(min=0), help="Submissions per minute (0: no limit).")
+@click.option("--weight", type=click.IntRange(min=1), help="Fair-share weight (GPU slots per one of a weight-1 user).")
 @click.option("--clear", multiple=True, type=click.Choice(list(LIMIT_NAMES)),
               help="Drop this user's own value, so the role's or global one applies.")
-def users_limits(name: str, running: int | None, waiting: int | None, rate: int | None,
+def users_limits(name: str, running: int | None, waiting: int | None, rate: int | None, weight: int | None,
                  clear: tuple[str, ...]) -> None:
     """Set or clear the limits of user NAME, then print the limits that apply."""
     from flask import current_app
@@ -86,7 +87,7 @@ def users_limits(name: str, running: int | None, waiting: int | None, rate: int 
     from ..accounts import users as accounts, limits
     from ..submission import admission
 
-    given = {"running": running, "waiting": waiting, "rate": rate}
+    given = {"running": running, "waiting": waiting, "rate": rate, "weight": weight}
     values = {LIMIT_NAMES[k]: v for k, v in given.items() if v is not None} | {LIMIT_NAMES[k]: None for k in clear}
 
     def apply() -> str:

@@ -17,7 +17,7 @@ CONTROL_QUEUE = "control"
 WEBHOOK_QUEUE = "webhooks"
 ROLES = ("admin", "service", "teacher", "student", "user")
 # COMFYQ_ROLE_LIMITS and ``comfyq users limits`` name each limit by its short name.
-LIMIT_NAMES = {"running": "max_running", "waiting": "max_waiting", "rate": "rate_per_minute"}
+LIMIT_NAMES = {"running": "max_running", "waiting": "max_waiting", "rate": "rate_per_minute", "weight": "weight"}
 # Product backends submit for many people at once: no waiting cap or rate limit unless configured.
 DEFAULT_ROLE_LIMITS = {"service": {"max_waiting": 0, "rate_per_minute": 0}}
 
@@ -96,9 +96,9 @@ def parse_role_limits(spec: str) -> dict[str, dict[str, int]]:
                               f"with a role among {', '.join(ROLES)}")
         for pair in split(values, ","):
             name, _, number = (part.strip() for part in pair.partition("="))
-            if name not in LIMIT_NAMES or not number.isdigit() or (name == "running" and int(number) < 1):
-                raise ConfigError(f"COMFYQ_ROLE_LIMITS entry {item!r}: {pair!r} is not running=N (N at least 1), "
-                                  "waiting=N or rate=N (N a whole number, 0 for no limit)")
+            if name not in LIMIT_NAMES or not number.isdigit() or (name in ("running", "weight") and int(number) < 1):
+                raise ConfigError(f"COMFYQ_ROLE_LIMITS entry {item!r}: {pair!r} is not running=N or weight=N "
+                                  "(N at least 1), waiting=N or rate=N (N a whole number, 0 for no limit)")
             limits.setdefault(role, {})[LIMIT_NAMES[name]] = int(number)
     return limits
 

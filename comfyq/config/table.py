@@ -96,10 +96,11 @@ SETTINGS: tuple[Setting, ...] = (
       "a user's jobs queued or running at once", shown="the number of instances"),
     S("COMFYQ_MAX_WAITING_PER_USER", WHOLE, 1000, "a user's jobs pending or queued (0: no cap)"),
     S("COMFYQ_SUBMIT_RATE_PER_MINUTE", WHOLE, 600, "a user's submissions per minute (0: no cap)"),
-    S("COMFYQ_MAX_ADMITTED", WHOLE, lambda read: max(10, len(read["INSTANCES"])),
-      "jobs of all users in the GPU queues (0: none)", shown="10, or more instances"),
+    # Fair share: a lookahead of one job per GPU, so a backlog never waits in the broker's FIFO ahead of newcomers.
+    S("COMFYQ_MAX_ADMITTED", WHOLE, lambda read: 2 * max(1, len(read["INSTANCES"])),
+      "all users' jobs queued or running (0: no cap)", shown="two per instance"),
     S("COMFYQ_ROLE_LIMITS", ROLE_LIMITS, lambda _: with_default_role_limits({}),
-      "per role: ``student:running=1,waiting=20;user:running=2``",
+      "by role: ``student:running=1;teacher:weight=3``",
       shown="``service``: no waiting or rate cap", example="student:running=1,waiting=20,rate=30"),
     # Reliability: a live worker renews its messages every second, so VISIBILITY_TIMEOUT only bounds how late a
     # crash is noticed; INTERRUPT_GRACE is how long a soft-limited prompt may take to stop.

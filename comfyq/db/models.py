@@ -39,6 +39,9 @@ class User(db.Model):
     max_running: Mapped[int | None] = mapped_column(Integer)
     max_waiting: Mapped[int | None] = mapped_column(Integer)
     rate_per_minute: Mapped[int | None] = mapped_column(Integer)
+    weight: Mapped[int | None] = mapped_column(Integer)  # fair-share weight: holds this many slots per one of a 1
+    # Fair share: the admission row's ``served`` count when this user last had a job admitted (None: never).
+    last_served: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class ApiKey(db.Model):
@@ -79,6 +82,7 @@ class AdmissionLock(db.Model):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     turns: Mapped[int] = mapped_column(Integer, default=0)
+    served: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")  # admissions ever made
 
 
 class Job(db.Model):

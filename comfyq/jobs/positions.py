@@ -1,12 +1,29 @@
-"""Queue positions from two kinds of Redis sorted sets, so a lookup never counts rows.
+"""Queue positions from Redis sorted sets, so a lookup never counts rows.
 
 ``comfyq:waiting:<queue>`` holds the queued jobs of a queue, scored by when
 they were admitted (the broker hands them out in that order);
-``comfyq:pending:<user>`` holds a user's pending jobs, scored by creation.
-A queued job's position is its rank in its queue; a pending job waits behind
-everything queued in its queue and its owner's older pending jobs. The DB
-stays the truth: ``resync`` (run by the reconciler) rebuilds any set whose size
-disagrees with it, and a lookup Redis cannot answer falls back to counting.
+``comfyq:pending:<user>`` holds a user's pending jobs, scored by creation;
+``comfyq:fair:rotation`` holds the users with pending jobs in the order
+admission serves them when nobody else arrives (``rotation_score``: least
+recently served first, never served first of all, oldest pending job first),
+with their weights other than 1 in the ``comfyq:fair:weights`` hash; admission writes both
+after each decision.
+
+A queued job's position is its rank in its queue. A pending job waits behind
+every queued job (admitted jobs all go before any pending one), its owner's
+older pending jobs, and what fair share gives the other users first if nobody
+else arrives: admission serves users in rotation order, each user of weight w
+w jobs a turn (what it holds now only delays it while those jobs run, and
+those end first), so the k-th pending job (from 0) of a user u of weight w_u goes
+in round R = k // w_u, after ``min(p_v, w_v·(R + 1))`` jobs of each user v
+before u in the rotation and ``min(p_v, w_v·R)`` of each user after (p_v: v's
+pending jobs). A user's first pending job costs a walk over the users ahead of
+it; a later one, over every user with pending jobs (one Lua script, one round
+trip). This is exact for equal weights when jobs end in the order they
+started; with weights it is an estimate, as ends interleave with the turns.
+The DB stays the truth: ``resync`` (run by the reconciler) rebuilds any
+set whose size disagrees with it and the rotation, and a lookup Redis cannot
+answer falls back to counting.
 """
 from __future__ import annotations
 
@@ -16,20 +33,96 @@ from datetime import datetime
 from typing import Any, Callable, Iterable
 
 import redis
+from flask import current_app
 from sqlalchemy import func, select
 
+from ..accounts.limits import limits_for
+from ..config.settings import SHARED_QUEUE
 from ..db.extensions import db, get_redis
 from .machine import JobStatus, Moved
-from ..db.models import Job, aware
+from ..db.models import Job, User, aware
 
 logger = logging.getLogger(__name__)
 WAITING = "comfyq:waiting:"
 PENDING = "comfyq:pending:"
+ROTATION = "comfyq:fair:rotation"
+WEIGHTS = "comfyq:fair:weights"
+NEVER_SERVED = -1e10  # plus the oldest pending job's timestamp: never-served users first, oldest first
+# KEYS: the user's pending set, the rotation, the weights, then every queue's waiting set.
+# ARGV: the job, its owner, the pending sets' prefix. Returns -1 if the job is not in its owner's set.
+PENDING_POSITION = """
+local call = redis.call
+local k = call('ZRANK', KEYS[1], ARGV[1])
+if not k then return -1 end
+local total = k
+for i = 4, #KEYS do total = total + call('ZCARD', KEYS[i]) end
+local me = ARGV[2]
+local wu = tonumber(call('HGET', KEYS[3], me)) or 1
+local round = math.floor(k / wu)
+local mine = call('ZRANK', KEYS[2], me)
+local members
+if round == 0 then
+  if mine == 0 then return total end
+  members = call('ZRANGE', KEYS[2], 0, mine and mine - 1 or -1)
+else
+  members = call('ZRANGE', KEYS[2], 0, -1)
+end
+local n = #members
+if n == 0 then return total end
+local weighted = call('HLEN', KEYS[3]) > 0
+local weights = weighted and call('HMGET', KEYS[3], unpack(members)) or {}
+local prefix = ARGV[3]
+local before = mine or n
+for i = 1, n do
+  local v = members[i]
+  if v ~= me then
+    local p = call('ZCARD', prefix .. v)
+    if p > 0 then
+      local w = tonumber(weights[i]) or 1
+      local c = w * round
+      if i <= before then c = c + w end
+      if p < c then c = p end
+      total = total + c
+    end
+  end
+end
+return total
+"""
 
 
 def _score(moment: datetime) -> float:
     """Return a timestamp as a sorted-set score."""
     return aware(moment).timestamp()
+
+
+def rotation_score(last_served: int | None, oldest: datetime) -> float:
+    """Return a user's place in the fair-share rotation (the smallest goes first)."""
+    return NEVER_SERVED + _score(oldest) if last_served is None else float(last_served)
+
+
+def rotate(places: dict[str, tuple[float, int] | None]) -> None:
+    """Put users at their (score, weight) in the rotation, or take out those mapped to None (best effort)."""
+    def build(pipe: redis.client.Pipeline) -> None:
+        for user, place in places.items():
+            if place is None:
+                pipe.zrem(ROTATION, user)
+            else:
+                pipe.zadd(ROTATION, {user: place[0]})
+            if place is None or place[1] == 1:  # only weights other than 1 are kept: most lookups skip the hash
+                pipe.hdel(WEIGHTS, user)
+            else:
+                pipe.hset(WEIGHTS, user, place[1])
+    if places:
+        _quietly(build)
+
+
+def fair_ahead(k: int, weight: int, others: Iterable[tuple[bool, int, int]]) -> int:
+    """Return how many other users' pending jobs admission takes before a user's k-th pending job.
+
+    ``others``: (before the user in the rotation, pending jobs, weight) of each other user.
+    """
+    round_ = k // weight
+    return sum(min(p, w * (round_ + (1 if before else 0))) for before, p, w in others if p > 0)
 
 
 def pending_added(jobs: Iterable[Job]) -> None:
@@ -76,12 +169,10 @@ def position(job: Job) -> int | None:
             if rank is not None:
                 return int(rank)
         else:
-            pipe = r.pipeline(transaction=False)
-            pipe.zcard(WAITING + job.queue)
-            pipe.zrank(PENDING + str(job.user_id), job.id)
-            queued, rank = pipe.execute()
-            if rank is not None:
-                return int(queued) + int(rank)
+            keys = [PENDING + str(job.user_id), ROTATION, WEIGHTS, *(WAITING + q for q in _queues(job))]
+            found = int(_pending_script(r)(keys=keys, args=[job.id, str(job.user_id), PENDING], client=r))
+            if found >= 0:
+                return found
     except (redis.RedisError, OSError) as exc:
         logger.warning("queue position of %s counted in the DB, Redis is unreachable: %s", job.id, exc)
     return counted_position(job)
@@ -96,7 +187,44 @@ def counted_position(job: Job) -> int:
     earlier = (Job.created_at < job.created_at) | ((Job.created_at == job.created_at) & (Job.id < job.id))
     own = select(func.count()).select_from(Job).where(Job.user_id == job.user_id,
                                                       Job.status == JobStatus.PENDING.value, earlier)
-    return (db.session.scalar(queued) or 0) + (db.session.scalar(own) or 0)
+    k = db.session.scalar(own) or 0
+    everyone = db.session.scalar(select(func.count()).select_from(Job).where(Job.status == JobStatus.QUEUED.value))
+    places = rotation_from_db()
+    order = sorted(places, key=lambda user: (places[user][0], user))
+    mine = order.index(str(job.user_id)) if str(job.user_id) in order else len(order)
+    others = [(n < mine, places[user][2], places[user][1]) for n, user in enumerate(order) if user != str(job.user_id)]
+    weight = places[str(job.user_id)][1] if str(job.user_id) in places else 1
+    return (everyone or 0) + k + fair_ahead(k, weight, others)
+
+
+def rotation_from_db() -> dict[str, tuple[float, int, int]]:
+    """Return each user with pending jobs: (rotation score, weight, pending jobs), from the DB."""
+    pending = {owner: (first, number) for owner, first, number in db.session.execute(
+        select(Job.user_id, func.min(Job.created_at), func.count()).where(
+            Job.status == JobStatus.PENDING.value, Job.user_id.is_not(None)).group_by(Job.user_id))}
+    places = {}
+    for user in (db.session.scalars(select(User).where(User.id.in_(pending))) if pending else []):
+        weight = limits_for(user, current_app.config).weight
+        first, number = pending[user.id]
+        places[user.id] = (rotation_score(user.last_served, first), weight, number)
+    return places
+
+
+_scripts: dict[int, Any] = {}
+
+
+def _pending_script(r: redis.Redis) -> Any:
+    """Return the pending-position script, registered once per client (then run by its SHA)."""
+    found = _scripts.get(id(r))
+    if found is None:
+        found = _scripts[id(r)] = r.register_script(PENDING_POSITION)
+    return found
+
+
+def _queues(job: Job) -> list[str]:
+    """Return every GPU queue: all their queued jobs were admitted, so all start before any pending job."""
+    names = {SHARED_QUEUE, job.queue, *(q for i in current_app.config["INSTANCES"].values() for q in i.queues())}
+    return sorted(names)
 
 
 def waiting_in(queue: str) -> int:
@@ -126,6 +254,15 @@ def resync() -> list[str]:
     rebuilt = [key for key, size in zip(keys, pipe.execute()) if size != wanted.get(key, 0)]
     for key in rebuilt:
         _rebuild(r, key)
+    places = rotation_from_db()
+    pipe = r.pipeline(transaction=True)  # the rotation is rebuilt each pass: one entry per user with pending jobs
+    pipe.delete(ROTATION, WEIGHTS)
+    if places:
+        pipe.zadd(ROTATION, {user: place[0] for user, place in places.items()})
+        weighted = {user: place[1] for user, place in places.items() if place[1] != 1}
+        if weighted:
+            pipe.hset(WEIGHTS, mapping=weighted)
+    pipe.execute()
     return rebuilt
 
 

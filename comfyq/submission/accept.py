@@ -50,10 +50,11 @@ def accept(user: User, jobs: list[Job], *with_them: object) -> None:
     if metered:
         credits.record_debits(user, jobs)
     admitted = admission.admit(user.id)
+    failed = admission.send(admitted)  # still under the admission lock: workers get jobs in admission order
     db.session.commit()
     announcer.pending([job for job in jobs if job.status == JobStatus.PENDING])
     ours = {job.id for job in jobs}
-    if any(job.id in ours for job in admission.send(admitted)):
+    if any(job.id in ours for job in failed):
         refuse(jobs)
 
 

@@ -28,6 +28,7 @@ from .transfer import download_outputs, stage_inputs
 from ..storage.base import Store
 
 logger = logging.getLogger(__name__)
+ADMISSION_WAIT = 10.0  # seconds a job sent just before its admission's commit may wait for that commit
 SAVE_EVERY = 0.5  # seconds between progress writes to the DB and the Celery backend
 
 
@@ -56,6 +57,11 @@ class JobRunner:
     def run(self) -> str:
         """Run the job unless it is terminal or taken; return the status it ended in."""
         job = db.session.get(Job, self.job_id)
+        if job is None or job.status == JobStatus.PENDING:  # sent just before its admission (or row) commits
+            job = self._admitted()
+            if job is not None and job.status == JobStatus.PENDING:
+                logger.warning("job %s was sent but its admission never committed; dropping its task", self.job_id)
+                return "not admitted"
         if job is None:
             logger.warning("job %s does not exist; dropping its task", self.job_id)
             return "missing"
@@ -105,6 +111,23 @@ class JobRunner:
             self._quietly(instances.set_running, self.redis, self.instance.name, None)
             if self.adopted is not None:
                 self.adopted.close()
+
+    def _admitted(self) -> Job | None:
+        """Wait for the commit of the admission that sent this job (its task is sent just before); return the job.
+
+        Admission sends under the admission lock so workers get jobs in admission
+        order; the commit follows within milliseconds (a submission's own job
+        has no row before it). If the decision rolled back, the job is still
+        pending (or missing) after ``ADMISSION_WAIT`` and its task is dropped:
+        the decision that admits it later sends it again.
+        """
+        deadline = time.monotonic() + ADMISSION_WAIT
+        while True:
+            db.session.rollback()  # a fresh read, past the admission's commit
+            job = db.session.get(Job, self.job_id, populate_existing=True)
+            if (job is not None and job.status != JobStatus.PENDING) or time.monotonic() > deadline:
+                return job
+            time.sleep(0.01)
 
     @property
     def limits(self) -> tuple[float | None, float | None]:

@@ -1,11 +1,13 @@
 """Fair share and limits through real workers on two simulators (global cap 2, one running slot per GPU each)."""
 from __future__ import annotations
 
+import math
 import threading
 import time
 from datetime import datetime, timezone
 from typing import Any
 
+import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
@@ -116,3 +118,62 @@ def test_the_rate_limit_refuses_past_its_count_per_minute(app: Flask) -> None:
     assert hasty.get("/v1/jobs").status_code == 200  # reads are not submissions
     finish(hasty, accepted)
     finish(other, [unaffected])
+
+
+def starts(jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Return the jobs that started, in the order they started."""
+    return sorted((j for j in jobs if j["started_at"]), key=lambda j: moment(j["started_at"]))
+
+
+def test_a_backlog_gets_no_new_gpu_until_every_newcomer_started(app: Flask) -> None:
+    hog = new_user(app, "share-hog")
+    backlog = [submit(hog, txt2img(seed=100 + i, sim=QUICK)) for i in range(12)]
+    wait_for(hog, backlog[0]["id"], {"running", "succeeded"}, timeout=30)  # hog holds the GPUs
+    classmates = [new_user(app, f"share-kid-{n}") for n in range(6)]
+    singles = [(kid, submit(kid, txt2img(seed=200 + n, sim=QUICK))) for n, kid in enumerate(classmates)]
+    done = [wait_for(kid, job["id"], timeout=60) for kid, job in singles]
+    ended = finish(hog, backlog)
+    assert [j["status"] for j in done] == ["succeeded"] * 6
+    first_arrival = min(moment(j["created_at"]) for j in done)
+    last_start = max(moment(j["started_at"]) for j in done)
+    # hog's jobs already admitted when the first classmate came (at most the 2 slots of the cap): the only ones
+    # of hog's that may start, or still run, between the first classmate's arrival and the last one's start.
+    during = [j for j in ended if j["started_at"] and first_arrival < moment(j["started_at"]) < last_start]
+    running = [j for j in ended if j["started_at"] and moment(j["started_at"]) <= first_arrival
+               and j["finished_at"] and moment(j["finished_at"]) > first_arrival]
+    assert len(during) + len(running) <= 2, (len(during), len(running))
+    # The k-th classmate waits about ceil(k/2) job times (two GPUs); loose bounds for a loaded machine.
+    took = sorted(moment(j["finished_at"]) - moment(j["started_at"]) for j in done)[3].total_seconds()
+    arrived = sorted(done, key=lambda j: moment(j["created_at"]))
+    for k, job in enumerate(arrived, start=1):
+        waited = (moment(job["started_at"]) - moment(job["created_at"])).total_seconds()
+        assert waited <= (math.ceil(k / 2) + 1) * (took + 0.5) + 1.0, (k, waited, took)
+
+
+def submit_students(app: Flask, prefix: str, together: bool) -> list[list[dict[str, Any]]]:
+    """Ten students submit three jobs each, all at once or one student after another; return each one's jobs."""
+    students = [new_user(app, f"{prefix}-{n}") for n in range(10)]
+    jobs: list[list[dict[str, Any]]] = [[] for _ in students]
+
+    def send(n: int) -> None:
+        jobs[n] = [submit(students[n], txt2img(seed=300 + 3 * n + i, sim=QUICK)) for i in range(3)]
+
+    if together:
+        threads = [threading.Thread(target=send, args=(n,)) for n in range(10)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    else:
+        for n in range(10):
+            send(n)
+    return [[wait_for(students[n], job["id"], timeout=90) for job in own] for n, own in enumerate(jobs)]
+
+
+@pytest.mark.parametrize("together", [False, True], ids=["one-after-another", "all-at-once"])
+def test_with_a_cap_of_two_every_first_job_starts_before_any_third(app: Flask, together: bool) -> None:
+    done = submit_students(app, f"cap2-{'t' if together else 's'}", together)
+    assert all(j["status"] == "succeeded" for own in done for j in own)
+    firsts = max(min(moment(j["started_at"]) for j in own) for own in done)
+    thirds = min(max(moment(j["started_at"]) for j in own) for own in done)
+    assert firsts < thirds, "a student's third job started before another student's first"

@@ -31,7 +31,8 @@ def test_a_teaching_platform_creates_a_student_with_credits_and_small_caps(admin
                                                   "limits": {"max_running": 1, "max_waiting": 3}})
     assert created.status_code == 201
     assert created.get_json()["balance"] == 20
-    assert created.get_json()["limits"] == {"max_running": 1, "max_waiting": 3, "rate_per_minute": None}
+    assert created.get_json()["limits"] == {"max_running": 1, "max_waiting": 3, "rate_per_minute": None,
+                                            "weight": None}
     granted = admin.post("/v1/admin/users/ada/credits", json={"amount": 5, "note": "week 2"})
     assert granted.status_code == 201 and granted.get_json()["kind"] == "grant"
     taken = admin.post("/v1/admin/users/ada/credits", json={"amount": -30, "kind": "adjustment"})
@@ -40,8 +41,8 @@ def test_a_teaching_platform_creates_a_student_with_credits_and_small_caps(admin
     ledger = admin.get("/v1/admin/users/ada/ledger").get_json()
     assert [(e["kind"], e["amount"]) for e in ledger["items"]] == [("adjustment", -5), ("grant", 5), ("grant", 20)]
     assert (ledger["page"], ledger["page_size"], ledger["total"]) == (1, 20, 3)
-    cleared = admin.patch("/v1/admin/users/ada/limits", json={"max_waiting": None, "rate_per_minute": 2})
-    assert cleared.get_json()["limits"] == {"max_running": 1, "max_waiting": None, "rate_per_minute": 2}
+    cleared = admin.patch("/v1/admin/users/ada/limits", json={"max_waiting": None, "rate_per_minute": 2, "weight": 3})
+    assert cleared.get_json()["limits"] == {"max_running": 1, "max_waiting": None, "rate_per_minute": 2, "weight": 3}
     assert cleared.get_json()["balance"] == 20
 
 
@@ -79,7 +80,7 @@ def test_the_cli_grants_adjusts_shows_and_sets_limits(tmp_path: Path, monkeypatc
     assert all(re.fullmatch(TIMESTAMP_PATTERN, line.split()[0]) for line in shown[1:]), shown
     limited = runner.invoke(main, ["users", "limits", "kim", "--running", "1", "--rate", "0"])
     assert limited.output.strip() == ("kim: max_running 1 (user), max_waiting 1000 (global), "
-                                      "rate_per_minute 0 (user)")
+                                      "rate_per_minute 0 (user), weight 1 (default)")
     assert "1 (user)" not in runner.invoke(main, ["users", "limits", "kim", "--clear", "running"]).output
 
 

@@ -83,7 +83,7 @@ def test_reliability_settings_are_checked(env: dict[str, str], fragment: str) ->
 
 def test_fair_share_defaults_follow_the_instances() -> None:
     config = Config({"COMFYQ_INSTANCES": "a=http://h:1,b=http://h:2,c=http://h:3"})
-    assert (config.MAX_RUNNING_PER_USER, config.MAX_ADMITTED, config.FREE_ROLES) == (3, 10, {"admin", "service"})
+    assert (config.MAX_RUNNING_PER_USER, config.MAX_ADMITTED, config.FREE_ROLES) == (3, 6, {"admin", "service"})
     assert Config({"COMFYQ_MAX_ADMITTED": "2"}).MAX_ADMITTED == 2
 
 

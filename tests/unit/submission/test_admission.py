@@ -11,7 +11,7 @@ from sqlalchemy import select
 from comfyq.accounts import users as accounts, limits
 from comfyq.submission import admission
 from comfyq.db.extensions import db
-from comfyq.db.models import Job, User
+from comfyq.db.models import AdmissionLock, Job, User
 from tests.conftest import offline_app
 
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
@@ -40,12 +40,62 @@ def statuses(ids: list[str]) -> list[str]:
     return [found[job_id] for job_id in ids]
 
 
+def standings(held: dict[str, int], oldest: dict[str, Any], weight: dict[str, int] | None = None,
+              served: dict[str, int] | None = None) -> dict[str, admission.Standing]:
+    """Return the standing of each user in ``oldest``."""
+    return {u: admission.Standing(held.get(u, 0), (weight or {}).get(u, 1), (served or {}).get(u), first)
+            for u, first in oldest.items()}
+
+
 def test_allocate_gives_one_slot_at_a_time_to_the_user_holding_fewest() -> None:
     oldest: dict[str, Any] = {"a": T0, "b": T0 + timedelta(seconds=5), "c": T0 + timedelta(seconds=1)}
-    assert admission.allocate({"a": 5, "b": 1, "c": 2}, {"a": 2}, oldest, free=3) == {"b": 1, "c": 2}
-    assert admission.allocate({"a": 5, "b": 1, "c": 2}, {}, oldest, free=3) == {"a": 1, "c": 1, "b": 1}
-    assert admission.allocate({"a": 5, "b": 0}, {}, oldest, free=None) == {"a": 5}
-    assert admission.allocate({"a": 5}, {}, oldest, free=0) == {}
+    assert admission.allocate({"a": 5, "b": 1, "c": 2}, standings({"a": 2}, oldest), free=3) == ["c", "b", "c"]
+    assert admission.allocate({"a": 5, "b": 1, "c": 2}, standings({}, oldest), free=3) == ["a", "c", "b"]
+    assert admission.allocate({"a": 5, "b": 0}, standings({}, oldest), free=None) == ["a"] * 5
+    assert admission.allocate({"a": 5}, standings({}, oldest), free=0) == []
+
+
+def test_allocate_breaks_ties_by_least_recently_served_not_by_the_age_of_a_backlog() -> None:
+    # hog's backlog is oldest, but hog was served at 7: the never-served newcomers and b (served at 3) go first.
+    oldest: dict[str, Any] = {"hog": T0, "b": T0 + timedelta(seconds=9), "n1": T0 + timedelta(seconds=5),
+                              "n2": T0 + timedelta(seconds=6)}
+    got = admission.allocate({u: 3 for u in oldest}, standings({}, oldest, served={"hog": 7, "b": 3}), free=4,
+                             served=7)
+    assert got == ["n1", "n2", "b", "hog"]
+    # Equal users, one slot at a time: round robin, whoever was served longest ago first.
+    order, last = [], {"x": 1, "y": 2, "z": 3}
+    for served in range(3, 12):
+        (user,) = admission.allocate({u: 1 for u in last}, standings({}, dict.fromkeys(last, T0), served=last),
+                                     free=1, served=served)
+        order.append(user)
+        last[user] = served + 1
+    assert "".join(order) == "xyzxyzxyz"
+
+
+def test_allocate_weights_hold_slots_in_proportion() -> None:
+    oldest: dict[str, Any] = {"teacher": T0 + timedelta(seconds=1), "pupil": T0}
+    got = admission.allocate({"teacher": 10, "pupil": 10}, standings({}, oldest, weight={"teacher": 3}), free=8)
+    assert got.count("teacher") == 6 and got.count("pupil") == 2
+    assert admission.allocate({"solo": 4}, standings({}, {"solo": T0}), free=10) == ["solo"] * 4  # alone: all
+
+
+def test_a_backlog_just_served_loses_the_freed_slot_to_newcomers(app: Flask) -> None:
+    from comfyq.jobs.machine import JobStatus, transition
+
+    hog, ann, ben = (accounts.create_user(n, "user") for n in ("hog", "ann", "ben"))
+    running = add_jobs(hog, 3, "running")  # the cap (3) is full with hog's jobs
+    backlog = add_jobs(hog, 5, start=5)
+    anns, bens = add_jobs(ann, 1, start=20), add_jobs(ben, 1, start=30)
+    hog.last_served = 3
+    db.session.commit()
+    for ending in running[:2]:
+        assert transition(ending, JobStatus.SUCCEEDED, [JobStatus.RUNNING])
+    # hog still holds one slot; each end went to a newcomer, oldest first; hog's backlog waits.
+    assert statuses(anns + bens) == ["queued", "queued"] and statuses(backlog) == ["pending"] * 5
+    assert transition(running[2], JobStatus.SUCCEEDED, [JobStatus.RUNNING])
+    assert statuses(backlog)[0] == "queued"  # nobody else waits: hog's next job
+    served = {u.name: u.last_served for u in db.session.scalars(select(User))}
+    assert served["ann"] < served["ben"] < served["hog"]
 
 
 def test_a_user_gets_at_most_their_running_cap_in_creation_order(app: Flask) -> None:
@@ -72,8 +122,9 @@ def test_own_limits_beat_role_limits_beat_global_ones(app: Flask) -> None:
     app.config["ROLE_LIMITS"] = {"student": {"max_running": 1, "max_waiting": 5}}
     pupil = accounts.create_user("pupil", "student")
     values, sources = limits.resolve(pupil, app.config)
-    assert (values.max_running, values.max_waiting, values.rate_per_minute) == (1, 5, 600)
-    assert sources == {"max_running": "role", "max_waiting": "role", "rate_per_minute": "global"}
+    assert (values.max_running, values.max_waiting, values.rate_per_minute, values.weight) == (1, 5, 600, 1)
+    assert sources == {"max_running": "role", "max_waiting": "role", "rate_per_minute": "global",
+                       "weight": "default"}
     limits.set_limits(pupil, {"max_running": 3, "rate_per_minute": 0})
     values, sources = limits.resolve(pupil, app.config)
     assert (values.max_running, values.rate_per_minute, sources["max_running"]) == (3, 0, "user")
@@ -123,3 +174,38 @@ def test_cancelling_a_pending_job_admits_nothing_and_refunds(app: Flask) -> None
     assert transition(first, JobStatus.CANCELLED, [JobStatus.PENDING, JobStatus.QUEUED])
     assert statuses([first, second]) == ["cancelled", "pending"]  # alice is still at her cap of 2
     assert credits.balance_of(alice.id) == credits.ledger_sum(alice.id) == 5
+
+
+def test_pending_positions_are_exactly_the_order_fair_share_admits_in(app: Flask) -> None:
+    """Equal weights, a backlog holding slots, users served before and never: each position is exact."""
+    from comfyq.jobs import positions
+    from comfyq.jobs.machine import JobStatus, transition
+
+    hog, teacher = accounts.create_user("hog", "user"), accounts.create_user("teach", "teacher")
+    kids = [accounts.create_user(f"kid{n}", "student") for n in range(4)]
+    running = add_jobs(hog, 2, "running")
+    waiting = add_jobs(hog, 5, start=1) + add_jobs(teacher, 3, start=20)
+    for n, kid in enumerate(kids):
+        waiting += add_jobs(kid, 1 + n % 2, start=30 + n)
+    hog.last_served, kids[2].last_served = 2, 1  # kid2 was served before, long ago
+    db.session.get(AdmissionLock, 1).served = 2
+    db.session.commit()
+    admission.admit()  # the one free slot (cap 3)
+    db.session.commit()
+    predicted = {job.id: positions.counted_position(job) for job in db.session.scalars(
+        select(Job).where(Job.id.in_(waiting)))}
+    # Nobody else arrives; jobs start in the order they are admitted and end in the order they started.
+    started = list(db.session.scalars(select(Job.id).where(Job.id.in_(waiting), Job.status == "queued")))
+    in_progress = running + started
+    while len(started) < len(waiting):
+        ending = in_progress.pop(0)
+        before = set(started)
+        transition(ending, JobStatus.RUNNING, [JobStatus.QUEUED])
+        assert transition(ending, JobStatus.SUCCEEDED, [JobStatus.RUNNING])
+        new = [j for j in db.session.scalars(select(Job.id).where(Job.id.in_(waiting), Job.status == "queued"))
+               if j not in before]
+        assert len(new) <= 1
+        started += new
+        in_progress += new
+    actual = {job_id: n for n, job_id in enumerate(started)}
+    assert {j: (predicted[j], actual[j]) for j in waiting if predicted[j] != actual[j]} == {}
