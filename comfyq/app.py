@@ -29,7 +29,7 @@ from .config.settings import Config
 from .db import schema
 from .db.extensions import init_app
 from .events import announcer
-from .jobs import machine as jobs, positions
+from .jobs import machine as jobs, positions, timing
 from .storage.factory import open_stores
 from .submission import admission
 from .templates.deployment import open_store
@@ -43,6 +43,7 @@ def connect_hooks() -> None:
     # In a move's transaction, in this order; what each returns runs, in the same order, after the commit.
     jobs.on_moved(credits.refund_on_end)  # an end that earns it is refunded, exactly once
     jobs.on_moved(positions.track)  # queue positions follow every move (after the commit)
+    jobs.on_moved(timing.record)  # a success's run time feeds the start estimates (after the commit)
     jobs.on_moved(admission.on_moved)  # an end admits the pending jobs it makes room for, sent after the commit
     jobs.on_moved(announcer.on_moved)  # the one path of job news: the move is logged for SSE after the commit
     # The announcer's listeners: every move in its transaction, then waits, progress and outputs as logged.

@@ -77,6 +77,12 @@ def count(user_id: str, statuses: tuple[str, ...], cap: int | None = None) -> in
     return db.session.scalar(select(func.count()).select_from(rows.subquery())) or 0
 
 
+def count_admitted(cap: int) -> int:
+    """Count everyone's jobs queued or running, stopping past ``cap``."""
+    rows = select(Job.id).where(Job.status.in_(ADMITTED_STATUSES)).limit(cap + 1)
+    return db.session.scalar(select(func.count()).select_from(rows.subquery())) or 0
+
+
 def check_waiting(user: User, adding: int, limits: Limits) -> None:
     """Refuse (429) ``adding`` more jobs if that would put more than ``max_waiting`` in wait."""
     if not limits.max_waiting:

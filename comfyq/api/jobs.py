@@ -10,6 +10,7 @@ from flask_smorest import abort
 from ..submission.cancellation import cancel_job
 from ..db.models import Job, Output, WebhookDelivery
 from ..jobs.positions import position
+from ..jobs.timing import estimated_start
 from ..jobs.queries import get_job, get_output, list_jobs
 from ..submission.accept import estimate_job, submit_job
 from ..webhooks.deliveries import deliveries_of
@@ -56,12 +57,13 @@ def present(job: Job, with_position: bool = True, deliveries: list[WebhookDelive
     outputs = [{"name": o.name, "node_id": o.node_id, "kind": o.kind, "content_type": o.content_type,
                 "size": o.size, "sha256": o.sha256, "expired": o.expired_at is not None, "url": link(o)}
                for o in job.outputs]
+    ahead = position(job) if with_position else None
     return {
         "id": job.id, "status": job.status, "template": job.template, "template_version": job.template_version,
         "params": job.params, "cost": job.cost, "soft_time_limit": job.soft_time_limit, "batch_id": job.batch_id,
         "queue": job.queue, "instance": job.instance, "worker": job.worker, "attempts": job.attempts,
         "instance_requested": job.instance_requested, "webhook": present_webhook(job, deliveries),
-        "queue_position": position(job) if with_position else None,
+        "queue_position": ahead, "estimated_start": estimated_start(job, ahead),
         "progress": job.progress, "error": job.error, "created_at": job.created_at,
         "started_at": job.started_at, "finished_at": job.finished_at, "outputs": outputs,
     }

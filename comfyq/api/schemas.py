@@ -117,6 +117,9 @@ class JobSchema(Schema):
     queue_position = fields.Integer(allow_none=True, metadata={
         "description": "jobs that start before this one: those queued ahead, and for a pending job its "
                        "owner's older pending jobs too; null once it left the queue"})
+    estimated_start = Timestamp(allow_none=True, metadata={
+        "description": "when it should start, from recent run times per template and instance; null once it "
+                       "left the queue, or while no worker of its queue is online or no job succeeded lately"})
     progress = fields.Dict(allow_none=True)
     error = fields.Dict(allow_none=True)
     created_at = Timestamp()
@@ -172,6 +175,8 @@ class EstimateSchema(Schema):
     hard_time_limit = fields.Float()
     queue = fields.String()
     queue_position = fields.Integer(metadata={"description": "jobs that would start before it"})
+    estimated_start = Timestamp(allow_none=True, metadata={
+        "description": "when it would start, from recent run times; null without an estimate"})
     balance = fields.Integer(allow_none=True, metadata={"description": "your credits now; null if your role is free"})
     instances_idle = fields.List(fields.String(), metadata={"description": "capable instances free right now"})
     guards = fields.Dict()

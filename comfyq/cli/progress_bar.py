@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import sys
+from datetime import datetime, timezone
 from types import TracebackType
 from typing import Any, TextIO
 
@@ -16,7 +17,8 @@ def describe(event: Event) -> str | None:
     data = event.data
     if event.type == "queued":
         ahead = data.get("position")
-        return f"{data.get('status', 'queued')}, {ahead} ahead" if ahead is not None else data.get("status", "queued")
+        text = f"{data.get('status', 'queued')}, {ahead} ahead" if ahead is not None else data.get("status", "queued")
+        return text + starting(data.get("estimated_start"))
     if event.type == "started":
         return f"started on {data.get('instance')}"
     if event.type == "progress":
@@ -28,6 +30,17 @@ def describe(event: Event) -> str | None:
         message = (data.get("error") or {}).get("message")
         return f"{event.type}: {message}" if message else event.type
     return None
+
+
+def starting(estimate: str | None) -> str:
+    """Return ", starts in about N s" for an ISO start estimate, or "" without one."""
+    if not estimate:
+        return ""
+    try:
+        seconds = (datetime.fromisoformat(estimate) - datetime.now(timezone.utc)).total_seconds()
+    except (TypeError, ValueError):
+        return ""
+    return f", starts in about {max(0, round(seconds))} s"
 
 
 class JobProgress:

@@ -21,6 +21,7 @@ the app's wiring (comfyq.app), so this module names none of them.
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 from typing import Any, Callable, Mapping, NamedTuple
 
 import redis
@@ -29,7 +30,7 @@ from . import log
 from ..db.extensions import get_redis
 from ..db.models import Job
 from ..jobs import positions
-from ..jobs.machine import Moved
+from ..jobs.machine import JobStatus, Moved
 from .progress import public_progress
 from .telling import moved_event, waiting_event
 
@@ -86,6 +87,13 @@ def admitted(jobs: list[Job]) -> None:
     """Announce jobs just admitted to their queues, in the order they are sent: each joins its queue's set."""
     positions.admitted(jobs)
     _announce([News(job.id, job.user_id, waiting_event(job, with_position=False)) for job in jobs])
+
+
+def admission_undone(jobs: list[tuple[str, str | None, str, datetime]]) -> None:
+    """Announce that the admission of jobs (id, owner, queue, created), told but rolled back, is undone."""
+    positions.readmit_pending(jobs)
+    _announce([News(job_id, user_id, {"type": "queued", "status": JobStatus.PENDING.value, "position": None})
+               for job_id, user_id, _, _ in jobs])
 
 
 class RunNews:

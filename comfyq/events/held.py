@@ -15,9 +15,10 @@ from sqlalchemy import select
 from . import log as events
 from .log import FINAL_TYPES
 from ..db.extensions import db
-from .hub import GONE, RESYNC, Follower, Hub, Published
+from .hub import GONE, RESYNC, Follower, Hub, JobState, Published
 from .telling import current, told
 from ..db.models import Job
+from ..jobs import timing
 from ..jobs.positions import position
 from .sse import kind_of, render
 
@@ -26,14 +27,22 @@ HEARTBEAT = 15.0  # seconds between keep-alive comments on a quiet stream
 WAITING = ("pending", "queued")
 
 
-def state_lookup(flask_app: Flask) -> Callable[[list[str]], dict[str, tuple[str, int | None, str | None]]]:
-    """Return a function giving jobs' status, queue position and (once ended) final event, for a worker thread."""
-    def lookup(job_ids: list[str]) -> dict[str, tuple[str, int | None, str | None]]:
-        """Read the jobs' states in one app context."""
+def state_lookup(flask_app: Flask) -> Callable[[list[str]], dict[str, JobState]]:
+    """Return a function giving jobs' status, queue position, start estimate and final event, for a worker thread."""
+    def lookup(job_ids: list[str]) -> dict[str, JobState]:
+        """Read the jobs' states in one app context, against one snapshot of the fleet."""
         with flask_app.app_context():
             jobs = db.session.scalars(select(Job).where(Job.id.in_(job_ids))).all()
-            return {job.id: (job.status, position(job), told(job.id, current(job)[0]) if job.status in FINAL_TYPES
-                             else None) for job in jobs}
+            estimator = timing.snapshot() if any(job.status in WAITING for job in jobs) else None
+            states = {}
+            for job in jobs:
+                where, eta = position(job), None
+                start = estimator.start(job.queue, where) if estimator else None
+                if start is not None:
+                    eta = start.isoformat()
+                final = told(job.id, current(job)[0]) if job.status in FINAL_TYPES else None
+                states[job.id] = JobState(job.status, where, final, eta)
+            return states
     return lookup
 
 
@@ -109,10 +118,10 @@ class Stream:
             self.done = True
             await self.write(render(None, final))
 
-    async def position(self, status: str, where: int | None) -> None:
+    async def position(self, status: str, where: int | None, eta: str | None = None) -> None:
         """Send a waiting job's new position (no id: it is not in the log, and resuming never needs it)."""
         if status not in WAITING or self.follower.waiting_job is None:
             return  # moved on: its move is in the log
-        body = json.dumps({"type": "queued", "status": status, "position": where, "job_id": self.job},
-                          separators=(",", ":"))
+        body = json.dumps({"type": "queued", "status": status, "position": where, "estimated_start": eta,
+                           "job_id": self.job}, separators=(",", ":"))
         await self.write(render(None, body))

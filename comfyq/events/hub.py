@@ -53,8 +53,16 @@ class Follower:
         self.overflowed = False
 
 
-# job id → (status, queue position while waiting, final event's JSON once ended)
-StateLookup = Callable[[list[str]], dict[str, tuple[str, int | None, str | None]]]
+class JobState(NamedTuple):
+    """What a stream needs of its job each round."""
+
+    status: str
+    position: int | None  # while waiting
+    final: str | None  # the final event's JSON once ended
+    estimated_start: str | None = None  # ISO 8601, while waiting and estimable
+
+
+StateLookup = Callable[[list[str]], dict[str, JobState]]
 
 
 class Hub:
@@ -158,12 +166,14 @@ class Hub:
                 logger.exception("job states for event streams could not be read")
                 continue
             for follower in watched:
-                status, where, final = found.get(follower.waiting_job or follower.job or "", (None, None, None))
-                if final is not None:
-                    follower.queue.put_nowait(("ended", final))
-                elif follower.waiting_job and (status, where) != follower.position:
-                    follower.position = (status, where)
-                    follower.queue.put_nowait(("position", status, where))
+                state = found.get(follower.waiting_job or follower.job or "")
+                if state is None:
+                    continue
+                if state.final is not None:
+                    follower.queue.put_nowait(("ended", state.final))
+                elif follower.waiting_job and (state.status, state.position) != follower.position:
+                    follower.position = (state.status, state.position)
+                    follower.queue.put_nowait(("position", state.status, state.position, state.estimated_start))
 
     async def close(self) -> None:
         """Stop the hub and end every stream."""

@@ -16,6 +16,7 @@ connected no hooks (one that would silently skip refunds and news).
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 from enum import StrEnum
 from typing import Any, Callable, Iterable, NamedTuple
 
@@ -69,6 +70,9 @@ class Moved(NamedTuple):
     error: dict[str, Any] | None
     webhook_url: str | None
     webhook_events: list[str] | None
+    template: str | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
 
 
 # A hook runs in the move's transaction, in the order connected; what it returns runs after the commit.
@@ -116,7 +120,7 @@ def transition(job_id: str, to: JobStatus, expected: Iterable[JobStatus], **fiel
         db.session.rollback()
         return False
     moved = Moved(job_id, row.user_id, row.queue, old, to, row.instance, row.attempts,
-                  row.error, row.webhook_url, row.webhook_events)
+                  row.error, row.webhook_url, row.webhook_events, row.template, row.started_at, row.finished_at)
     try:
         after = [hook(moved) for hook in _hooks]
     except Exception:
@@ -139,7 +143,7 @@ def _guarded_update(job_id: str, conditions: list[Any], values: dict[str, Any]) 
     return db.session.execute(
         update(Job).where(Job.id == job_id, *conditions).values(**values)
         .returning(Job.user_id, Job.queue, Job.instance, Job.attempts, Job.error, Job.webhook_url,
-                   Job.webhook_events).execution_options(synchronize_session=False)).first()
+                   Job.webhook_events, Job.template, Job.started_at, Job.finished_at).execution_options(synchronize_session=False)).first()
 
 
 def set_progress(job_id: str, progress: dict[str, Any]) -> None:

@@ -49,17 +49,21 @@ ROTATION = "comfyq:fair:rotation"
 WEIGHTS = "comfyq:fair:weights"
 NEVER_SERVED = -1e10  # plus the oldest pending job's timestamp: never-served users first, oldest first
 # KEYS: the user's pending set, the rotation, the weights, then every queue's waiting set.
-# ARGV: the job, its owner, the pending sets' prefix. Returns -1 if the job is not in its owner's set.
+# ARGV: the job ('': the owner's next job, not yet made), its owner, the pending sets' prefix, and for a
+# next job the owner's rotation score (used if they are not in the rotation) and weight.
+# Returns -1 if the job is not in its owner's set.
 PENDING_POSITION = """
 local call = redis.call
-local k = call('ZRANK', KEYS[1], ARGV[1])
+local k
+if ARGV[1] == '' then k = call('ZCARD', KEYS[1]) else k = call('ZRANK', KEYS[1], ARGV[1]) end
 if not k then return -1 end
 local total = k
 for i = 4, #KEYS do total = total + call('ZCARD', KEYS[i]) end
 local me = ARGV[2]
-local wu = tonumber(call('HGET', KEYS[3], me)) or 1
+local wu = tonumber(call('HGET', KEYS[3], me)) or tonumber(ARGV[5]) or 1
 local round = math.floor(k / wu)
 local mine = call('ZRANK', KEYS[2], me)
+if not mine and ARGV[4] ~= '' then mine = call('ZCOUNT', KEYS[2], '-inf', '(' .. ARGV[4]) end
 local members
 if round == 0 then
   if mine == 0 then return total end
@@ -137,6 +141,13 @@ def admitted(jobs: Iterable[Job]) -> None:
                             pipe.zadd(WAITING + j.queue, {j.id: now + n * 1e-6})) for n, j in enumerate(jobs)])
 
 
+def readmit_pending(jobs: Iterable[tuple[str, str | None, str, datetime]]) -> None:
+    """Put jobs (id, owner, queue, created) whose admission was rolled back back in their owners' pending sets."""
+    _quietly(lambda pipe: [(pipe.zrem(WAITING + queue, job_id), pipe.zadd(PENDING + str(user_id),
+                                                                          {job_id: _score(created)}))
+                           for job_id, user_id, queue, created in jobs])
+
+
 def track(moved: Moved) -> Callable[[], None]:
     """Return what keeps the sets in step with a transition once it commits (a ``jobs.on_moved`` hook)."""
     def apply(pipe: redis.client.Pipeline) -> None:
@@ -169,8 +180,8 @@ def position(job: Job) -> int | None:
             if rank is not None:
                 return int(rank)
         else:
-            keys = [PENDING + str(job.user_id), ROTATION, WEIGHTS, *(WAITING + q for q in _queues(job))]
-            found = int(_pending_script(r)(keys=keys, args=[job.id, str(job.user_id), PENDING], client=r))
+            keys = [PENDING + str(job.user_id), ROTATION, WEIGHTS, *(WAITING + q for q in _queues(job.queue))]
+            found = int(_pending_script(r)(keys=keys, args=[job.id, str(job.user_id), PENDING, "", ""], client=r))
             if found >= 0:
                 return found
     except (redis.RedisError, OSError) as exc:
@@ -221,9 +232,26 @@ def _pending_script(r: redis.Redis) -> Any:
     return found
 
 
-def _queues(job: Job) -> list[str]:
+def next_pending_position(user: User, queue: str, weight: int) -> int:
+    """Return how many jobs would start before a job ``user`` submits now if it has to wait pending."""
+    score = rotation_score(user.last_served, datetime.now().astimezone())
+    try:
+        r = get_redis()
+        keys = [PENDING + str(user.id), ROTATION, WEIGHTS, *(WAITING + q for q in _queues(queue))]
+        return int(_pending_script(r)(keys=keys, args=["", str(user.id), PENDING, repr(score), weight], client=r))
+    except (redis.RedisError, OSError) as exc:
+        logger.warning("queue position of a new job of %s counted in the DB, Redis is unreachable: %s", user.id, exc)
+    places = rotation_from_db()
+    k = places[user.id][2] if user.id in places else 0
+    mine = places[user.id][0] if user.id in places else score
+    others = [(place[0] < mine, place[2], place[1]) for other, place in places.items() if other != user.id]
+    everyone = db.session.scalar(select(func.count()).select_from(Job).where(Job.status == JobStatus.QUEUED.value))
+    return (everyone or 0) + k + fair_ahead(k, weight, others)
+
+
+def _queues(queue: str) -> list[str]:
     """Return every GPU queue: all their queued jobs were admitted, so all start before any pending job."""
-    names = {SHARED_QUEUE, job.queue, *(q for i in current_app.config["INSTANCES"].values() for q in i.queues())}
+    names = {SHARED_QUEUE, queue, *(q for i in current_app.config["INSTANCES"].values() for q in i.queues())}
     return sorted(names)
 
 

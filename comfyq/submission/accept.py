@@ -11,12 +11,12 @@ from . import admission
 from ..accounts import credits
 from ..fleet import instances
 from ..events import announcer
-from ..jobs import positions
+from ..jobs import positions, timing
 from ..accounts.users import check_submission
 from ..errors import Unavailable
 from ..db.extensions import db, get_redis
 from ..jobs.machine import JobStatus, transition
-from ..accounts.limits import ADMITTED_STATUSES, check_waiting, count, limits_for
+from ..accounts.limits import ADMITTED_STATUSES, check_waiting, count, count_admitted, limits_for
 from ..db.models import Job, User
 from .planning import Plan, plan_job
 from ..webhooks.subscriptions import for_submission
@@ -83,17 +83,26 @@ def submit_job(body: dict[str, Any], user: User) -> Job:
     return job
 
 
+def would_wait_behind(user: User, queue: str) -> int:
+    """Return how many jobs would start before one ``user`` submits to ``queue`` now, if nobody else arrives."""
+    config = current_app.config
+    limits = limits_for(user, config)
+    cap = int(config["MAX_ADMITTED"])
+    full = bool(cap) and count_admitted(cap) >= cap
+    if full or count(user.id, ADMITTED_STATUSES, limits.max_running) >= limits.max_running:
+        return positions.next_pending_position(user, queue, limits.weight)  # it would wait pending
+    return positions.waiting_in(queue)  # admitted at once: at the end of its queue
+
+
 def estimate_job(body: dict[str, Any], user: User) -> dict[str, Any]:
     """Answer what a submission by ``user`` would cost and meet, without creating a job."""
     check_submission(user, body, current_app.config["RAW_WORKFLOW_ROLES"])
     for_submission(body, user)  # a webhook the submission would refuse is refused here too
     plan = plan_job(body, user, estimate=True)
-    ahead = positions.waiting_in(plan.queue)
-    limits = limits_for(user, current_app.config)
-    if count(user.id, ADMITTED_STATUSES, limits.max_running) >= limits.max_running:
-        ahead += count(user.id, (JobStatus.PENDING.value,), limits.max_waiting or None)  # waits behind those
+    ahead = would_wait_behind(user, plan.queue)
     try:
         described = instances.describe(get_redis(), {i.name: i for i in plan.candidates})["instances"]
+        eta = timing.Estimator().start(plan.queue, ahead)
     except RedisError as exc:
         raise Unavailable(f"Redis is unreachable ({exc}); try again") from exc
     idle = [row["name"] for row in described if row["worker_online"] and row["reachable"] and not row["running_job"]]
@@ -102,5 +111,6 @@ def estimate_job(body: dict[str, Any], user: User) -> dict[str, Any]:
         "cost": plan.cost, "balance": credits.balance_of(user.id) if credits.is_metered(user, current_app.config)
         else None, "soft_time_limit": plan.soft_time_limit, "hard_time_limit": plan.hard_time_limit,
         "queue": plan.queue, "queue_position": ahead, "instances_idle": idle,
+        "estimated_start": eta,
         "guards": {"pass": not plan.guard_failures, "failures": plan.guard_failures},
     }

@@ -233,14 +233,18 @@ def send(jobs: list[Job]) -> list[Job]:
 
 def admit_and_dispatch(user_id: str | None = None) -> list[str]:
     """Admit what the caps allow and send the admitted jobs, in a transaction of its own; return their ids."""
+    jobs: list[Job] = []
     try:
         jobs = admit(user_id)
         send(jobs)  # a failed send leaves the job queued: the reconciler re-enqueues it
         db.session.commit()
     except SQLAlchemyError as exc:  # the next job end or reconciler pass admits them
+        told = [(job.id, job.user_id, job.queue, job.created_at) for job in jobs]  # before the rollback expires them
         db.session.rollback()
         db.session.info.pop(PLACES, None)
         logger.error("admission failed: %s", exc)
+        if told:  # their tasks were sent: workers drop them, as no commit comes; their streams hear it here
+            announcer.admission_undone(told)
         return []
     return [job.id for job in jobs]
 

@@ -125,7 +125,8 @@ def test_a_waiting_job_reports_its_position_as_it_moves(api: str, app: Flask) ->
     assert waiting[0].data["status"] == "pending" and waiting[0].data["position"] >= 2  # 3 while the first is queued
     positions = [e.data["position"] for e in waiting if e.data["position"] is not None]
     assert positions == sorted(positions, reverse=True) and {2, 1} <= set(positions), positions
-    assert any(e.id is None for e in waiting)  # position updates come between logged events
+    updates = [e for e in waiting if e.id is None]  # position updates come between logged events
+    assert updates and all("estimated_start" in e.data for e in updates), updates
     kinds = [e.type for e in got]
     assert kinds.index("started") > max(i for i, e in enumerate(got) if e.type == "queued")
     assert kinds[-1] == "succeeded"

@@ -10,10 +10,10 @@ import redis
 
 from comfyq.events import log as events
 from comfyq.events.held import Stream
-from comfyq.events.hub import Hub
+from comfyq.events.hub import Hub, JobState
 from comfyq.client.sse import parse
 
-Lookup = Callable[[list[str]], dict[str, tuple[str, int | None, str | None]]]
+Lookup = Callable[[list[str]], dict[str, JobState]]
 
 
 def silently(r: redis.Redis, job_id: str, event: dict[str, Any]) -> None:
@@ -106,7 +106,7 @@ def test_an_end_that_never_reached_the_log_still_ends_the_stream(redis_url: str)
         ended.append(True)  # and Redis failed as the job ended: the database alone knows
 
     got = asyncio.run(follow(redis_url, job_id, act, lambda ids: {
-        job_id: ("failed", None, final) if ended else ("running", None, None)}))
+        job_id: JobState("failed", None, final) if ended else JobState("running", None, None)}))
     assert got == [logged(r, job_id)[0], (None, "failed")]
 
 

@@ -1,14 +1,18 @@
 """Workers receive jobs in the order they were admitted, whichever process admitted them (real workers)."""
 from __future__ import annotations
 
+import random
 import threading
+import time
 from datetime import datetime, timezone
+from typing import Any
 
 import pytest
 from flask import Flask
 from sqlalchemy import select
 
 from comfyq.db.extensions import db
+from comfyq.jobs import broker
 from comfyq.db.models import User
 from tests.conftest import txt2img
 from tests.integration.conftest import new_user, submit, wait_for
@@ -20,6 +24,15 @@ def test_one_instance_starts_its_jobs_in_admission_order(app: Flask, monkeypatch
     # Admissions come from this process (submissions, up to 4 in at once) and from both workers' job ends
     # (the stack's cap of 2): three processes send, one instance's queue receives.
     monkeypatch.setitem(app.config, "MAX_ADMITTED", 4)
+    # This process publishes slowly, at random (a loaded API process): a send after the commit would let a
+    # later decision's send overtake it; sends under the admission row cannot be overtaken.
+    jitter = random.Random(15)
+    publish = broker.enqueue
+
+    def slow_enqueue(job: Any) -> Any:
+        time.sleep(jitter.uniform(0, 0.05))
+        return publish(job)
+    monkeypatch.setattr(broker, "enqueue", slow_enqueue)
     flood = new_user(app, "order-flood")
     flooded = [submit(flood, txt2img(seed=800 + i, sim=QUICK)) for i in range(10)]
     pupils = [new_user(app, f"order-{n}") for n in range(8)]

@@ -209,3 +209,44 @@ def test_pending_positions_are_exactly_the_order_fair_share_admits_in(app: Flask
         in_progress += new
     actual = {job_id: n for n, job_id in enumerate(started)}
     assert {j: (predicted[j], actual[j]) for j in waiting if predicted[j] != actual[j]} == {}
+
+
+def test_a_rolled_back_admission_tells_its_jobs_are_pending_again(app: Flask,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    from sqlalchemy.exc import OperationalError
+
+    from comfyq.events import announcer
+
+    alice = accounts.create_user("alice", "user")
+    ids = add_jobs(alice, 2)
+    sent: list[str] = []
+    undone: list[list[tuple[Any, ...]]] = []
+    monkeypatch.setattr(admission, "send", lambda jobs: sent.extend(job.id for job in jobs) or [])
+    monkeypatch.setattr(announcer, "admission_undone", undone.append)
+
+    def refuse() -> None:
+        raise OperationalError("COMMIT", {}, Exception("database is locked"))
+    monkeypatch.setattr(db.session, "commit", refuse)
+    assert admission.admit_and_dispatch() == []
+    monkeypatch.undo()
+    assert sent == ids  # told and sent before the commit that failed
+    assert [(job_id, user_id, queue) for job_id, user_id, queue, _ in undone[0]] == [
+        (job_id, alice.id, "comfy") for job_id in ids]
+    assert statuses(ids) == ["pending", "pending"]
+
+
+def test_the_next_jobs_position_is_the_one_it_then_gets(app: Flask) -> None:
+    """What an estimate tells (counted in the DB here, without Redis) is the position the job then reports."""
+    from comfyq.jobs import positions
+
+    hog, served, fresh = (accounts.create_user(n, "user") for n in ("hog", "served", "fresh"))
+    add_jobs(hog, 3, "running")  # the global cap (3) is full: every new job waits pending
+    add_jobs(hog, 4, start=1)
+    add_jobs(served, 2, start=10)
+    hog.last_served, served.last_served = 3, 1
+    db.session.commit()
+    for n, user in enumerate((hog, served, fresh)):
+        predicted = positions.next_pending_position(user, "comfy", 1)
+        (job_id,) = add_jobs(user, 1, start=100 + n)
+        assert positions.counted_position(db.session.get(Job, job_id)) == predicted, user.name
+    assert predicted == 0  # fresh, never served, is first in the rotation: nothing starts before its job
