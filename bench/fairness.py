@@ -188,6 +188,8 @@ def main() -> None:
               f"users: {r['jain']:.3f}; median job time T = {r['took']:.2f} s")
         print(f"  last classmate (k={worst[0]}) waited {worst[1]:.2f} s vs ceil(k/2)·T = {worst[2]:.2f} s; "
               f"waits over ceil(k/2)·T + T: {late or 'none'}")
+        print("  each classmate's wait, k: waited / ceil(k/2)·T (s): "
+              + ", ".join(f"{k}: {w:.1f}/{b:.1f}" for k, w, b in r["waits"]))
         print(f"  positions reported at submission vs actual: max |diff| "
               f"{max(abs(a - b) for a, b in r['positions'])}, mean reported "
               f"{sum(a for a, _ in r['positions']) / len(r['positions']):.1f} vs actual "
