@@ -69,17 +69,13 @@ def set_limits(user: User, values: Mapping[str, int | None]) -> User:
     return user
 
 
-def count(user_id: str, statuses: tuple[str, ...], cap: int | None = None) -> int:
-    """Count a user's jobs in ``statuses``, stopping past ``cap`` so a long backlog costs nothing."""
-    rows = select(Job.id).where(Job.user_id == user_id, Job.status.in_(statuses))
+def count(user_id: str | None, statuses: tuple[str, ...], cap: int | None = None) -> int:
+    """Count a user's (None: everyone's) jobs in ``statuses``, stopping past ``cap`` so a long backlog costs nothing."""
+    rows = select(Job.id).where(Job.status.in_(statuses))
+    if user_id is not None:
+        rows = rows.where(Job.user_id == user_id)
     if cap is not None:
         rows = rows.limit(cap + 1)
-    return db.session.scalar(select(func.count()).select_from(rows.subquery())) or 0
-
-
-def count_admitted(cap: int) -> int:
-    """Count everyone's jobs queued or running, stopping past ``cap``."""
-    rows = select(Job.id).where(Job.status.in_(ADMITTED_STATUSES)).limit(cap + 1)
     return db.session.scalar(select(func.count()).select_from(rows.subquery())) or 0
 
 

@@ -143,7 +143,8 @@ def _guarded_update(job_id: str, conditions: list[Any], values: dict[str, Any]) 
     return db.session.execute(
         update(Job).where(Job.id == job_id, *conditions).values(**values)
         .returning(Job.user_id, Job.queue, Job.instance, Job.attempts, Job.error, Job.webhook_url,
-                   Job.webhook_events, Job.template, Job.started_at, Job.finished_at).execution_options(synchronize_session=False)).first()
+                   Job.webhook_events, Job.template, Job.started_at, Job.finished_at)
+        .execution_options(synchronize_session=False)).first()
 
 
 def set_progress(job_id: str, progress: dict[str, Any]) -> None:

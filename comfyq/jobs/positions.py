@@ -198,13 +198,21 @@ def counted_position(job: Job) -> int:
     earlier = (Job.created_at < job.created_at) | ((Job.created_at == job.created_at) & (Job.id < job.id))
     own = select(func.count()).select_from(Job).where(Job.user_id == job.user_id,
                                                       Job.status == JobStatus.PENDING.value, earlier)
-    k = db.session.scalar(own) or 0
-    everyone = db.session.scalar(select(func.count()).select_from(Job).where(Job.status == JobStatus.QUEUED.value))
     places = rotation_from_db()
+    me = str(job.user_id)
+    return _counted_pending(me, db.session.scalar(own) or 0, places, places[me][1] if me in places else 1)
+
+
+def _counted_pending(user_id: str, k: int, places: dict[str, tuple[float, int, int]], weight: int,
+                     score: float | None = None) -> int:
+    """Return, counting in the DB, the position of a user's k-th pending job (``score``: theirs if not in ``places``)."""
     order = sorted(places, key=lambda user: (places[user][0], user))
-    mine = order.index(str(job.user_id)) if str(job.user_id) in order else len(order)
-    others = [(n < mine, places[user][2], places[user][1]) for n, user in enumerate(order) if user != str(job.user_id)]
-    weight = places[str(job.user_id)][1] if str(job.user_id) in places else 1
+    if user_id in places:
+        mine = order.index(user_id)
+    else:
+        mine = sum(1 for user in order if score is None or places[user][0] < score)
+    others = [(n < mine, places[user][2], places[user][1]) for n, user in enumerate(order) if user != user_id]
+    everyone = db.session.scalar(select(func.count()).select_from(Job).where(Job.status == JobStatus.QUEUED.value))
     return (everyone or 0) + k + fair_ahead(k, weight, others)
 
 
@@ -242,11 +250,7 @@ def next_pending_position(user: User, queue: str, weight: int) -> int:
     except (redis.RedisError, OSError) as exc:
         logger.warning("queue position of a new job of %s counted in the DB, Redis is unreachable: %s", user.id, exc)
     places = rotation_from_db()
-    k = places[user.id][2] if user.id in places else 0
-    mine = places[user.id][0] if user.id in places else score
-    others = [(place[0] < mine, place[2], place[1]) for other, place in places.items() if other != user.id]
-    everyone = db.session.scalar(select(func.count()).select_from(Job).where(Job.status == JobStatus.QUEUED.value))
-    return (everyone or 0) + k + fair_ahead(k, weight, others)
+    return _counted_pending(user.id, places[user.id][2] if user.id in places else 0, places, weight, score)
 
 
 def _queues(queue: str) -> list[str]:

@@ -16,7 +16,7 @@ from ..accounts.users import check_submission
 from ..errors import Unavailable
 from ..db.extensions import db, get_redis
 from ..jobs.machine import JobStatus, transition
-from ..accounts.limits import ADMITTED_STATUSES, check_waiting, count, count_admitted, limits_for
+from ..accounts.limits import ADMITTED_STATUSES, check_waiting, count, limits_for
 from ..db.models import Job, User
 from .planning import Plan, plan_job
 from ..webhooks.subscriptions import for_submission
@@ -88,7 +88,7 @@ def would_wait_behind(user: User, queue: str) -> int:
     config = current_app.config
     limits = limits_for(user, config)
     cap = int(config["MAX_ADMITTED"])
-    full = bool(cap) and count_admitted(cap) >= cap
+    full = bool(cap) and count(None, ADMITTED_STATUSES, cap) >= cap
     if full or count(user.id, ADMITTED_STATUSES, limits.max_running) >= limits.max_running:
         return positions.next_pending_position(user, queue, limits.weight)  # it would wait pending
     return positions.waiting_in(queue)  # admitted at once: at the end of its queue
