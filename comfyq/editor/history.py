@@ -15,6 +15,7 @@ from ..db.extensions import db
 from ..db.models import Job, Output, User
 from ..errors import NotFound
 from ..jobs.machine import JobStatus
+from ..jobs.positions import position
 
 WAITING = (JobStatus.PENDING.value, JobStatus.QUEUED.value)
 MAX_HISTORY = 200  # prompts one /history answer tells at most
@@ -103,3 +104,11 @@ def history_of(user: User, max_items: int | None) -> dict[str, Any]:
     """Return ``user``'s ended prompts that ran (newest ``max_items``), oldest first, keyed by prompt id."""
     jobs = own_jobs(user, ENDED, newest_first=True, limit=min(max_items or MAX_HISTORY, MAX_HISTORY), started=True)
     return {job.id: history_entry(job) for job in reversed(jobs)}
+
+
+def queue_remaining(user: User) -> int:
+    """Return the student's place in the fair queue: the jobs that start before their first waiting one, plus theirs."""
+    active = own_jobs(user, (*WAITING, JobStatus.RUNNING.value), limit=10_000)
+    waiting = [job for job in active if job.status in WAITING][:20]  # the first is the soonest; 20 is plenty
+    ahead = min(((position(job) or 0) for job in waiting), default=0)
+    return ahead + len(active)
