@@ -136,8 +136,14 @@ class Socket:
         logged = await self.hub.read_after(self.log, last)
         for event_id, body in logged:
             last = event_id
-            for item in self.translator.messages(json.loads(body)):
+            told = self.translator.messages(json.loads(body))
+            over = told.pop() if told and told[-1]["type"] == "executing" and told[-1]["data"]["node"] is None \
+                else None
+            for item in told:
                 await self.write(item)
+            if over is not None:  # as ComfyUI: the new status, then "executing null" ends the prompt
+                await self.tell_place()
+                await self.write(over)
         if logged:
             await self.tell_place()
         return last
