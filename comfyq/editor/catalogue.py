@@ -152,3 +152,21 @@ def workflow_templates() -> dict[str, Any]:
 def global_subgraphs() -> dict[str, Any]:
     """Answer the shared subgraph blueprints (none)."""
     return {}
+
+
+@bp.route("/internal/logs")
+def logs() -> str:
+    """Answer the server log: comfyq shows none to students."""
+    return ""
+
+
+@bp.route("/internal/logs/raw")
+def raw_logs() -> dict[str, Any]:
+    """Answer the server log's raw entries (none) as the editor's terminal panel reads them."""
+    return {"entries": [], "size": {"cols": 80, "rows": 24}}
+
+
+@bp.route("/internal/logs/subscribe", methods=["PATCH"])
+def subscribe_logs() -> Response:
+    """Accept a subscription to log lines; none are ever sent."""
+    return Response(status=200)

@@ -87,3 +87,10 @@ def change_history() -> Response:
     """Accept ``{"clear"}`` or ``{"delete"}`` of history; comfyq keeps every job, so nothing is removed."""
     json_body(required=False)
     return Response(status=200)
+
+
+@bp.route("/free", methods=["POST"])
+def free() -> Response:
+    """Accept "unload models": comfyq's workers manage their instances' memory, so nothing is done."""
+    json_body(required=False)
+    return Response(status=200)
