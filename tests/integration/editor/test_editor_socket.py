@@ -118,6 +118,8 @@ def test_thirty_editors_submitting_at_once_each_get_a_prompt_and_the_cap_holds(
         answers[n] = browsers[n].post(f"{api}/comfy/api/prompt", timeout=60,
                                       json={"client_id": f"c{n}", "prompt": txt2img(seed=100 + n, sim=QUICK)})
 
+    last = socket_of(api, browsers[-1], "last")  # the last student watches their place move
+    assert json.loads(last.recv())["type"] == "status"
     watcher = threading.Thread(target=watch)
     watcher.start()
     try:
@@ -135,6 +137,12 @@ def test_thirty_editors_submitting_at_once_each_get_a_prompt_and_the_cap_holds(
                 assert time.monotonic() < deadline, f"{prompt_id} never finished"
                 time.sleep(0.1)
             assert entry[prompt_id]["status"]["status_str"] == "success"
+        seen = messages_until_done(last, ids[-1], timeout=30)
+        places = [m["data"]["status"]["exec_info"]["queue_remaining"] for m in seen if m["type"] == "status"]
+        top = places.index(max(places))
+        assert max(places) >= 3 and places[-1] == 0  # others' jobs were ahead; then none
+        assert places[top:] == sorted(places[top:], reverse=True) and len(set(places[top:])) >= 3  # it moved down
+        last.close()
     finally:
         stop.set()
         watcher.join()
