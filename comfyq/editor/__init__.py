@@ -1,7 +1,7 @@
 """ComfyUI's own web editor under /comfy/, acting as one student: its files, a ComfyUI-compatible API, a websocket.
 
 A teaching backend mints a link (``POST /v1/editor-sessions``); opening it sets
-a cookie bound to the student (``sessions``, ``auth``). The page and its files
+a cookie bound to the student (``auth``). The page and its files
 come from the ``comfyui-frontend-package`` wheel (``static``). The editor calls
 ``<base>/api/...``: every API route answers under both ``/comfy/`` and
 ``/comfy/api/``, in ComfyUI's shapes, over comfyq's own jobs, catalogue,

@@ -7,8 +7,7 @@ from pathlib import Path
 from flask import Blueprint, Response, request, send_from_directory
 from werkzeug.exceptions import NotFound as FileMissing
 
-from .auth import COOKIE, student_of_cookie
-from .sessions import no_session_page, open_ticket
+from .auth import COOKIE, no_session_page, open_ticket, student_of_cookie
 
 bp = Blueprint("comfy_page", __name__)
 

@@ -9,12 +9,14 @@ from flask.testing import FlaskClient
 from tests.conftest import keyed_client
 
 
-def student(app: Flask, name: str, credits: int = 1000) -> FlaskClient:
-    """Create student ``name`` with credits, open an editor session for them; return a client holding its cookie."""
-    from comfyq.accounts import credits as ledger, users
+def student(app: Flask, name: str, credits: int = 1000, **limits: int) -> FlaskClient:
+    """Create student ``name`` with credits (and ``limits``), open an editor session; return a client with its cookie."""
+    from comfyq.accounts import credits as ledger, limits as user_limits, users
 
     with app.app_context():
-        ledger.change(users.create_user(name, "student", "novice"), credits, "grant", "test credits", None)
+        user = users.create_user(name, "student", "novice")
+        ledger.change(user, credits, "grant", "test credits", None)
+        user_limits.set_limits(user, limits)
     service = keyed_client(app, f"svc-{name}", "service")
     minted = service.post("/v1/editor-sessions", json={"user": name})
     assert minted.status_code == 201, minted.get_json()

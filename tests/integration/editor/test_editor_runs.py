@@ -70,9 +70,9 @@ def test_another_students_prompt_is_not_found_anywhere(app: Flask) -> None:
 
 
 def test_interrupt_cancels_the_students_running_prompt_and_delete_removes_a_waiting_one(app: Flask) -> None:
-    cara = student(app, "ed-cara")
+    cara = student(app, "ed-cara", max_running=1)
     slow = run(cara, txt2img(seed=3, sim={"3": {"step_seconds": 2}}, steps=20))
-    waiting = run(cara, txt2img(seed=4, sim=QUICK))  # a student runs one at a time: this one waits
+    waiting = run(cara, txt2img(seed=4, sim=QUICK))  # cara runs one at a time: this one waits
     wait_until(lambda: [i[1] for i in cara.get("/comfy/api/queue").get_json()["queue_running"]] == [slow], 30)
     assert cara.post("/comfy/api/queue", json={"delete": [waiting]}).status_code == 200
     assert cara.post("/comfy/api/interrupt", json={}).status_code == 200
