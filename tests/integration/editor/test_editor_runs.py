@@ -1,11 +1,13 @@
 """The editor's routes through the real stack: a run, its history and images, ownership, interrupt."""
 from __future__ import annotations
 
+import io
 import time
 from typing import Any
 
 from flask import Flask
 from flask.testing import FlaskClient
+from PIL import Image
 
 from tests.conftest import txt2img
 from tests.integration.conftest import wait_until
@@ -97,3 +99,20 @@ def test_the_catalogue_routes_answer_from_a_published_catalogue(app: Flask) -> N
     assert "sd15.safetensors" in dora.get("/comfy/api/models/checkpoints").get_json()
     stats = dora.get("/comfy/api/system_stats").get_json()
     assert {"os", "python_version", "comfyui_version"} <= set(stats["system"]) and stats["devices"]
+
+
+def test_an_uploaded_image_feeds_load_image_and_another_student_cannot_load_it(app: Flask) -> None:
+    ella, finn = student(app, "ed-ella"), student(app, "ed-finn")
+    picture = io.BytesIO()
+    Image.new("RGB", (16, 16), "blue").save(picture, "PNG")
+    sent = ella.post("/comfy/api/upload/image", content_type="multipart/form-data",
+                     data={"image": (io.BytesIO(picture.getvalue()), "blue.png"), "overwrite": "true"})
+    assert sent.status_code == 200
+    name = sent.get_json()["name"]
+    graph = {"1": {"class_type": "LoadImage", "inputs": {"image": name}},
+             "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": "loaded"}}}
+    entry = finished(ella, run(ella, graph))
+    assert entry["status"]["status_str"] == "success" and entry["outputs"]["2"]["images"]
+    refused = finn.post("/comfy/api/prompt", json={"prompt": graph})
+    assert refused.status_code == 400 and "1" in refused.get_json()["node_errors"]
+    assert finn.get("/comfy/api/view", query_string={"filename": name, "type": "input"}).status_code == 404
