@@ -106,9 +106,9 @@ class Socket:
     async def run(self, receive: Receive) -> None:
         """Follow the student's log until the client or the server goes."""
         follower = self.hub.follow(self.log, None, False)
-        last = (await self.hub.redis.get(self.log + ":last") or events.START.encode()).decode()
         reader = asyncio.create_task(self.read(receive, follower.queue))
         try:
+            last = (await self.hub.redis.get(self.log + ":last") or events.START.encode()).decode()
             await self.tell_place(first=True)
             while True:
                 try:

@@ -67,6 +67,8 @@ def test_one_run_speaks_comfyuis_messages_in_order_to_every_tab(api: str, keys: 
     hello = [json.loads(tab.recv()) for tab in tabs]
     assert [h["data"]["sid"] for h in hello] == ["tab-a", "tab-b"]
     assert all(h["type"] == "status" and h["data"]["status"]["exec_info"]["queue_remaining"] == 0 for h in hello)
+    tabs[0].send(json.dumps({"type": "feature_flags", "data": {"supports_preview_metadata": True}}))
+    assert json.loads(tabs[0].recv())["type"] == "feature_flags"  # as a newer ComfyUI answers a client's flags
     posted = browser.post(f"{api}/comfy/api/prompt", json={"client_id": "tab-a", "prompt": txt2img(seed=7, sim=QUICK)},
                           timeout=30)
     assert posted.status_code == 200, posted.text
