@@ -2,7 +2,7 @@
 
 Paths are relative (``workflows/a.json``): no ``..``, ``.``, empty or absolute
 parts, no backslashes; each file is at most ``MAX_FILE_BYTES``, a student
-keeps at most ``MAX_FILES``. Settings are the file ``comfy.settings.json``,
+keeps at most ``MAX_FILES`` of ``MAX_TOTAL_BYTES`` in all. Settings are the file ``comfy.settings.json``,
 as in ComfyUI's own user folder.
 """
 from __future__ import annotations
@@ -26,6 +26,7 @@ bp.before_request(require_student)
 SETTINGS = "comfy.settings.json"
 MAX_FILE_BYTES = 2_000_000
 MAX_FILES = 1000
+MAX_TOTAL_BYTES = 50_000_000  # all of one student's files
 
 
 def checked_path(path: str) -> str:
@@ -55,11 +56,13 @@ def write(path: str, content: bytes, overwrite: bool = True) -> EditorFile:
     row = find(path)
     if row is not None and not overwrite:
         raise Conflict(f"{path!r} exists already")
+    held, used = db.session.execute(select(func.count(), func.coalesce(func.sum(EditorFile.size), 0))
+                                    .where(EditorFile.user_id == current_student().id)).one()
+    if row is None and held >= MAX_FILES:
+        raise TooLarge(f"you keep {held} files, the most allowed; delete some first")
+    if used - (row.size if row is not None else 0) + len(content) > MAX_TOTAL_BYTES:
+        raise TooLarge(f"your saved files would pass {MAX_TOTAL_BYTES // 1_000_000} MB in all; delete some first")
     if row is None:
-        held = db.session.scalar(select(func.count()).select_from(EditorFile)
-                                 .where(EditorFile.user_id == current_student().id)) or 0
-        if held >= MAX_FILES:
-            raise TooLarge(f"you keep {held} files, the most allowed; delete some first")
         row = EditorFile(user_id=current_student().id, path=path, content=b"", size=0)
         db.session.add(row)
     row.content, row.size, row.updated_at = content, len(content), utcnow()

@@ -8,6 +8,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from PIL import Image
 
+from comfyq.editor import userdata
 from comfyq.editor.userdata import MAX_FILE_BYTES
 from tests.conftest import txt2img
 
@@ -159,9 +160,14 @@ def test_userdata_paths_may_not_leave_the_students_folder(ada: FlaskClient, path
     assert ada.get("/comfy/api/userdata?dir=..").status_code in (400, 422)
 
 
-def test_a_saved_file_is_size_limited(ada: FlaskClient) -> None:
+def test_saved_files_are_size_limited(ada: FlaskClient, monkeypatch: pytest.MonkeyPatch) -> None:
     answer = ada.post("/comfy/api/userdata/workflows%2Fbig.json", data=b"x" * (MAX_FILE_BYTES + 1))
     assert answer.status_code == 413 and "at most" in answer.get_json()["message"]
+    monkeypatch.setattr(userdata, "MAX_TOTAL_BYTES", 10)
+    assert ada.post("/comfy/api/userdata/workflows%2Fa.json", data=b"x" * 6).status_code == 200
+    assert ada.post("/comfy/api/userdata/workflows%2Fa.json", data=b"x" * 9).status_code == 200  # replaces it
+    full = ada.post("/comfy/api/userdata/workflows%2Fb.json", data=b"x" * 2)
+    assert full.status_code == 413 and "in all" in full.get_json()["message"]
 
 
 def test_students_never_see_each_others_files(app: Flask, service: FlaskClient, ada: FlaskClient) -> None:
