@@ -14,7 +14,7 @@ def init_api(flask_app: Flask) -> ComfyqApi:
     from . import (account, admin, batches, editor_sessions, health, instances, jobs, streams, templates, uploads,
                    webhooks)
     from .auth import init_auth
-    from .ratelimit import init_ratelimit
+    from ..accounts.ratelimit import init_ratelimit
 
     init_auth(flask_app)
     init_ratelimit(flask_app)

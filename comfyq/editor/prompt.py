@@ -1,7 +1,7 @@
 """``POST /prompt``: the student's graph becomes a comfyq job, refused in ComfyUI's error shape.
 
-The graph goes the way of ``POST /v1/jobs`` with a raw workflow: validation,
-the node blocklist, caps, fair share and credits. Opening the editor for a
+The graph goes the way of ``POST /v1/jobs`` with a raw workflow: the rate
+limit, validation, the node blocklist, caps, fair share and credits. Opening the editor for a
 student (an editor session) is what allows them raw workflows here, whatever
 ``COMFYQ_RAW_WORKFLOW_ROLES`` says for ``/v1``.
 """
@@ -11,6 +11,7 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify
 
+from ..accounts.ratelimit import check_rate
 from ..errors import ComfyqError, InvalidRequest
 from ..jobs.machine import JobStatus
 from ..submission.accept import submit_job
@@ -66,6 +67,7 @@ def post_prompt() -> Response:
     if not isinstance(prompt, dict):
         return comfy_error("invalid_prompt", "the prompt must be an object of node id → node")
     try:
+        check_rate(current_student())
         job = submit_job({"workflow": prompt}, current_student(), raw_granted=True)
     except (WorkflowInvalid, NodeRefused) as exc:
         return refused_graph(exc, prompt)

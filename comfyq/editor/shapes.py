@@ -11,7 +11,7 @@ from ..errors import ComfyqError, InvalidRequest
 # status → (ComfyUI-style error type, the words a student reads first)
 REFUSALS = {402: ("insufficient_credits", "Not enough credits"), 403: ("forbidden", "Not allowed"),
             404: ("not_found", "Not found"), 413: ("too_large", "Too large"),
-            429: ("too_many_prompts", "Too many prompts waiting"), 503: ("unavailable", "The queue is unavailable")}
+            429: ("too_many_prompts", "Too many prompts"), 503: ("unavailable", "The queue is unavailable")}
 
 
 def comfy_error(kind: str, message: str, details: str = "", node_errors: dict[str, Any] | None = None,

@@ -15,7 +15,8 @@ def student(app: Flask, name: str, credits: int = 1000, **limits: int) -> FlaskC
 
     with app.app_context():
         user = users.create_user(name, "student", "novice")
-        ledger.change(user, credits, "grant", "test credits", None)
+        if credits:
+            ledger.change(user, credits, "grant", "test credits", None)
         user_limits.set_limits(user, limits)
     service = keyed_client(app, f"svc-{name}", "service")
     minted = service.post("/v1/editor-sessions", json={"user": name})

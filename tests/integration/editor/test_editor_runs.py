@@ -116,3 +116,17 @@ def test_an_uploaded_image_feeds_load_image_and_another_student_cannot_load_it(a
     refused = finn.post("/comfy/api/prompt", json={"prompt": graph})
     assert refused.status_code == 400 and "1" in refused.get_json()["node_errors"]
     assert finn.get("/comfy/api/view", query_string={"filename": name, "type": "input"}).status_code == 404
+
+
+def test_comfyqs_refusals_come_in_comfyuis_shape_with_plain_words(app: Flask) -> None:
+    broke = student(app, "ed-broke", credits=0)
+    refused = broke.post("/comfy/api/prompt", json={"prompt": txt2img(seed=5, sim=QUICK)})
+    assert refused.status_code == 402
+    error = refused.get_json()["error"]
+    assert error["type"] == "insufficient_credits" and error["message"].startswith("Not enough credits: ")
+    hasty = student(app, "ed-hasty", rate_per_minute=1)
+    run(hasty, txt2img(seed=6, sim=QUICK))
+    again = hasty.post("/comfy/api/prompt", json={"prompt": txt2img(seed=7, sim=QUICK)})
+    assert again.status_code == 429 and again.headers["Retry-After"]
+    assert again.get_json()["error"]["message"].startswith("Too many prompts: ")
+    assert again.get_json()["node_errors"] == {}
