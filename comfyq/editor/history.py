@@ -3,21 +3,30 @@
 A job is a prompt whose id is the job id; its number is its creation time, so
 the editor sorts prompts as they were submitted. An output is referenced as
 ``{filename: <output name>, subfolder: <job id>, type: "output"}``, which
-``/view`` serves from comfyq's output store.
+``/view`` serves from comfyq's output store. The editor's own graph sent with a
+prompt (``extra_data``) is kept a week in Redis, so "load workflow" works from
+the queue and history panels.
 """
 from __future__ import annotations
 
+import json
+import logging
 from typing import Any, Iterable
 
+from redis.exceptions import RedisError
 from sqlalchemy import select
 
-from ..db.extensions import db
+from ..db.extensions import db, get_redis
 from ..db.models import Job, Output, User
 from ..errors import NotFound
 from ..jobs.machine import JobStatus
 from ..jobs.positions import position
 
 WAITING = (JobStatus.PENDING.value, JobStatus.QUEUED.value)
+logger = logging.getLogger(__name__)
+EXTRA_KEY = "comfyq:editor:extra:{}"  # a prompt's extra_data as the editor sent it (its graph), for a week
+EXTRA_TTL = 7 * 86400
+EXTRA_MAX_BYTES = 2_000_000
 MAX_HISTORY = 200  # prompts one /history answer tells at most
 ENDED = (JobStatus.SUCCEEDED.value, JobStatus.FAILED.value, JobStatus.TIMED_OUT.value, JobStatus.CANCELLED.value)
 
@@ -52,9 +61,35 @@ def output_nodes(workflow: dict[str, Any]) -> list[str]:
     return [node_id for node_id in workflow if node_id not in linked]
 
 
-def queue_item(job: Job) -> list[Any]:
+def keep_extra_data(job_id: str, client_id: Any, extra_data: Any) -> None:
+    """Keep what the editor sent beside a prompt (its own graph, to load it again from the queue or history)."""
+    extra = {"client_id": client_id if isinstance(client_id, str) else ""}
+    info = extra_data.get("extra_pnginfo") if isinstance(extra_data, dict) else None
+    if isinstance(info, dict) and isinstance(info.get("workflow"), dict):
+        extra["extra_pnginfo"] = {"workflow": info["workflow"]}
+    text = json.dumps(extra, separators=(",", ":"))
+    try:
+        if len(text) <= EXTRA_MAX_BYTES:
+            get_redis().set(EXTRA_KEY.format(job_id), text, ex=EXTRA_TTL)
+    except (RedisError, OSError) as exc:  # the prompt stands; only "load workflow" of it will be missing
+        logger.warning("the editor graph of prompt %s not kept, Redis is unreachable: %s", job_id, exc)
+
+
+def extra_data_of(job_ids: list[str]) -> dict[str, dict[str, Any]]:
+    """Return the kept ``extra_data`` of prompts (``{"client_id": ""}`` where none was kept)."""
+    found: dict[str, dict[str, Any]] = {}
+    try:
+        raw = get_redis().mget([EXTRA_KEY.format(job_id) for job_id in job_ids]) if job_ids else []
+    except (RedisError, OSError):
+        raw = [None] * len(job_ids)
+    for job_id, text in zip(job_ids, raw):
+        found[job_id] = json.loads(text) if text else {"client_id": ""}
+    return found
+
+
+def queue_item(job: Job, extra_data: dict[str, Any]) -> list[Any]:
     """Return a job as ComfyUI's queue lists a prompt: ``[number, prompt_id, prompt, extra_data, outputs]``."""
-    return [number_of(job), job.id, job.workflow, {"client_id": None}, output_nodes(job.workflow)]
+    return [number_of(job), job.id, job.workflow, extra_data, output_nodes(job.workflow)]
 
 
 def image_ref(job_id: str, output: Output) -> dict[str, str]:
@@ -77,7 +112,7 @@ def millis(job: Job, moment: str) -> int | None:
     return int(value.timestamp() * 1000) if value is not None else None
 
 
-def history_entry(job: Job) -> dict[str, Any]:
+def history_entry(job: Job, extra_data: dict[str, Any]) -> dict[str, Any]:
     """Return an ended job as ComfyUI's history tells a prompt."""
     succeeded = job.status == JobStatus.SUCCEEDED.value
     messages: list[list[Any]] = [["execution_start", {"prompt_id": job.id, "timestamp": millis(job, "started_at")}]]
@@ -93,7 +128,7 @@ def history_entry(job: Job) -> dict[str, Any]:
                                              "exception_message": error.get("message", job.status),
                                              "exception_type": error.get("exception_type") or error.get("type"),
                                              "traceback": [], "current_inputs": {}, "current_outputs": {}}])
-    return {"prompt": queue_item(job), "outputs": outputs_by_node(job.id, job.outputs),
+    return {"prompt": queue_item(job, extra_data), "outputs": outputs_by_node(job.id, job.outputs),
             "status": {"status_str": "success" if succeeded else "error", "completed": succeeded,
                        "messages": messages},
             "meta": {node: {"node_id": node, "display_node": node, "parent_node": None, "real_node_id": node}
@@ -103,7 +138,8 @@ def history_entry(job: Job) -> dict[str, Any]:
 def history_of(user: User, max_items: int | None) -> dict[str, Any]:
     """Return ``user``'s ended prompts that ran (newest ``max_items``), oldest first, keyed by prompt id."""
     jobs = own_jobs(user, ENDED, newest_first=True, limit=min(max_items or MAX_HISTORY, MAX_HISTORY), started=True)
-    return {job.id: history_entry(job) for job in reversed(jobs)}
+    extras = extra_data_of([job.id for job in jobs])
+    return {job.id: history_entry(job, extras[job.id]) for job in reversed(jobs)}
 
 
 def queue_remaining(user: User) -> int:

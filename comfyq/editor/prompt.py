@@ -18,7 +18,7 @@ from ..submission.accept import submit_job
 from ..workflows.node_errors import WorkflowInvalid
 from ..workflows.safety import NodeRefused
 from .auth import current_student, require_student
-from .history import number_of, own_jobs
+from .history import keep_extra_data, number_of, own_jobs
 from .shapes import comfy_error, json_body, refusal
 
 bp = Blueprint("comfy_prompt", __name__)
@@ -75,6 +75,7 @@ def post_prompt() -> Response:
         return comfy_error("invalid_prompt", exc.message, exc.message)
     except ComfyqError as exc:
         return refusal(exc)
+    keep_extra_data(job.id, body.get("client_id"), body.get("extra_data"))
     return jsonify({"prompt_id": job.id, "number": number_of(job), "node_errors": {}})
 
 

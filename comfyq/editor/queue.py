@@ -9,7 +9,7 @@ from ..errors import Conflict, InvalidRequest
 from ..jobs.machine import JobStatus
 from ..submission.cancellation import cancel_job
 from .auth import current_student, require_student
-from .history import WAITING, history_entry, history_of, own_job, own_jobs, queue_item
+from .history import WAITING, extra_data_of, history_entry, history_of, own_job, own_jobs, queue_item
 from .shapes import json_body
 
 bp = Blueprint("comfy_queue", __name__)
@@ -28,8 +28,10 @@ def _cancel_quietly(job_id: str) -> None:
 def queue() -> dict[str, Any]:
     """Answer the student's running and waiting prompts."""
     student = current_student()
-    return {"queue_running": [queue_item(j) for j in own_jobs(student, (JobStatus.RUNNING.value,))],
-            "queue_pending": [queue_item(j) for j in own_jobs(student, WAITING)]}
+    running, waiting = own_jobs(student, (JobStatus.RUNNING.value,)), own_jobs(student, WAITING)
+    extras = extra_data_of([job.id for job in running + waiting])
+    return {"queue_running": [queue_item(j, extras[j.id]) for j in running],
+            "queue_pending": [queue_item(j, extras[j.id]) for j in waiting]}
 
 
 @bp.route("/queue", methods=["POST"])
@@ -79,7 +81,7 @@ def history_one(prompt_id: str) -> dict[str, Any]:
     job = own_job(prompt_id, current_student())
     if job.status in WAITING or job.status == JobStatus.RUNNING.value or job.started_at is None:
         return {}
-    return {job.id: history_entry(job)}
+    return {job.id: history_entry(job, extra_data_of([job.id])[job.id])}
 
 
 @bp.route("/history", methods=["POST"])

@@ -14,12 +14,13 @@ from tests.integration.conftest import wait_until
 from tests.integration.editor.conftest import student
 
 QUICK = {"3": {"step_seconds": 0.05}}
+EDITOR_GRAPH = {"last_node_id": 9, "nodes": [], "links": [], "version": 0.4}  # the editor's own form of the graph
 
 
 def run(browser: FlaskClient, graph: dict[str, Any]) -> str:
     """Post a graph as the editor does; return its prompt id."""
     answer = browser.post("/comfy/api/prompt", json={"client_id": "tab1", "prompt": graph,
-                                                     "extra_data": {"extra_pnginfo": {"workflow": {}}}})
+                                                     "extra_data": {"extra_pnginfo": {"workflow": EDITOR_GRAPH}}})
     assert answer.status_code == 200, answer.get_json()
     body = answer.get_json()
     assert set(body) == {"prompt_id", "number", "node_errors"} and body["node_errors"] == {}
@@ -50,6 +51,7 @@ def test_a_prompt_runs_and_its_history_queue_and_images_speak_comfyui(app: Flask
     assert entry["status"]["status_str"] == "success" and entry["status"]["completed"] is True
     assert [m[0] for m in entry["status"]["messages"]] == ["execution_start", "execution_success"]
     assert entry["prompt"][1] == prompt_id
+    assert entry["prompt"][3] == {"client_id": "tab1", "extra_pnginfo": {"workflow": EDITOR_GRAPH}}  # to load again
     (image,) = entry["outputs"]["9"]["images"]
     assert image["type"] == "output" and image["subfolder"] == prompt_id
     viewed = ada.get("/comfy/api/view", query_string={**image, "rand": "0.5"})

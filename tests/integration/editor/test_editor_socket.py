@@ -143,7 +143,10 @@ def test_thirty_editors_submitting_at_once_each_get_a_prompt_and_the_cap_holds(
         places = [m["data"]["status"]["exec_info"]["queue_remaining"] for m in seen if m["type"] == "status"]
         top = places.index(max(places))
         assert max(places) >= 3 and places[-1] == 0  # others' jobs were ahead; then none
-        assert places[top:] == sorted(places[top:], reverse=True) and len(set(places[top:])) >= 3  # it moved down
+        moved = places[top:]
+        rises = sum(later > earlier for earlier, later in zip(moved, moved[1:]))
+        # It moved down step by step; a pending job's place is fair share's estimate, so it may tick up now and then.
+        assert len(set(moved)) >= 3 and rises <= len(moved) // 3, places
         last.close()
     finally:
         stop.set()
