@@ -6,7 +6,7 @@ whole body is here; a client that stops reading its answer is dropped
 ``X-Comfyq-Hold`` header (an event stream's opening, see ``api.streams``),
 this layer sends the opening, keeps the connection and follows the stream's
 log (``held.Stream``) through the process's ``Hub``: one coroutine per
-stream, no thread. Importing this module builds the app: servers import it,
+stream, no thread. Websockets are the editor's (``editor.ws``), on the same hub. Importing this module builds the app: servers import it,
 nothing else should.
 """
 from __future__ import annotations
@@ -27,6 +27,7 @@ from .api.streams import HOLD_HEADER, HOLDER_HEADER
 from .events.held import Send, Stream, state_lookup
 from .api.slow_clients import BodyReader, BodyRefused, ClientLeft, paced, replay, with_length
 from .events.hub import GONE, Hub
+from .editor.ws import EditorSockets
 
 logger = logging.getLogger(__name__)
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -41,12 +42,16 @@ class HoldingApp:
         self.flask_app = flask_app
         self.wsgi = WSGIMiddleware(flask_app, workers=threads)  # type: ignore[arg-type]
         self.hub: Hub | None = None
+        self.sockets = EditorSockets(flask_app, self.the_hub)  # ComfyUI's editor: GET /comfy/ws
         config = flask_app.config
         self.bodies = BodyReader(config["MAX_BODY_BYTES"], config["READ_TIMEOUT"], config["BODY_DEADLINE"])
 
     async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
             await self.lifespan(receive, send)
+            return
+        if scope["type"] == "websocket":
+            await self.sockets(scope, receive, send)
             return
         if scope["type"] != "http":
             return
@@ -87,8 +92,7 @@ class HoldingApp:
 
     async def follow(self, hold: dict[str, Any], receive: Receive, send: Send, stalled: Callable[[], bool]) -> None:
         """Hold one stream until it ends, its client leaves or stops reading, or the server stops; then end it."""
-        if self.hub is None:
-            self.hub = Hub(self.flask_app.config["REDIS_URL"], state_lookup(self.flask_app))
+        hub = self.the_hub()
 
         async def send_or_drop(message: dict[str, Any]) -> None:
             """Send part of the stream; a client that stopped reading is dropped like one that left."""
@@ -96,7 +100,7 @@ class HoldingApp:
             if stalled():
                 stream.follower.queue.put_nowait(GONE)
 
-        stream = Stream(self.hub, hold, send_or_drop)
+        stream = Stream(hub, hold, send_or_drop)
 
         async def watch_disconnect() -> None:
             """Tell the stream when its client leaves."""
@@ -119,6 +123,12 @@ class HoldingApp:
                            self.bodies.read_timeout)
         else:
             await _end(send)
+
+    def the_hub(self) -> Hub:
+        """Return this process's event hub, made on first use (in the running loop)."""
+        if self.hub is None:
+            self.hub = Hub(self.flask_app.config["REDIS_URL"], state_lookup(self.flask_app))
+        return self.hub
 
     async def lifespan(self, receive: Receive, send: Send) -> None:
         """Answer the server's startup and shutdown; on shutdown, stop the hub."""

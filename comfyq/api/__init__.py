@@ -11,9 +11,10 @@ from .openapi import ErrorsPlugin
 
 def init_api(flask_app: Flask) -> ComfyqApi:
     """Register the blueprints, the OpenAPI document and the interactive docs."""
-    from . import account, admin, batches, health, instances, jobs, streams, templates, uploads, webhooks
+    from . import (account, admin, batches, editor_sessions, health, instances, jobs, streams, templates, uploads,
+                   webhooks)
     from .auth import init_auth
-    from .ratelimit import init_ratelimit
+    from ..accounts.ratelimit import init_ratelimit
 
     init_auth(flask_app)
     init_ratelimit(flask_app)
@@ -35,6 +36,7 @@ def init_api(flask_app: Flask) -> ComfyqApi:
     api.register_blueprint(account.bp)
     api.register_blueprint(webhooks.bp)
     api.register_blueprint(admin.bp)
+    api.register_blueprint(editor_sessions.bp)
     return api
 
 

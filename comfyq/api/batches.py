@@ -10,7 +10,7 @@ from ..db.models import Batch
 from .auth import current_user
 from .jobs import present_page
 from .parser import Blueprint
-from .ratelimit import check_rate
+from ..accounts.ratelimit import check_rate
 from .schemas import BatchCreateSchema, BatchSchema
 
 bp = Blueprint("batches", __name__, url_prefix="/v1/batches", description="Run a template over many params")

@@ -16,7 +16,7 @@ from ..submission.accept import estimate_job, submit_job
 from ..webhooks.deliveries import deliveries_of
 from .auth import current_user
 from .parser import Blueprint
-from .ratelimit import check_rate
+from ..accounts.ratelimit import check_rate
 from .schemas import EstimateSchema, JobCreateSchema, JobListQuerySchema, JobPageSchema, JobSchema
 from .webhooks import present_webhook
 

@@ -22,7 +22,10 @@ SPECIAL: dict[tuple[str, str], tuple[int, ...]] = {
     ("get", "/v1/jobs/{job_id}/outputs/{name}"): (410, 416),  # expired; a Range past the end of the file
     ("post", "/v1/uploads"): (404,),  # a mask's image
     ("post", "/v1/admin/users"): (404, 409),  # the teacher named; the name is taken
-    ("post", "/v1/admin/users/{name}/credits"): (409,),  # below zero or past the most a balance holds
+    ("post", "/v1/admin/users/{name}/credits"): (409,),
+    ("post", "/v1/editor-sessions"): (403, 404),  # a caller that may not; no such user (or not their student)
+    ("get", "/v1/editor-sessions"): (403, 404),
+    ("delete", "/v1/editor-sessions/{session_id}"): (403,),  # its student was disabled  # below zero or past the most a balance holds
 }
 ADMIN_ONLY = ("/v1/admin/", "/v1/instances")  # 403 to other roles (instances: admins and services)
 OPEN = ("/healthz",)  # no API key needed

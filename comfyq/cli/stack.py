@@ -30,6 +30,9 @@ SIM_PORTS = (8188, 8189)
 STOP_RANK = {"api": 0, "worker": 1, "beat": 2, "webhooks": 2, "flower": 2, "sim": 3, "redis": 4}
 ROOT_NOTE = ("running as root, which Celery advises against (said once here instead of a SecurityWarning "
              "from each worker); run comfyq as an unprivileged user in production")
+EDITOR_HINT = ("ComfyUI's editor for a student (a single-use link, open it in their browser within 5 minutes): "
+               "curl -s -X POST {api}/v1/editor-sessions -H \"Authorization: Bearer $COMFYQ_API_KEY\" "
+               "-H 'Content-Type: application/json' -d '{{\"user\": \"student1\"}}'  → {{\"link\": ...}}")
 OVERCOMMIT_NOTE = ("vm.overcommit_memory is 0, so a rewrite of the append-only file may fail when memory is short; "
                    "`sysctl vm.overcommit_memory=1` fixes it (Redis's own warning, shortened)\n")
 
@@ -112,6 +115,7 @@ class Stack:
         self.wait_healthy()
         flower = f", Flower http://{self.host}:{self.flower_port}" if self.with_flower else ""
         self.say(f"API http://{self.host}:{self.api_port} (docs /docs){flower}; Ctrl-C stops everything")
+        self.say(EDITOR_HINT.format(api=f"http://{self.host}:{self.api_port}"))
 
     def bootstrap_admin(self) -> None:
         """On a fresh database, create user admin and print its API key (the only time it is shown)."""

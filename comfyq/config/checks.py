@@ -40,6 +40,8 @@ def check(config: Any) -> None:
     if not 0 < config.MAX_UPLOAD_BYTES <= config.MAX_BODY_BYTES or config.MAX_UPLOAD_PIXELS <= 0:
         raise ConfigError("COMFYQ_MAX_UPLOAD_BYTES must be positive and at most COMFYQ_MAX_BODY_BYTES, and "
                           "COMFYQ_MAX_UPLOAD_PIXELS positive")
+    if not 0 < config.EDITOR_SESSION_HOURS <= 24 * 366:
+        raise ConfigError("COMFYQ_EDITOR_SESSION_HOURS must be positive and at most a year (8784)")
     if not 0 < config.READ_TIMEOUT <= config.BODY_DEADLINE:
         raise ConfigError("COMFYQ_READ_TIMEOUT must be positive and at most COMFYQ_BODY_DEADLINE "
                           "(seconds a client may pause while sending a request, and take in all)")

@@ -1,11 +1,12 @@
-"""SQLAlchemy models: users, their API keys and credit ledger, jobs and their stored outputs, webhooks."""
+"""SQLAlchemy models: users, their keys and credits, jobs and their outputs, webhooks, editor sessions and files."""
 from __future__ import annotations
 
 import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, Float, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import (JSON, BigInteger, Boolean, Float, ForeignKey, Index, Integer, LargeBinary, String,
+                        UniqueConstraint)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from .extensions import db
@@ -224,3 +225,35 @@ class WebhookAttempt(db.Model):
     status_code: Mapped[int | None] = mapped_column(Integer)  # None: no HTTP answer (connection error, refused)
     error: Mapped[str | None] = mapped_column(String(1024))
     duration_ms: Mapped[int | None] = mapped_column(Integer)
+
+
+class EditorSession(db.Model):
+    """A student's session in ComfyUI's editor under /comfy/: a single-use ticket, then a cookie; hashes only."""
+
+    __tablename__ = "editor_sessions"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), index=True)  # the student it acts as
+    created_by: Mapped[str | None] = mapped_column(ForeignKey("users.id"))  # the service, teacher or admin
+    ticket_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    ticket_expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    token_sha256: Mapped[str | None] = mapped_column(String(64), unique=True)  # the cookie's, once redeemed
+    redeemed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # the cookie's end, set when redeemed
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class EditorFile(db.Model):
+    """One file the editor stores for a student: its settings (``comfy.settings.json``) and saved workflows."""
+
+    __tablename__ = "editor_files"
+    __table_args__ = (UniqueConstraint("user_id", "path", name="uq_editor_files_user_path"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), index=True)
+    path: Mapped[str] = mapped_column(String(255))  # relative, validated: "workflows/a.json"
+    content: Mapped[bytes] = mapped_column(LargeBinary)
+    size: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -73,9 +73,14 @@ def refuse(jobs: list[Job]) -> None:
                       f"cancelled and refunded; {', '.join(started)} had started and go on")
 
 
-def submit_job(body: dict[str, Any], user: User) -> Job:
-    """Plan, charge, store and (caps allowing) enqueue one job of ``user``; return it."""
-    check_submission(user, body, current_app.config["RAW_WORKFLOW_ROLES"])
+def submit_job(body: dict[str, Any], user: User, raw_granted: bool = False) -> Job:
+    """Plan, charge, store and (caps allowing) enqueue one job of ``user``; return it.
+
+    ``raw_granted``: whoever opened this surface for ``user`` allowed raw workflows whatever the role and
+    level (an editor session); validation, the node policy, caps and credits apply all the same.
+    """
+    if not raw_granted:
+        check_submission(user, body, current_app.config["RAW_WORKFLOW_ROLES"])
     webhook = for_submission(body, user)  # before planning, which may stage input images
     job = new_job(plan_job(body, user), user)
     webhook.apply([job])

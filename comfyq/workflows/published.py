@@ -6,7 +6,8 @@ bounds, choices and upload flag. Tooltips, defaults and descriptions are left
 out, a combo list is stored once however many inputs share it (a checkpoint list
 appears in every loader), and the choices of upload inputs (the instance's whole
 input folder) are not stored at all. The API reads a catalogue, parses it at most
-once per cache period and never asks ComfyUI itself on the request path.
+once per cache period and never asks ComfyUI itself on the request path. The
+whole ``/object_info`` is stored beside the summary, for ComfyUI's editor.
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ import redis
 
 # v2 carries inputs; the summary of an older worker (outputs only) is not read.
 KEY = "comfyq:catalogue:v2:{}"
+FULL_KEY = "comfyq:object_info:{}"  # the whole answer, as ComfyUI's editor reads it (comfyq.editor.catalogue)
 WIDGETS = frozenset({"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"})
 
 
@@ -130,8 +132,18 @@ def from_object_info(object_info: Mapping[str, Any]) -> Catalogue:
 
 
 def publish(r: redis.Redis, instance: str, object_info: dict[str, Any]) -> None:
-    """Store an instance's catalogue summary for the API."""
+    """Store an instance's catalogue summary for the API, and the whole ``/object_info`` for the editor."""
     r.set(KEY.format(instance), json.dumps(summarise(object_info), separators=(",", ":")))
+    r.set(FULL_KEY.format(instance), json.dumps(object_info, separators=(",", ":")))
+
+
+def object_info(r: redis.Redis, instances: list[str]) -> bytes | None:
+    """Return the whole ``/object_info`` JSON last published by the first of ``instances`` that has one."""
+    for instance in instances:
+        raw = r.get(FULL_KEY.format(instance))
+        if raw:
+            return bytes(raw)
+    return None
 
 
 def load(r: redis.Redis, instance: str, ttl: float = 30.0) -> Catalogue | None:

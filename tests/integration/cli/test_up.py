@@ -53,6 +53,14 @@ def test_up_serves_runs_a_job_and_stops_clean(up, tmp_path: Path) -> None:
     assert job["status"] == "succeeded", job
     image = requests.get(job["outputs"][0]["url"], headers=auth, timeout=5)
     assert image.content[:4] == b"\x89PNG"
+    # It says how to open ComfyUI's editor for a student; doing as it says works.
+    hint = next(l for l in lines if "/v1/editor-sessions" in l)
+    assert f"curl -s -X POST {api}/v1/editor-sessions" in hint and '"user": "student1"' in hint
+    requests.post(f"{api}/v1/admin/users", json={"name": "student1", "role": "student"}, headers=auth, timeout=5)
+    link = requests.post(f"{api}/v1/editor-sessions", json={"user": "student1"}, headers=auth, timeout=5).json()["link"]
+    editor = requests.Session()
+    assert editor.get(link, timeout=10).status_code == 200 and "<title>ComfyUI</title>" in editor.get(
+        f"{api}/comfy/", timeout=10).text
     broker = ""
     deadline = time.monotonic() + 60  # Flower sees a worker's queues once it has heard from that worker
     # Flower lists the queues live workers consume: control is the reconciler's (``comfyq beat``),

@@ -84,4 +84,5 @@ def test_load_reads_once_per_period_and_parses_only_a_changed_summary(monkeypatc
     catalogue.publish(r, "gpu7", changed)
     now[0] += 31
     assert "KSampler" not in catalogue.load(r, "gpu7", ttl=30)
-    assert list(r.store) == ["comfyq:catalogue:v2:gpu7"]
+    assert list(r.store) == ["comfyq:catalogue:v2:gpu7", "comfyq:object_info:gpu7"]  # the editor's, whole
+    assert json.loads(catalogue.object_info(r, ["gpu6", "gpu7"])) == changed

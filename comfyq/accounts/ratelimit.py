@@ -17,7 +17,7 @@ from limits.strategies import MovingWindowRateLimiter
 from redis.exceptions import RedisError
 
 from ..errors import TooManyRequests
-from ..accounts.limits import limits_for
+from .limits import limits_for
 from ..db.models import User
 
 logger = logging.getLogger(__name__)
