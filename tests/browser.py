@@ -112,9 +112,14 @@ class Browser:
         rid = params.get("requestId", "")
         if method == "Network.requestWillBeSent":
             request = params["request"]
-            if rid not in self.exchanges:
-                self.order.append(rid)
-            # A redirect reuses the id: the newest hop is the one whose answer is still to come.
+            if rid in self.exchanges and "redirectResponse" in params:
+                # A redirect reuses the id: keep the hop that was answered under an id of its own.
+                hop = self.exchanges.pop(rid)
+                hop.request_id = f"{rid}#{len(self.order)}"
+                hop.status = int(params["redirectResponse"]["status"])
+                self.exchanges[hop.request_id] = hop
+                self.order[self.order.index(rid)] = hop.request_id
+            self.order.append(rid)
             self.exchanges[rid] = Exchange(rid, request["method"], request["url"])
         elif method == "Network.webSocketCreated":
             self.order.append(rid)
