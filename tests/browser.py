@@ -64,8 +64,10 @@ class Exchange:
     websocket: bool = False
 
     def __str__(self) -> str:
-        outcome = self.failure if self.failure else (self.status if self.status is not None else "no answer")
-        return f"{self.method} {self.url} -> {outcome}"
+        answer = "no answer" if self.status is None else str(self.status)
+        if self.failure:  # Chrome also reports a load it dropped after the answer (a 404 stylesheet: ERR_ABORTED)
+            answer = self.failure if self.status is None else f"{answer}, then {self.failure}"
+        return f"{self.method} {self.url} -> {answer}"
 
 
 @dataclass
@@ -157,9 +159,13 @@ class Browser:
         return found
 
     def errors(self) -> list[str]:
-        """Return the failed requests (no answer, or 4xx/5xx) and console errors so far, one line each."""
+        """Return the failed requests (no answer, or 4xx/5xx) and console errors so far, one line each.
+
+        A request answered 2xx/3xx that Chrome then dropped (a fire-and-forget fetch) is not a failure.
+        """
         self.collect()
-        lines = [f"request failed: {x}" for x in self.requests() if x.failure or (x.status or 0) >= 400]
+        failed = [x for x in self.requests() if (x.status is None and x.failure) or (x.status or 0) >= 400]
+        lines = [f"request failed: {x}" for x in failed]
         lines += [f"console {c['level']}: {c['message']}" for c in self.console if c.get("level") == "SEVERE"]
         return lines
 
