@@ -1,7 +1,7 @@
 """What a student does in ComfyUI's stock editor (comfyui-frontend-package 1.27.x), as a test drives it.
 
 The editor is a Vue app around a LiteGraph canvas. What these helpers rely on, found by reading the
-package's bundle and by running it (see /work/editor-browser-notes.md of issue 16):
+package's bundle (``static/assets/index-*.js``, ``GraphView-*.js``) and by running it:
 
 - ``window.app`` is set once the app finished its set-up; ``app.extensionManager.workflow.activeWorkflow``
   once the start-up workflow is open. A first-time user then gets the "Get Started with a Template" dialog.
@@ -86,7 +86,7 @@ class StockEditor:
         return False
 
     def load(self, graph: dict[str, Any], name: str = "lesson.json") -> None:
-        """Load an API-format graph onto the canvas (what dropping its JSON file does); wait until every node is there."""
+        """Load an API-format graph onto the canvas (as dropping its JSON file does); wait for every node."""
         self.browser.js("app.loadApiJson(arguments[0], arguments[1])", graph, name)
         wanted = sorted(graph)
         self.until(lambda: sorted(self.browser.js("return app.graph._nodes.map(n => String(n.id))")) == wanted,
@@ -125,8 +125,3 @@ class StockEditor:
         except TimeoutException:
             raise AssertionError(f"{self.browser.name}: {what} within {timeout:g} s; the page showed {self.seen}; "
                                  f"errors: {self.browser.errors()}") from None
-
-    def graph_to_prompt(self) -> dict[str, Any]:
-        """Return the API-format prompt the editor would send for the canvas now (what Run posts)."""
-        prompt: dict[str, Any] = self.browser.js("return app.graphToPrompt().then(p => p.output)")
-        return prompt

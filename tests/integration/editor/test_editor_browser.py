@@ -62,8 +62,10 @@ def open_editor(browser: Browser, link: str, key: str) -> StockEditor:
     assert not any(key in c["value"] for c in cookies)  # no API key ever reaches the browser
     classes = sorted({node["class_type"] for node in txt2img().values()})
     assert editor.creatable(*classes) == dict.fromkeys(classes, True), (
-        "the editor could not build every node of the graph from /comfy/api/object_info "
-        f"(see /work/editor-browser-notes.md, the loader classes): {browser.errors()}")
+        "the editor could not build every node of the graph from /comfy/api/object_info; frontend 1.27 also needs "
+        "CheckpointLoaderSimple, ImageOnlyCheckpointLoader, LoraLoader, LoraLoaderModelOnly, VAELoader, "
+        "ControlNetLoader, UNETLoader, UpscaleModelLoader, StyleModelLoader and GLIGENLoader defined there "
+        f"(useModelToNodeStore.registerDefaults): {browser.errors()}")
     browser.screenshot("loaded")
     return editor
 
