@@ -5,10 +5,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Debian packages: docker-compose lets a test check docker/compose.yml without a Docker engine;
-# postgresql gives the tests a real PostgreSQL server (they start their own on a free port).
+# postgresql gives the tests a real PostgreSQL server (they start their own on a free port);
+# chromium and chromium-driver run the browser tests headless (tests/browser.py drives /usr/bin/chromium
+# through /usr/bin/chromedriver, so Selenium never downloads a browser or a driver).
 packages=()
 command -v docker-compose >/dev/null 2>&1 || packages+=(docker-compose)
 compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || packages+=(postgresql)
+[ -x /usr/bin/chromium ] || packages+=(chromium)
+[ -x /usr/bin/chromedriver ] || packages+=(chromium-driver)
 if [ ${#packages[@]} -gt 0 ]; then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
