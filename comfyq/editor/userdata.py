@@ -123,7 +123,7 @@ def post_setting(setting_id: str) -> Response:
 @bp.route("/userdata", methods=["GET"])
 def listing() -> Response:
     """List the student's files under ``dir`` (404 when there are none, as ComfyUI answers for a missing folder)."""
-    folder = checked_path(request.args.get("dir", ""))
+    folder = checked_path(request.args.get("dir", "").rstrip("/"))  # the editor asks for "subgraphs/"
     recurse, full, split = (request.args.get(key, "").lower() == "true" for key in ("recurse", "full_info", "split"))
     base = folder + "/"
     rows = db.session.scalars(select(EditorFile).where(EditorFile.user_id == current_student().id,

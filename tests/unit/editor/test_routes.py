@@ -143,6 +143,8 @@ def test_userdata_saves_lists_moves_and_deletes_a_students_workflows(ada: FlaskC
     (item,) = ada.get(listing).get_json()
     assert item["path"] == "a b.json" and item["size"] == 8 and isinstance(item["modified"], int)
     assert ada.get("/comfy/api/userdata?dir=workflows").get_json() == ["a b.json"]
+    assert ada.get("/comfy/api/userdata?dir=workflows/").get_json() == ["a b.json"]  # as the editor asks
+    assert ada.get("/comfy/api/userdata?dir=subgraphs/&recurse=true").status_code == 404
     assert ada.get("/comfy/api/userdata/workflows%2Fa%20b.json").get_json() == {"n": 1}
     moved = ada.post("/comfy/api/userdata/workflows%2Fa%20b.json/move/workflows%2Fc.json")
     assert moved.status_code == 200 and moved.get_json() == "workflows/c.json"
