@@ -31,7 +31,9 @@ def test_the_summary_drops_text_and_stores_each_combo_list_once() -> None:
     info["LoadImage"]["input"]["required"]["image"][0] = [f"{i:064x}.png" for i in range(1000)]  # staged inputs
     summary = catalogue.summarise(info)
     text = json.dumps(summary)
-    assert "tooltip" not in text and "description" not in text and "Load Checkpoint" not in text
+    assert "tooltip" not in text and "description" not in text and "The name of the checkpoint" not in text
+    # Display names stay (short): a saved graph's conversion titles nodes with them, as the editor's export does.
+    assert summary["classes"]["CheckpointLoaderSimple"]["display_name"] == "Load Checkpoint"
     assert "0" * 63 + "1.png" not in text  # an upload input's choices are the input folder: not needed, not kept
     scales = INFO["LatentUpscale"]["input"]["required"]["upscale_method"][0]
     assert summary["choices"].count(scales) == 1  # LatentUpscale and LatentUpscaleBy share it
