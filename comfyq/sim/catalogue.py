@@ -55,16 +55,21 @@ class NodeSpec:
     python_module: str = "nodes"
     # Inputs checked by the node's own VALIDATE_INPUTS: no range or combo check.
     custom_validated: tuple[str, ...] = field(default_factory=tuple)
+    output_names: tuple[str, ...] = ()  # when they differ from the output types
+    recorded: dict[str, Any] | None = None  # a recorded instance's own entry, served as it was
 
     def info(self, env: Env) -> dict[str, Any]:
         """Return this node's ``/object_info`` entry."""
+        return self.recorded if self.recorded is not None else self._built(env)
+
+    def _built(self, env: Env) -> dict[str, Any]:
         inputs = self.inputs(env)
         return {
             "input": inputs,
             "input_order": {section: list(values) for section, values in inputs.items()},
             "output": list(self.output),
             "output_is_list": [False] * len(self.output),
-            "output_name": list(self.output),
+            "output_name": list(self.output_names or self.output),
             "name": self.name,
             "display_name": self.display_name,
             "description": self.description,
@@ -237,6 +242,17 @@ SPECS: dict[str, NodeSpec] = {spec.name: spec for spec in [
         description="Saves the input images to your ComfyUI output directory.",
     ),
 ]}
+
+
+def _add_image_nodes() -> None:
+    """Add ComfyUI's core image and mask nodes (declared in their own module, which imports this one)."""
+    from .image_catalogue import IMAGE_SPECS
+
+    for spec in IMAGE_SPECS:
+        SPECS.setdefault(spec.name, spec)
+
+
+_add_image_nodes()
 
 
 def object_info(env: Env, name: str | None = None) -> dict[str, Any]:
