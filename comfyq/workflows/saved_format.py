@@ -40,6 +40,12 @@ def workflow_format(graph: Any) -> str:
     return SAVED if is_saved_format(graph) else API
 
 
+def _within(graph: Mapping[str, Any], outer: str, inner: str) -> Any:
+    """Return ``graph[outer][inner]`` when both levels are there, else None."""
+    holder = graph.get(outer)
+    return holder.get(inner) if isinstance(holder, dict) else None
+
+
 def _merged(catalogues: Mapping[str, Catalogue]) -> dict[str, NodeClass]:
     """Return one class per name, from the first catalogue that has it."""
     merged: dict[str, NodeClass] = {}
@@ -102,6 +108,13 @@ def _convert_node(place: Place, node_class: NodeClass, resolver: Resolver) -> di
     return {"inputs": inputs, "class_type": node["type"], "_meta": {"title": title}}
 
 
+def _unreadable(exc: LinkError) -> SavedGraphInvalid:
+    """Return the 422 for a graph whose own structure (its nodes or links lists) cannot be read."""
+    if exc.node is not None:
+        return _refused({exc.node: [Problem("bad_saved_graph", exc.message)]}, {})
+    return SavedGraphInvalid(f"saved-format graph: {exc.message}", {"workflow": {}, "node_errors": {}})
+
+
 def _refused(problems: dict[str, list[Problem]], kinds: Mapping[str, Any]) -> SavedGraphInvalid:
     """Return the 422 for conversion problems, each node named with its type."""
     base = refuse({nid: {"class_type": kinds.get(nid)} for nid in problems}, problems)
@@ -110,23 +123,26 @@ def _refused(problems: dict[str, list[Problem]], kinds: Mapping[str, Any]) -> Sa
 
 def to_api(graph: Mapping[str, Any], catalogues: Mapping[str, Catalogue]) -> dict[str, Any]:
     """Return the API-format graph the editor would export from a saved graph; raise SavedGraphInvalid if none."""
-    definitions = {d["id"]: d for d in (graph.get("definitions") or {}).get("subgraphs") or []
-                   if isinstance(d, dict) and isinstance(d.get("id"), str)}
-    groups = (graph.get("extra") or {}).get("groupNodes") or {}
+    found = _within(graph, "definitions", "subgraphs")
+    definitions = {d["id"]: d for d in found if isinstance(d, dict) and isinstance(d.get("id"), str)} \
+        if isinstance(found, list) else {}
+    groups = _within(graph, "extra", "groupNodes")
+    groups = groups if isinstance(groups, dict) else {}
     resolver, classes = Resolver(definitions), _merged(catalogues)
     problems: dict[str, list[Problem]] = {}
     kinds: dict[str, Any] = {}
     try:
         places = _places(resolver, Level.of(graph), (), None, 0)
     except LinkError as exc:
-        raise _refused({exc.node: [Problem("bad_saved_graph", exc.message)]}, {}) from None
+        raise _unreadable(exc) from None
     output: dict[str, dict[str, Any]] = {}
     for place, mode in places:
         exec_id, kind = place.exec_id, place.node.get("type")
+        kind = kind if isinstance(kind, str) else None
         kinds[exec_id] = kind
         if mode in (MUTED, BYPASSED) or kind in VIRTUAL_TYPES:
             continue
-        if not isinstance(kind, str) or not kind:
+        if not kind:
             problems[exec_id] = [Problem("missing_class_type", "node has no 'type'")]
         elif kind.startswith(("workflow>", "workflow/")) or kind in groups:
             problems[exec_id] = [Problem("group_node_not_supported", f"{kind!r} is a legacy group node; open the "
@@ -138,7 +154,11 @@ def to_api(graph: Mapping[str, Any], catalogues: Mapping[str, Catalogue]) -> dic
             try:
                 output[exec_id] = _convert_node(place, classes[kind], resolver)
             except LinkError as exc:
-                problems.setdefault(exc.node, []).append(Problem("bad_saved_graph", exc.message))
+                problems.setdefault(exc.node or exec_id, []).append(Problem("bad_saved_graph", exc.message))
+            except (TypeError, ValueError, AttributeError, KeyError, IndexError) as exc:
+                # Whatever else a hand-made file gets wrong is the sender's to fix: a 422, never a 500.
+                problems.setdefault(exec_id, []).append(
+                    Problem("bad_saved_graph", f"cannot be read as the editor saves nodes ({exc})"))
     if problems:
         raise _refused(problems, kinds)
     for node in output.values():  # as the editor does: links to nodes left out are dropped

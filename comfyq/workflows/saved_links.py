@@ -23,9 +23,10 @@ VIRTUAL_TYPES = frozenset({"Reroute", "PrimitiveNode", "Note", "MarkdownNote"})
 
 
 class LinkError(ValueError):
-    """A link of a saved graph points nowhere; ``node`` is the execution id of the node that holds it."""
+    """A link of a saved graph points nowhere; ``node`` is the execution id of the node that holds it (None: the
+    graph's own ``links``)."""
 
-    def __init__(self, node: str, message: str) -> None:
+    def __init__(self, node: str | None, message: str) -> None:
         super().__init__(node, message)
         self.node = node
         self.message = message
@@ -42,16 +43,40 @@ class Link:
     type: Any = "*"
 
 
+def _is_id(value: Any) -> bool:
+    """Return whether a value can be a node or link id: an integer or a string."""
+    return isinstance(value, str) or isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_slot(value: Any) -> bool:
+    """Return whether a value can be a slot index."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
 def read_links(raw: Any) -> dict[Any, Link]:
     """Return a level's links by id, from the array form (``[id, from, slot, to, slot, type]``) or the object form."""
+    if raw is not None and not isinstance(raw, list):
+        raise LinkError(None, "'links' must be a list")
     links: dict[Any, Link] = {}
     for item in raw or []:
         if isinstance(item, list) and len(item) >= 5:
-            links[item[0]] = Link(item[1], item[2], item[3], item[4], item[5] if len(item) > 5 else "*")
-        elif isinstance(item, dict) and "id" in item:
-            links[item["id"]] = Link(item.get("origin_id"), item.get("origin_slot", 0), item.get("target_id"),
-                                     item.get("target_slot", 0), item.get("type", "*"))
+            fields = item[:6] + ["*"] * (6 - len(item[:6]))
+        elif isinstance(item, dict):
+            fields = [item.get(k) for k in ("id", "origin_id", "origin_slot", "target_id", "target_slot")]
+            fields.append(item.get("type", "*"))
+        else:
+            raise LinkError(None, f"link {item!r:.60} is neither [id, from, slot, to, slot, type] nor an object")
+        ids, slots = (fields[0], fields[1], fields[3]), (fields[2], fields[4])
+        if not (all(map(_is_id, ids)) and all(map(_is_slot, slots))):
+            raise LinkError(None, f"link {item!r:.60} needs integer or string ids and slot indexes from 0")
+        links[fields[0]] = Link(fields[1], fields[2], fields[3], fields[4], fields[5])
     return links
+
+
+def kind_of(slot: Mapping[str, Any]) -> str:
+    """Return a slot's type, ``*`` when it has none a link could match."""
+    kind = slot.get("type", "*")
+    return kind if isinstance(kind, str) else "*"
 
 
 @dataclass
@@ -65,8 +90,13 @@ class Level:
     @classmethod
     def of(cls, graph: Mapping[str, Any]) -> "Level":
         """Return the level a graph or subgraph definition describes."""
-        nodes = {n.get("id"): n for n in graph.get("nodes") or [] if isinstance(n, dict)}
-        return cls(nodes, read_links(graph.get("links")), list(graph.get("outputs") or []))
+        raw_nodes = graph.get("nodes") or []
+        if not isinstance(raw_nodes, list):
+            raise LinkError(None, "'nodes' must be a list")
+        nodes = {n["id"]: n for n in raw_nodes if isinstance(n, dict) and _is_id(n.get("id"))}
+        outputs = graph.get("outputs") or []
+        return cls(nodes, read_links(graph.get("links")),
+                   [o for o in outputs if isinstance(o, dict)] if isinstance(outputs, list) else [])
 
 
 @dataclass(frozen=True)
@@ -85,7 +115,8 @@ class Place:
 
     def inputs(self) -> list[dict[str, Any]]:
         """Return the node's input slots."""
-        return [i if isinstance(i, dict) else {} for i in self.node.get("inputs") or []]
+        slots = self.node.get("inputs")
+        return [i if isinstance(i, dict) else {} for i in slots] if isinstance(slots, list) else []
 
 
 class Resolver:
@@ -103,7 +134,8 @@ class Resolver:
 
     def is_instance(self, node: Mapping[str, Any]) -> bool:
         """Return whether a node is an instance of a subgraph definition."""
-        return isinstance(node.get("type"), str) and node["type"] in self.definitions
+        kind = node.get("type")
+        return isinstance(kind, str) and kind in self.definitions
 
     def input(self, place: Place, slot: int, seen: frozenset[str] = frozenset()) -> tuple[str, Any] | None:
         """Return where input ``slot`` comes from: ``("link", [id, slot])``, ``("value", v)`` or None."""
@@ -115,7 +147,7 @@ class Resolver:
         link_id = slots[slot].get("link") if slot < len(slots) else None
         if link_id is None:
             return None
-        link = place.level.links.get(link_id)
+        link = place.level.links.get(link_id) if _is_id(link_id) else None
         if link is None:
             raise LinkError(place.exec_id, f"input {slots[slot].get('name')!r} names link {link_id}, which the "
                             "graph does not have")
@@ -125,7 +157,7 @@ class Resolver:
         if origin is None:
             raise LinkError(place.exec_id, f"input {slots[slot].get('name')!r} links from node {link.origin_id}, "
                             "which the graph does not have")
-        wanted = slots[slot].get("type", "*")
+        wanted = kind_of(slots[slot])
         return self.output(Place(place.level, origin, place.path, place.parent), link.origin_slot, wanted, seen)
 
     def _from_instance(self, instance: Place, slot: int, seen: frozenset[str]) -> tuple[str, Any] | None:
@@ -156,12 +188,13 @@ class Resolver:
             return None if index is None else self.input(place, index, seen)
         if self.is_instance(node):
             return self._from_definition(place, slot, wanted, seen)
-        if node.get("type") == "Reroute":
+        kind = node.get("type") if isinstance(node.get("type"), str) else None
+        if kind == "Reroute":
             return self.input(place, 0, seen)
-        if node.get("type") == "PrimitiveNode":
+        if kind == "PrimitiveNode":
             values = node.get("widgets_values")
             return ("value", values[0]) if isinstance(values, list) and values else None
-        if node.get("type") in VIRTUAL_TYPES:
+        if kind in VIRTUAL_TYPES:
             return None
         return ("link", [place.exec_id, int(slot)])
 
@@ -171,7 +204,8 @@ class Resolver:
         level = self.level_of(instance.node["type"])
         outputs = level.outputs
         link_ids = (outputs[slot].get("linkIds") or []) if slot < len(outputs) else []
-        link = level.links.get(link_ids[0]) if link_ids else None
+        first = link_ids[0] if isinstance(link_ids, list) and link_ids else None
+        link = level.links.get(first) if _is_id(first) else None
         inner = level.nodes.get(link.origin_id) if link else None
         if link is None or inner is None:
             return None
@@ -186,14 +220,14 @@ class Resolver:
             return None
         if wanted in ("*", ""):
             return slot if len(slots) > slot else 0
-        outs = place.node.get("outputs") or []
-        given = outs[slot].get("type", "*") if slot < len(outs) and isinstance(outs[slot], dict) else "*"
+        outs = place.node.get("outputs") if isinstance(place.node.get("outputs"), list) else []
+        given = kind_of(outs[slot]) if slot < len(outs) and isinstance(outs[slot], dict) else "*"
 
         def fits(index: int) -> bool:
-            kind = slots[index].get("type", "*")
+            kind = kind_of(slots[index])
             return types_match(kind, given) and types_match(kind, wanted)
 
         if slot < len(slots) and fits(slot):
             return slot
-        exact = next((i for i, s in enumerate(slots) if s.get("type") == wanted), None)
+        exact = next((i for i, s in enumerate(slots) if kind_of(s) == wanted), None)
         return exact if exact is not None else next((i for i in range(len(slots)) if fits(i)), None)

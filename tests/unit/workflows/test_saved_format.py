@@ -193,3 +193,27 @@ def test_unconvertible_graphs_get_one_422_naming_the_node(breakage, kind, where)
     assert caught.value.status == 422
     assert caught.value.errors["node_errors"][where]["errors"][0]["type"] == kind
     assert f"node {where}" in caught.value.message
+
+
+@pytest.mark.parametrize("breakage, message", [
+    (lambda g: g.update(links=[[1, 1, "zero", 2, 0, "IMAGE"]]), "needs integer or string ids and slot indexes"),
+    (lambda g: g.update(links="all of them"), "'links' must be a list"),
+    (lambda g: g["links"].append(7), "is neither [id, from, slot, to, slot, type] nor an object"),
+])
+def test_malformed_links_are_a_422_not_a_crash(breakage, message) -> None:
+    graph = subgraph_saved()
+    breakage(graph)
+    with pytest.raises(SavedGraphInvalid) as caught:
+        to_api(graph, CATALOGUES)
+    assert message in caught.value.message and caught.value.message.startswith("saved-format graph: ")
+
+
+def test_a_node_with_unreadable_slots_is_named() -> None:
+    graph = subgraph_saved()
+    graph["nodes"][2]["inputs"] = [{"name": "images", "type": {"odd": 1}, "link": {"not": "an id"}}]
+    with pytest.raises(SavedGraphInvalid) as caught:
+        to_api(graph, CATALOGUES)
+    assert caught.value.message.startswith("saved-format graph: node 3 (SaveImage): input 'images' names link")
+    graph["nodes"][2]["inputs"] = "none"
+    graph["nodes"][2]["widgets_values"] = 5
+    assert to_api(graph, CATALOGUES)["3"]["inputs"] == {}  # nothing readable: validation reports what is missing
