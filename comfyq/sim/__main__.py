@@ -46,8 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
 def knobs_from_args(args: argparse.Namespace) -> Knobs:
     """Combine ``--knobs`` JSON and the individual flags (flags win)."""
     base: dict[str, Any] = json.loads(args.knobs) if args.knobs else {}
-    names = ("start_delay", "step_seconds", "node_seconds", "generic_seconds", "fail_at", "fail_message", "fail_type", "hang_at",
-             "die_at", "drop_ws_at", "checkpoints", "upscale_models", "cache", "previews", "progress_state_per_step")
+    names = ("start_delay", "step_seconds", "node_seconds", "generic_seconds", "fail_at", "fail_message", "fail_type",
+             "hang_at", "die_at", "drop_ws_at", "checkpoints", "upscale_models", "cache", "previews",
+             "progress_state_per_step")
     base.update({name: getattr(args, name) for name in names if getattr(args, name) is not None})
     return Knobs.from_dict(base)
 

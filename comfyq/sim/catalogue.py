@@ -37,7 +37,8 @@ class Env:
     knobs: Knobs
 
 
-def _size(default: int, minimum: int, step: int) -> tuple[str, dict[str, Any]]:
+def size_input(default: int, minimum: int, step: int) -> tuple[str, dict[str, Any]]:
+    """Return a width or height input declaration, up to ComfyUI's MAX_RESOLUTION."""
     return ("INT", {"default": default, "min": minimum, "max": MAX_RESOLUTION, "step": step})
 
 
@@ -101,8 +102,8 @@ SPECS: dict[str, NodeSpec] = {spec.name: spec for spec in [
     NodeSpec(
         "EmptyLatentImage", "Empty Latent Image", "latent",
         lambda env: {"required": {
-            "width": _size(512, 16, 8),
-            "height": _size(512, 16, 8),
+            "width": size_input(512, 16, 8),
+            "height": size_input(512, 16, 8),
             "batch_size": ("INT", {"default": 1, "min": 1, "max": 4096}),
         }},
         ("LATENT",),
@@ -141,8 +142,8 @@ SPECS: dict[str, NodeSpec] = {spec.name: spec for spec in [
         lambda env: {"required": {
             "samples": ("LATENT",),
             "upscale_method": (list(LATENT_METHODS),),
-            "width": _size(512, 0, 8),
-            "height": _size(512, 0, 8),
+            "width": size_input(512, 0, 8),
+            "height": size_input(512, 0, 8),
             "crop": (list(CROP_METHODS),),
         }},
         ("LATENT",),
@@ -155,21 +156,6 @@ SPECS: dict[str, NodeSpec] = {spec.name: spec for spec in [
             "scale_by": ("FLOAT", {"default": 1.5, "min": 0.01, "max": 8.0, "step": 0.01}),
         }},
         ("LATENT",),
-    ),
-    NodeSpec(
-        "LoadImage", "Load Image", "image",
-        lambda env: {"required": {"image": (env.folders.input_images(), {"image_upload": True})}},
-        ("IMAGE", "MASK"),
-        custom_validated=("image",),
-    ),
-    NodeSpec(
-        "LoadImageMask", "Load Image (as Mask)", "mask",
-        lambda env: {"required": {
-            "image": (env.folders.input_images(), {"image_upload": True}),
-            "channel": (list(MASK_CHANNELS),),
-        }},
-        ("MASK",),
-        custom_validated=("image",),
     ),
     NodeSpec(
         "VAEEncodeForInpaint", "VAE Encode (for Inpainting)", "latent/inpaint",
@@ -185,31 +171,6 @@ SPECS: dict[str, NodeSpec] = {spec.name: spec for spec in [
         "SetLatentNoiseMask", "Set Latent Noise Mask", "latent/inpaint",
         lambda env: {"required": {"samples": ("LATENT",), "mask": ("MASK",)}},
         ("LATENT",),
-    ),
-    NodeSpec(
-        "ImageScale", "Upscale Image", "image/upscaling",
-        lambda env: {"required": {
-            "image": ("IMAGE",),
-            "upscale_method": (list(IMAGE_METHODS),),
-            "width": _size(512, 0, 1),
-            "height": _size(512, 0, 1),
-            "crop": (list(CROP_METHODS),),
-        }},
-        ("IMAGE",),
-    ),
-    NodeSpec(
-        "ImageScaleBy", "Upscale Image By", "image/upscaling",
-        lambda env: {"required": {
-            "image": ("IMAGE",),
-            "upscale_method": (list(IMAGE_METHODS),),
-            "scale_by": ("FLOAT", {"default": 1.0, "min": 0.01, "max": 8.0, "step": 0.01}),
-        }},
-        ("IMAGE",),
-    ),
-    NodeSpec(
-        "ImageInvert", "Invert Image", "image",
-        lambda env: {"required": {"image": ("IMAGE",)}},
-        ("IMAGE",),
     ),
     NodeSpec(
         "UpscaleModelLoader", "Load Upscale Model", "loaders",

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .catalogue import MAX_RESOLUTION, NodeSpec
+from .catalogue import CROP_METHODS, IMAGE_METHODS, MASK_CHANNELS, MAX_RESOLUTION, NodeSpec, size_input
 
 BLEND_MODES = ["normal", "multiply", "screen", "overlay", "soft_light", "difference"]
 IMAGE_CHANNELS = ["red", "green", "blue", "alpha"]
@@ -24,6 +24,46 @@ POST = "comfy_extras.nodes_post_processing"
 MASKS = "comfy_extras.nodes_mask"
 
 IMAGE_SPECS: list[NodeSpec] = [
+    NodeSpec(
+        "LoadImage", "Load Image", "image",
+        lambda env: {"required": {"image": (env.folders.input_images(), {"image_upload": True})}},
+        ("IMAGE", "MASK"),
+        custom_validated=("image",),
+    ),
+    NodeSpec(
+        "LoadImageMask", "Load Image (as Mask)", "mask",
+        lambda env: {"required": {
+            "image": (env.folders.input_images(), {"image_upload": True}),
+            "channel": (list(MASK_CHANNELS),),
+        }},
+        ("MASK",),
+        custom_validated=("image",),
+    ),
+    NodeSpec(
+        "ImageScale", "Upscale Image", "image/upscaling",
+        lambda env: {"required": {
+            "image": ("IMAGE",),
+            "upscale_method": (list(IMAGE_METHODS),),
+            "width": size_input(512, 0, 1),
+            "height": size_input(512, 0, 1),
+            "crop": (list(CROP_METHODS),),
+        }},
+        ("IMAGE",),
+    ),
+    NodeSpec(
+        "ImageScaleBy", "Upscale Image By", "image/upscaling",
+        lambda env: {"required": {
+            "image": ("IMAGE",),
+            "upscale_method": (list(IMAGE_METHODS),),
+            "scale_by": ("FLOAT", {"default": 1.0, "min": 0.01, "max": 8.0, "step": 0.01}),
+        }},
+        ("IMAGE",),
+    ),
+    NodeSpec(
+        "ImageInvert", "Invert Image", "image",
+        lambda env: {"required": {"image": ("IMAGE",)}},
+        ("IMAGE",),
+    ),
     NodeSpec(
         "EmptyImage", "EmptyImage", "image",
         lambda env: {"required": {

@@ -139,7 +139,8 @@ async def solid_mask(ctx: NodeContext, value: float, width: int, height: int) ->
     return ([Image.new("L", (width, height), round(value * 255))],)
 
 
-async def join_image_with_alpha(ctx: NodeContext, image: list[Image.Image], alpha: list[Image.Image]) -> tuple[Any, ...]:
+async def join_image_with_alpha(ctx: NodeContext, image: list[Image.Image],
+                               alpha: list[Image.Image]) -> tuple[Any, ...]:
     """Give each picture an alpha channel: the inverted mask (a mask marks what is cut away)."""
     def work(index: int) -> Image.Image:
         picture = image[index].convert("RGBA")

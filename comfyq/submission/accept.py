@@ -108,7 +108,8 @@ def estimate_job(body: dict[str, Any], user: User) -> dict[str, Any]:
     idle = [row["name"] for row in described if row["worker_online"] and row["reachable"] and not row["running_job"]]
     return {
         "template": plan.template, "template_version": plan.template_version, "params": plan.params,
-        "workflow_format": plan.workflow_format, "cost": plan.cost, "balance": credits.balance_of(user.id) if credits.is_metered(user, current_app.config)
+        "workflow_format": plan.workflow_format,
+        "cost": plan.cost, "balance": credits.balance_of(user.id) if credits.is_metered(user, current_app.config)
         else None, "soft_time_limit": plan.soft_time_limit, "hard_time_limit": plan.hard_time_limit,
         "queue": plan.queue, "queue_position": ahead, "instances_idle": idle,
         "estimated_start": eta,

@@ -58,7 +58,8 @@ def txt2img_saved() -> dict:
         node(11, "PreviewImage", [slot("images", "IMAGE", 14)], mode=2),
         node(30, "Note", widgets=["remember to pick a good seed"]),
     ]
-    links = [[1, 4, 0, 3, 0, "MODEL"], [3, 4, 1, 6, 0, "CLIP"], [5, 4, 1, 7, 0, "CLIP"], [4, 6, 0, 3, 1, "CONDITIONING"],
+    links = [[1, 4, 0, 3, 0, "MODEL"], [3, 4, 1, 6, 0, "CLIP"], [5, 4, 1, 7, 0, "CLIP"],
+             [4, 6, 0, 3, 1, "CONDITIONING"],
              [6, 7, 0, 3, 2, "CONDITIONING"], [10, 5, 0, 20, 0, "LATENT"], [2, 20, 0, 3, 3, "LATENT"],
              [11, 21, 0, 3, 4, "INT"], [7, 3, 0, 8, 0, "LATENT"], [8, 4, 2, 8, 1, "VAE"], [9, 8, 0, 10, 0, "IMAGE"],
              [12, 10, 0, 9, 0, "IMAGE"], [14, 8, 0, 11, 0, "IMAGE"]]
