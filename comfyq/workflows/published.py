@@ -19,8 +19,9 @@ from typing import Any, Mapping
 
 import redis
 
-# v2 carries inputs; the summary of an older worker (outputs only) is not read.
-KEY = "comfyq:catalogue:v2:{}"
+# v3 keeps inputs in declared order with control and socket flags (what naming a saved graph's widgets needs);
+# the summary of an older worker is not read: until it restarts, its instance counts as not yet published.
+KEY = "comfyq:catalogue:v3:{}"
 WIDGETS = frozenset({"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"})
 SEED_NAMES = frozenset({"seed", "noise_seed"})  # the editor gives these a control widget even unflagged
 

@@ -86,4 +86,4 @@ def test_load_reads_once_per_period_and_parses_only_a_changed_summary(monkeypatc
     catalogue.publish(r, "gpu7", changed)
     now[0] += 31
     assert "KSampler" not in catalogue.load(r, "gpu7", ttl=30)
-    assert list(r.store) == ["comfyq:catalogue:v2:gpu7"]
+    assert list(r.store) == ["comfyq:catalogue:v3:gpu7"]

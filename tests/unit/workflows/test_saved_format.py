@@ -218,3 +218,12 @@ def test_a_node_with_unreadable_slots_is_named() -> None:
     graph["nodes"][2]["inputs"] = "none"
     graph["nodes"][2]["widgets_values"] = 5
     assert to_api(graph, CATALOGUES)["3"]["inputs"] == {}  # nothing readable: validation reports what is missing
+
+
+def test_the_published_catalogue_keeps_what_naming_widgets_needs() -> None:
+    ksampler = CATALOGUES["gpu0"]["KSampler"]
+    assert list(ksampler.inputs)[:3] == ["model", "seed", "steps"]  # declared order, required first
+    assert ksampler.inputs["seed"].control and not ksampler.inputs["steps"].control
+    assert ksampler.display_name == "KSampler" and CATALOGUES["gpu0"]["VAEDecode"].display_name == "VAE Decode"
+    composite = CATALOGUES["gpu0"]["ImageCompositeMasked"]
+    assert list(composite.inputs)[-1] == "mask" and not composite.inputs["mask"].required
