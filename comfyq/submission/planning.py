@@ -88,7 +88,7 @@ def converted(workflow: dict[str, Any], candidates: list[Instance]) -> dict[str,
     if not catalogues:
         raise Unavailable("no instance has published its node catalogue yet, and naming a saved graph's widget "
                           "values needs one; nothing was queued: try again shortly, or send the API format")
-    return to_api(workflow, catalogues)
+    return to_api(workflow, catalogues, current_app.config["MAX_WORKFLOW_NODES"])
 
 
 def plan_raw(workflow: dict[str, Any], instance: str | None, owner: User) -> Plan:

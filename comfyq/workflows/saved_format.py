@@ -77,17 +77,20 @@ def widget_inputs(node_class: NodeClass, values: Any) -> dict[str, Any]:
 
 
 def _places(resolver: Resolver, level: Level, path: tuple[str, ...], parent: Place | None,
-            inherited_mode: int) -> list[tuple[Place, int]]:
-    """List every node that may run, with the mode it runs in, expanding subgraph instances."""
+            inherited_mode: int, budget: list[int]) -> list[tuple[Place, int]]:
+    """List every node that may run, with the mode it runs in, expanding subgraph instances (``budget[0]`` at most)."""
     found = []
     for node in level.nodes.values():
+        budget[0] -= 1
+        if budget[0] < 0:  # checked while expanding: nested instances could multiply without end
+            raise LinkError(None, "the graph has too many nodes once its subgraphs are expanded")
         place = Place(level, node, path, parent)
         mode = inherited_mode if inherited_mode in (MUTED, BYPASSED) else node.get("mode", 0)
         if resolver.is_instance(node):
             if len(path) >= MAX_DEPTH:
                 raise LinkError(place.exec_id, f"subgraphs nest deeper than {MAX_DEPTH} levels")
             inner = resolver.level_of(node["type"])
-            found += _places(resolver, inner, (*path, str(node.get("id"))), place, mode)
+            found += _places(resolver, inner, (*path, str(node.get("id"))), place, mode, budget)
         else:
             found.append((place, mode))
     return found
@@ -121,7 +124,7 @@ def _refused(problems: dict[str, list[Problem]], kinds: Mapping[str, Any]) -> Sa
     return SavedGraphInvalid(f"saved-format graph: {base.message}", base.errors)
 
 
-def to_api(graph: Mapping[str, Any], catalogues: Mapping[str, Catalogue]) -> dict[str, Any]:
+def to_api(graph: Mapping[str, Any], catalogues: Mapping[str, Catalogue], max_nodes: int = 500) -> dict[str, Any]:
     """Return the API-format graph the editor would export from a saved graph; raise SavedGraphInvalid if none."""
     found = _within(graph, "definitions", "subgraphs")
     definitions = {d["id"]: d for d in found if isinstance(d, dict) and isinstance(d.get("id"), str)} \
@@ -132,7 +135,8 @@ def to_api(graph: Mapping[str, Any], catalogues: Mapping[str, Catalogue]) -> dic
     problems: dict[str, list[Problem]] = {}
     kinds: dict[str, Any] = {}
     try:
-        places = _places(resolver, Level.of(graph), (), None, 0)
+        # Room for notes, reroutes and primitives; the API graph's own node limit is validation's to check.
+        places = _places(resolver, Level.of(graph), (), None, 0, [4 * max_nodes])
     except LinkError as exc:
         raise _unreadable(exc) from None
     output: dict[str, dict[str, Any]] = {}

@@ -227,3 +227,15 @@ def test_the_published_catalogue_keeps_what_naming_widgets_needs() -> None:
     assert ksampler.display_name == "KSampler" and CATALOGUES["gpu0"]["VAEDecode"].display_name == "VAE Decode"
     composite = CATALOGUES["gpu0"]["ImageCompositeMasked"]
     assert list(composite.inputs)[-1] == "mask" and not composite.inputs["mask"].required
+
+
+def test_nested_subgraphs_that_multiply_are_refused_early() -> None:
+    graph = subgraph_saved()
+    definition = graph["definitions"]["subgraphs"][0]
+    outer = {**definition, "id": "5b2f6a0e-0000-4000-8000-000000000002",
+             "nodes": [node(n, definition["id"]) for n in range(1, 40)], "links": []}
+    graph["definitions"]["subgraphs"].append(outer)
+    graph["nodes"] += [node(100 + n, outer["id"]) for n in range(40)]  # 40 × 39 × 2 inner nodes
+    with pytest.raises(SavedGraphInvalid) as caught:
+        to_api(graph, CATALOGUES, max_nodes=100)
+    assert "too many nodes once its subgraphs are expanded" in caught.value.message
