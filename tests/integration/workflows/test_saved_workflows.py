@@ -91,3 +91,18 @@ def test_unconvertible_saved_graph_is_a_422_naming_the_node(client: FlaskClient,
     assert answer.status_code == 422, body
     assert body["message"].startswith("saved-format graph: node 2 (NotInstalledAnywhere)")
     assert body["errors"]["node_errors"]["2"]["errors"][0]["type"] == "class_not_installed"
+
+
+def test_saved_graph_before_any_catalogue_is_a_503_that_queues_nothing(client: FlaskClient, published: None,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    from comfyq.submission import planning
+
+    def job_ids() -> set[str]:
+        return {job["id"] for job in client.get("/v1/jobs?page_size=100").get_json()["items"]}
+
+    before = job_ids()
+    monkeypatch.setattr(planning, "_catalogues", lambda candidates: {})
+    answer = client.post("/v1/jobs", json={"workflow": invert_saved()})
+    body = answer.get_json()
+    assert answer.status_code == 503 and "no instance has published its node catalogue yet" in body["message"]
+    assert job_ids() == before
