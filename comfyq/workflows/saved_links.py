@@ -23,8 +23,7 @@ VIRTUAL_TYPES = frozenset({"Reroute", "PrimitiveNode", "Note", "MarkdownNote"})
 
 
 class LinkError(ValueError):
-    """A link of a saved graph points nowhere; ``node`` is the execution id of the node that holds it (None: the
-    graph's own ``links``)."""
+    """A saved graph's link points nowhere; ``node`` names the node holding it (None: the graph's own list)."""
 
     def __init__(self, node: str | None, message: str) -> None:
         super().__init__(node, message)
