@@ -95,7 +95,12 @@ def _value_problem(name: str, spec: InputSpec, given: Any) -> Problem | None:
                                  f"{spec.maximum}; give {wanted(spec)}", original)
     except TypeError:
         pass  # a bound on a kind that is not a number: ComfyUI fails on it too, but differently; let it
-    if spec.kind != "COMBO" or not spec.choices:
+    if spec.kind != "COMBO":
+        return None
+    if not spec.choices:
+        if spec.listed and is_model_file(spec, value):  # the instance has none of this kind of model at all
+            return input_problem("value_not_in_list", name, f": model file {shown(original)} is not on the "
+                                 "instance, which has none for this input", original, missing_model=value)
         return None
     offered = all(map(spec.offers, value)) if spec.multiselect and isinstance(value, list) else spec.offers(value)
     if offered:

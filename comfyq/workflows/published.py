@@ -40,6 +40,7 @@ class InputSpec:
     upload: str | None = None  # "image", "video"…: a file of the instance's input folder
     control: bool = False  # the editor adds a control_after_generate widget after it (seeds)
     socket_only: bool = False  # forceInput: the editor draws a socket, never a widget
+    listed: bool = False  # the instance declared a list of choices (perhaps empty: no such models at all)
 
     def offers(self, value: Any) -> bool:
         """Return whether ``value`` is one of the choices, as ComfyUI's ``in`` tells it."""
@@ -134,7 +135,8 @@ def parse(summary: Mapping[str, Any]) -> Catalogue:
             choices, choice_set = shared[spec["choices"]] if "choices" in spec else ((), frozenset())
             inputs[input_name] = InputSpec(spec["kind"], spec["required"], spec.get("min"), spec.get("max"),
                                            choices, choice_set, bool(spec.get("multiselect")), spec.get("upload"),
-                                           bool(spec.get("control")), bool(spec.get("socket_only")))
+                                           bool(spec.get("control")), bool(spec.get("socket_only")),
+                                           "choices" in spec)
         catalogue[name] = NodeClass(tuple(info.get("output") or ()), bool(info.get("output_node")), inputs,
                                     info.get("display_name") or name)
     return catalogue

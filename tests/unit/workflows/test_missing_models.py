@@ -46,3 +46,16 @@ def test_a_plain_combo_value_is_not_a_model() -> None:
     with pytest.raises(WorkflowInvalid) as caught:
         validate_workflow(graph, CATALOGUES)
     assert "missing_models" not in caught.value.errors
+
+
+def test_a_model_asked_of_an_instance_with_none_of_its_kind_is_missing() -> None:
+    info = simulator_catalogue()
+    info["UpscaleModelLoader"]["input"]["required"]["model_name"] = [[]]  # no upscale models installed
+    graph = {"41": {"class_type": "UpscaleModelLoader", "inputs": {"model_name": "4x-UltraSharp.pth"}},
+             "1": {"class_type": "EmptyImage", "inputs": {"width": 8, "height": 8, "batch_size": 1, "color": 0}},
+             "2": {"class_type": "ImageUpscaleWithModel", "inputs": {"upscale_model": ["41", 0], "image": ["1", 0]}},
+             "3": {"class_type": "SaveImage", "inputs": {"images": ["2", 0], "filename_prefix": "up"}}}
+    with pytest.raises(WorkflowInvalid) as caught:
+        validate_workflow(graph, {"gpu0": from_object_info(info)})
+    assert [m["file"] for m in caught.value.errors["missing_models"]] == ["4x-UltraSharp.pth"]
+    assert "which has none for this input" in caught.value.errors["workflow"]["41"][0]
