@@ -5,6 +5,7 @@
     ComfyqError                 .status is the HTTP status the API answers with
      ├── InvalidRequest   422   the request cannot be run as given (.errors says where)
      │    └── WorkflowInvalid   (comfyq.workflows.node_errors) the graph would not run, or names unsafe files
+     │         └── SavedGraphInvalid   (comfyq.workflows.saved_format) a saved graph cannot be converted
      ├── Unauthorized     401   no API key, or one that is unknown, revoked or disabled
      ├── PaymentRequired  402   the balance does not cover the cost (.errors has both)
      ├── Forbidden        403   the caller's role may not do this

@@ -60,6 +60,7 @@ def present(job: Job, with_position: bool = True, deliveries: list[WebhookDelive
     ahead = position(job) if with_position else None
     return {
         "id": job.id, "status": job.status, "template": job.template, "template_version": job.template_version,
+        "workflow_format": job.workflow_format,
         "params": job.params, "cost": job.cost, "soft_time_limit": job.soft_time_limit, "batch_id": job.batch_id,
         "queue": job.queue, "instance": job.instance, "worker": job.worker, "attempts": job.attempts,
         "instance_requested": job.instance_requested, "webhook": present_webhook(job, deliveries),

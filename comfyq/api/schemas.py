@@ -32,14 +32,16 @@ class JobCreateSchema(TemplateRequestSchema, WebhookFieldsSchema):
 
     workflow = fields.Dict(
         keys=fields.String(),
-        error_messages={"invalid": "must be a JSON object mapping node ids to nodes "
-                                   "(ComfyUI API format: Workflow → Export (API))"})
+        metadata={"description": "a ComfyUI graph: API format (node id → {class_type, inputs}) or the editor's "
+                              "saved format (nodes, links, widgets_values), converted with the instances' catalogue"},
+        error_messages={"invalid": "must be a JSON object: a ComfyUI graph in API format (node id → node) or "
+                                   "as the editor saves it (nodes, links)"})
 
     @validates_schema
     def _one_kind(self, data: dict[str, Any], **_: Any) -> None:
         if ("workflow" in data) == ("template" in data):
-            raise ValidationError("give either 'template' (with 'params') or a raw 'workflow' in ComfyUI API "
-                                  "format, not both and not neither", "_schema")
+            raise ValidationError("give either 'template' (with 'params') or a raw 'workflow' (ComfyUI API or "
+                                  "saved format), not both and not neither", "_schema")
         if "workflow" in data and data.get("params"):
             raise ValidationError("'params' go with 'template'; a raw workflow carries its own values", "params")
 
@@ -106,6 +108,9 @@ class JobSchema(Schema):
     template = fields.String(allow_none=True)
     template_version = fields.Integer(allow_none=True)
     params = fields.Dict(allow_none=True)
+    workflow_format = fields.String(allow_none=True, metadata={
+        "description": "how a raw workflow came in: 'api', or 'saved' (the editor's UI format, converted); "
+                       "null for a template job"})
     cost = fields.Integer(allow_none=True)
     soft_time_limit = fields.Float(allow_none=True)
     batch_id = fields.String(allow_none=True)
@@ -170,6 +175,8 @@ class EstimateSchema(Schema):
     template = fields.String(allow_none=True)
     template_version = fields.Integer(allow_none=True)
     params = fields.Dict(allow_none=True)
+    workflow_format = fields.String(allow_none=True, metadata={
+        "description": "how a raw workflow came in: 'api' or 'saved' (converted); null for a template"})
     cost = fields.Integer(allow_none=True, metadata={"description": "credits; null for raw workflows"})
     soft_time_limit = fields.Float()
     hard_time_limit = fields.Float()

@@ -12,6 +12,7 @@ from typing import Any
 import click
 
 from .accounts import keys, users
+from .catalogue import catalogue
 from .credits import credits
 from .jobs import jobs, upload, with_api
 from .templates import templates
@@ -41,6 +42,7 @@ main.add_command(credits)
 main.add_command(jobs)
 main.add_command(upload)
 main.add_command(templates)
+main.add_command(catalogue)
 
 
 @main.command()
@@ -50,7 +52,9 @@ main.add_command(templates)
 @click.option("--redis-port", default=6379, show_default=True, help="Port of the Redis started for you.")
 @click.option("--sim-ports", default="8188,8189", show_default=True,
               help="Simulator ports, used only when COMFYQ_INSTANCES is unset.")
-def up(host: str, port: int, flower_port: int, redis_port: int, sim_ports: str) -> None:
+@click.option("--sim-catalogue", default=None, type=click.Path(exists=True, dir_okay=False),
+              help="A recorded /object_info (comfyq catalogue record) for the simulators to serve.")
+def up(host: str, port: int, flower_port: int, redis_port: int, sim_ports: str, sim_catalogue: str | None) -> None:
     """Run the whole stack on embedded defaults until Ctrl-C."""
     from .stack import Stack
 
@@ -59,7 +63,7 @@ def up(host: str, port: int, flower_port: int, redis_port: int, sim_ports: str) 
     except ValueError:
         raise click.BadParameter("give ports as numbers separated by commas", param_hint="--sim-ports") from None
     sys.exit(Stack(api_port=port, flower_port=flower_port, redis_port=redis_port, host=host,
-                   sim_ports=ports).run())
+                   sim_ports=ports, sim_catalogue=sim_catalogue).run())
 
 
 @main.command()

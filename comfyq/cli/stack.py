@@ -47,9 +47,11 @@ class Stack:
 
     def __init__(self, api_port: int = 8000, flower_port: int = 5555, redis_port: int = 6379,
                  host: str = "127.0.0.1", sim_ports: tuple[int, ...] = SIM_PORTS,
-                 workers: bool = True, flower: bool = True, output: TextIO = sys.stdout) -> None:
+                 workers: bool = True, flower: bool = True, output: TextIO = sys.stdout,
+                 sim_catalogue: str | None = None) -> None:
         self.api_port, self.flower_port, self.redis_port, self.host = api_port, flower_port, redis_port, host
         self.sim_ports = sim_ports
+        self.sim_catalogue = os.path.abspath(sim_catalogue) if sim_catalogue else None
         self.with_workers, self.with_flower, self.output = workers, flower, output
         self.children: list[Child] = []
         self.redis: Child | None = None  # the Redis we started, if any
@@ -82,8 +84,14 @@ class Stack:
             where = ", ".join(f"gpu{i} on :{port}" for i, port in enumerate(self.sim_ports))
             self.say(f"no COMFYQ_INSTANCES set, so starting {len(self.sim_ports)} ComfyUI simulators "
                      f"({where}); they are test doubles, not ComfyUI")
+            recorded = ["--catalogue", self.sim_catalogue] if self.sim_catalogue else []
+            if self.sim_catalogue:
+                self.say(f"the simulators serve the recorded catalogue {self.sim_catalogue}")
+                # Templates are checked against what the instances offer.
+                self.env.setdefault("COMFYQ_TEMPLATE_CATALOGUE", self.sim_catalogue)
             for i, port in enumerate(self.sim_ports):
-                self.comfyq(f"sim{i}", "sim", "--port", str(port), "--output-dir", str(self.data_dir / f"sim{i}"))
+                self.comfyq(f"sim{i}", "sim", "--port", str(port), "--output-dir", str(self.data_dir / f"sim{i}"),
+                            *recorded)
             self.env["COMFYQ_INSTANCES"] = ",".join(
                 f"gpu{i}=http://127.0.0.1:{port}" for i, port in enumerate(self.sim_ports))
             if len(self.sim_ports) > 1:

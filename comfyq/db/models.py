@@ -102,6 +102,7 @@ class Job(db.Model):
     worker: Mapped[str | None] = mapped_column(String(255))  # the Celery worker that ran it last
     prompt_id: Mapped[str | None] = mapped_column(String(64))
     workflow: Mapped[dict[str, Any]] = mapped_column(JSON)
+    workflow_format: Mapped[str | None] = mapped_column(String(8))  # "api" or "saved" (converted); None: template
     template: Mapped[str | None] = mapped_column(String(64))
     template_version: Mapped[int | None] = mapped_column(Integer)
     params: Mapped[dict[str, Any] | None] = mapped_column(JSON)

@@ -19,6 +19,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--journal", default=None, metavar="FILE",
                         help="append '<event> <prompt_id>' lines (queued, started, ended, free) to FILE")
     parser.add_argument("--knobs", default=None, help="instance knobs as a JSON object")
+    parser.add_argument("--catalogue", default=None, metavar="FILE",
+                        help="serve this recorded /object_info (comfyq catalogue record) instead of the built-in "
+                             "nodes; classes without an implementation run generically")
+    parser.add_argument("--generic-seconds", type=float,
+                        help="time a class without an implementation takes (recorded catalogues)")
     parser.add_argument("--start-delay", type=float, help="seconds to wait before binding the port")
     parser.add_argument("--step-seconds", type=float, help="time per sampler step / upscale tile")
     parser.add_argument("--node-seconds", type=float, help="time per node")
@@ -41,8 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
 def knobs_from_args(args: argparse.Namespace) -> Knobs:
     """Combine ``--knobs`` JSON and the individual flags (flags win)."""
     base: dict[str, Any] = json.loads(args.knobs) if args.knobs else {}
-    names = ("start_delay", "step_seconds", "node_seconds", "fail_at", "fail_message", "fail_type", "hang_at",
-             "die_at", "drop_ws_at", "checkpoints", "upscale_models", "cache", "previews", "progress_state_per_step")
+    names = ("start_delay", "step_seconds", "node_seconds", "generic_seconds", "fail_at", "fail_message", "fail_type",
+             "hang_at", "die_at", "drop_ws_at", "checkpoints", "upscale_models", "cache", "previews",
+             "progress_state_per_step")
     base.update({name: getattr(args, name) for name in names if getattr(args, name) is not None})
     return Knobs.from_dict(base)
 
@@ -55,6 +61,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         knobs = knobs_from_args(args)
     except (KnobError, json.JSONDecodeError) as exc:
         parser.error(str(exc))
+    if args.catalogue:
+        from .recorded import CatalogueFileError, install, read_catalogue
+
+        try:
+            install(read_catalogue(args.catalogue))
+        except CatalogueFileError as exc:
+            parser.error(str(exc))
     from .server import serve
 
     serve(args.host, args.port, args.output_dir, knobs, args.journal)

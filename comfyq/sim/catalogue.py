@@ -37,7 +37,8 @@ class Env:
     knobs: Knobs
 
 
-def _size(default: int, minimum: int, step: int) -> tuple[str, dict[str, Any]]:
+def size_input(default: int, minimum: int, step: int) -> tuple[str, dict[str, Any]]:
+    """Return a width or height input declaration, up to ComfyUI's MAX_RESOLUTION."""
     return ("INT", {"default": default, "min": minimum, "max": MAX_RESOLUTION, "step": step})
 
 
@@ -55,16 +56,21 @@ class NodeSpec:
     python_module: str = "nodes"
     # Inputs checked by the node's own VALIDATE_INPUTS: no range or combo check.
     custom_validated: tuple[str, ...] = field(default_factory=tuple)
+    output_names: tuple[str, ...] = ()  # when they differ from the output types
+    recorded: dict[str, Any] | None = None  # a recorded instance's own entry, served as it was
 
     def info(self, env: Env) -> dict[str, Any]:
         """Return this node's ``/object_info`` entry."""
+        return self.recorded if self.recorded is not None else self._built(env)
+
+    def _built(self, env: Env) -> dict[str, Any]:
         inputs = self.inputs(env)
         return {
             "input": inputs,
             "input_order": {section: list(values) for section, values in inputs.items()},
             "output": list(self.output),
             "output_is_list": [False] * len(self.output),
-            "output_name": list(self.output),
+            "output_name": list(self.output_names or self.output),
             "name": self.name,
             "display_name": self.display_name,
             "description": self.description,
@@ -96,8 +102,8 @@ SPECS: dict[str, NodeSpec] = {spec.name: spec for spec in [
     NodeSpec(
         "EmptyLatentImage", "Empty Latent Image", "latent",
         lambda env: {"required": {
-            "width": _size(512, 16, 8),
-            "height": _size(512, 16, 8),
+            "width": size_input(512, 16, 8),
+            "height": size_input(512, 16, 8),
             "batch_size": ("INT", {"default": 1, "min": 1, "max": 4096}),
         }},
         ("LATENT",),
@@ -136,8 +142,8 @@ SPECS: dict[str, NodeSpec] = {spec.name: spec for spec in [
         lambda env: {"required": {
             "samples": ("LATENT",),
             "upscale_method": (list(LATENT_METHODS),),
-            "width": _size(512, 0, 8),
-            "height": _size(512, 0, 8),
+            "width": size_input(512, 0, 8),
+            "height": size_input(512, 0, 8),
             "crop": (list(CROP_METHODS),),
         }},
         ("LATENT",),
@@ -150,21 +156,6 @@ SPECS: dict[str, NodeSpec] = {spec.name: spec for spec in [
             "scale_by": ("FLOAT", {"default": 1.5, "min": 0.01, "max": 8.0, "step": 0.01}),
         }},
         ("LATENT",),
-    ),
-    NodeSpec(
-        "LoadImage", "Load Image", "image",
-        lambda env: {"required": {"image": (env.folders.input_images(), {"image_upload": True})}},
-        ("IMAGE", "MASK"),
-        custom_validated=("image",),
-    ),
-    NodeSpec(
-        "LoadImageMask", "Load Image (as Mask)", "mask",
-        lambda env: {"required": {
-            "image": (env.folders.input_images(), {"image_upload": True}),
-            "channel": (list(MASK_CHANNELS),),
-        }},
-        ("MASK",),
-        custom_validated=("image",),
     ),
     NodeSpec(
         "VAEEncodeForInpaint", "VAE Encode (for Inpainting)", "latent/inpaint",
@@ -180,31 +171,6 @@ SPECS: dict[str, NodeSpec] = {spec.name: spec for spec in [
         "SetLatentNoiseMask", "Set Latent Noise Mask", "latent/inpaint",
         lambda env: {"required": {"samples": ("LATENT",), "mask": ("MASK",)}},
         ("LATENT",),
-    ),
-    NodeSpec(
-        "ImageScale", "Upscale Image", "image/upscaling",
-        lambda env: {"required": {
-            "image": ("IMAGE",),
-            "upscale_method": (list(IMAGE_METHODS),),
-            "width": _size(512, 0, 1),
-            "height": _size(512, 0, 1),
-            "crop": (list(CROP_METHODS),),
-        }},
-        ("IMAGE",),
-    ),
-    NodeSpec(
-        "ImageScaleBy", "Upscale Image By", "image/upscaling",
-        lambda env: {"required": {
-            "image": ("IMAGE",),
-            "upscale_method": (list(IMAGE_METHODS),),
-            "scale_by": ("FLOAT", {"default": 1.0, "min": 0.01, "max": 8.0, "step": 0.01}),
-        }},
-        ("IMAGE",),
-    ),
-    NodeSpec(
-        "ImageInvert", "Invert Image", "image",
-        lambda env: {"required": {"image": ("IMAGE",)}},
-        ("IMAGE",),
     ),
     NodeSpec(
         "UpscaleModelLoader", "Load Upscale Model", "loaders",
@@ -237,6 +203,17 @@ SPECS: dict[str, NodeSpec] = {spec.name: spec for spec in [
         description="Saves the input images to your ComfyUI output directory.",
     ),
 ]}
+
+
+def _add_image_nodes() -> None:
+    """Add ComfyUI's core image and mask nodes (declared in their own module, which imports this one)."""
+    from .image_catalogue import IMAGE_SPECS
+
+    for spec in IMAGE_SPECS:
+        SPECS.setdefault(spec.name, spec)
+
+
+_add_image_nodes()
 
 
 def object_info(env: Env, name: str | None = None) -> dict[str, Any]:

@@ -36,6 +36,7 @@ class Knobs:
 
     step_seconds: float = 0.0
     node_seconds: float = 0.0
+    generic_seconds: float = 0.0  # what a class without an implementation (a recorded catalogue's) takes
     fail_at: str | list[str] | None = None
     fail_message: str | None = None
     fail_type: str = "RuntimeError"
@@ -66,7 +67,7 @@ class Knobs:
             raise KnobError(f"unknown knob(s): {', '.join(sorted(unknown))}")
         values = self.to_dict()
         values.update(data)
-        for name in ("step_seconds", "node_seconds", "start_delay"):
+        for name in ("step_seconds", "node_seconds", "generic_seconds", "start_delay"):
             try:
                 values[name] = float(values[name])
             except (TypeError, ValueError):
@@ -87,6 +88,7 @@ class NodeKnobs:
 
     step_seconds: float = 0.0
     node_seconds: float = 0.0
+    generic_seconds: float = 0.0
     fail: str | None = None
     fail_type: str = "RuntimeError"
     hang: bool = False
@@ -132,6 +134,7 @@ def resolve(
     return NodeKnobs(
         step_seconds=float(layered.get("step_seconds") or 0.0),
         node_seconds=float(layered.get("node_seconds") or 0.0),
+        generic_seconds=float(layered.get("generic_seconds") or 0.0),
         fail=str(message) if failing else None,
         fail_type=str(layered.get("fail_type") or "RuntimeError"),
         hang=bool(layered.get("hang")) or _targets(layered.get("hang_at"), node_id, class_type),

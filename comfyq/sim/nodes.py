@@ -11,6 +11,7 @@ from PIL import Image, ImageOps
 
 from . import images as imaging
 from . import masks
+from .image_nodes import IMAGE_IMPLEMENTATIONS
 from .files import Folders, file_digest, next_save_path, temp_prefix
 from .values import Conditioning, Handle, Latent, NodeContext
 from .values import offload as _offload
@@ -189,6 +190,7 @@ IMPLEMENTATIONS: dict[str, Callable[..., Awaitable[Any]]] = {
     "SetLatentNoiseMask": masks.set_latent_noise_mask,
     "SaveImage": save_image,
     "PreviewImage": preview_image,
+    **IMAGE_IMPLEMENTATIONS,
 }
 
 

@@ -14,6 +14,7 @@ from .cache import CacheEntry, signatures
 from .catalogue import SPECS
 from .knobs import NodeKnobs, caching_enabled, resolve, sim_dict
 from .nodes import IMPLEMENTATIONS, NodeContext
+from .recorded import run_generic
 from .prompt_queue import QueueItem
 from .prompt_checks import full_type_name
 
@@ -190,7 +191,7 @@ class PromptRun:
                 raise SimulatedError(knobs.fail)
             ctx = NodeContext(node_id, class_type, self.prompt_id, self.prompt, self.extra_data, knobs,
                               self.ex.folders, lambda v, m, p: self.progress(node_id, knobs, v, m, p))
-            result = await IMPLEMENTATIONS[class_type](ctx, **inputs)
+            result = await IMPLEMENTATIONS.get(class_type, run_generic)(ctx, **inputs)
         except Interrupted:
             self.add_message("execution_interrupted", {"prompt_id": self.prompt_id, "node_id": node_id,
                                                        "node_type": class_type, "executed": list(self.executed)})

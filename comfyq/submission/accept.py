@@ -29,7 +29,7 @@ def new_job(plan: Plan, user: User, batch_id: str | None = None) -> Job:
     return Job(user_id=user.id, status=JobStatus.PENDING.value, queue=plan.queue, instance_requested=plan.instance,
                workflow=plan.workflow, template=plan.template, template_version=plan.template_version,
                params=plan.params, cost=plan.cost, soft_time_limit=plan.soft_time_limit, inputs=plan.inputs,
-               batch_id=batch_id, outputs=[])
+               batch_id=batch_id, outputs=[], workflow_format=plan.workflow_format)
 
 
 def accept(user: User, jobs: list[Job], *with_them: object) -> None:
@@ -113,6 +113,7 @@ def estimate_job(body: dict[str, Any], user: User) -> dict[str, Any]:
     idle = [row["name"] for row in described if row["worker_online"] and row["reachable"] and not row["running_job"]]
     return {
         "template": plan.template, "template_version": plan.template_version, "params": plan.params,
+        "workflow_format": plan.workflow_format,
         "cost": plan.cost, "balance": credits.balance_of(user.id) if credits.is_metered(user, current_app.config)
         else None, "soft_time_limit": plan.soft_time_limit, "hard_time_limit": plan.hard_time_limit,
         "queue": plan.queue, "queue_position": ahead, "instances_idle": idle,

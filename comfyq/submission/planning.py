@@ -22,6 +22,7 @@ from ..storage.inputs import STAGED, StagedImage, decode_data_url
 from ..db.models import User
 from ..workflows.safety import check_nodes
 from .uploads import UPLOAD_ID, check_pair, checked, create_upload, get_upload, stored_names, upload_named
+from ..workflows.saved_format import API, SAVED, to_api, workflow_format
 from ..workflows.validation import validate_workflow
 
 
@@ -40,6 +41,7 @@ class Plan:
     inputs: list[str] = field(default_factory=list)
     guard_failures: list[str] = field(default_factory=list)
     candidates: list[Instance] = field(default_factory=list)
+    workflow_format: str | None = None  # a raw workflow's: "api" or "saved"
 
     @property
     def hard_time_limit(self) -> float:
@@ -80,10 +82,22 @@ def _catalogues(instances: list[Instance]) -> dict[str, catalogue.Catalogue]:
     return {name: cat for name, cat in found.items() if cat is not None}
 
 
+def converted(workflow: dict[str, Any], candidates: list[Instance]) -> dict[str, Any]:
+    """Return a saved-format graph in API format, its widgets named by the candidates' published catalogues."""
+    catalogues = _catalogues(candidates)
+    if not catalogues:
+        raise Unavailable("no instance has published its node catalogue yet, and naming a saved graph's widget "
+                          "values needs one; nothing was queued: try again shortly, or send the API format")
+    return to_api(workflow, catalogues, current_app.config["MAX_WORKFLOW_NODES"])
+
+
 def plan_raw(workflow: dict[str, Any], instance: str | None, owner: User) -> Plan:
     """Check a raw workflow of ``owner`` and plan it at the flat raw-job cost and the default time limit."""
     config = current_app.config
     queue, candidates = route(instance)
+    came_as = workflow_format(workflow)
+    if came_as == SAVED:
+        workflow = converted(workflow, candidates)
     # Structure first, so a malformed graph gets its 422 even when Redis is down.
     validate_workflow(workflow, {}, config["MAX_WORKFLOW_NODES"])
     check_nodes(workflow, config["NODE_BLOCKLIST"], config["NODE_ALLOWLIST"])
@@ -93,7 +107,8 @@ def plan_raw(workflow: dict[str, Any], instance: str | None, owner: User) -> Pla
     validate_workflow(workflow, catalogues, config["MAX_WORKFLOW_NODES"], uploads=stored)
     inputs = sorted({stored[value] for _, _, value in named if isinstance(value, str) and value in stored})
     return Plan(queue, with_stored_names(workflow, catalogues, stored), instance, cost=config["RAW_JOB_COST"],
-                soft_time_limit=config["SOFT_TIME_LIMIT"], inputs=inputs, candidates=candidates)
+                soft_time_limit=config["SOFT_TIME_LIMIT"], inputs=inputs, candidates=candidates,
+                workflow_format=came_as or API)
 
 
 def image_param(value: object, param: str, kind: str, owner: User, store: bool = True) -> StagedImage:

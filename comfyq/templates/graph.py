@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 from typing import Any, Mapping
 
+from ..workflows.published import from_object_info
+from ..workflows.saved_format import is_saved_format, to_api
 from ..workflows.validation import WorkflowInvalid, validate_workflow
 from .params import Param
 
@@ -22,8 +24,8 @@ def is_link(value: Any) -> bool:
     return isinstance(value, list)
 
 
-def read_workflow(path: Path) -> tuple[dict[str, Any] | None, list[str]]:
-    """Parse a workflow file and check its shape; return (graph, []) or (None, problems)."""
+def read_workflow(path: Path, catalogue: Mapping[str, Any] | None = None) -> tuple[dict[str, Any] | None, list[str]]:
+    """Parse a workflow file (API format, or saved format converted with ``catalogue``); return (graph, problems)."""
     if not path.is_file():
         return None, ["missing: every template needs its graph, in ComfyUI API format, beside spec.yaml"]
     try:
@@ -32,8 +34,15 @@ def read_workflow(path: Path) -> tuple[dict[str, Any] | None, list[str]]:
         return None, [f"not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"]
     except (OSError, UnicodeDecodeError) as exc:
         return None, [f"cannot read: {exc}"]
-    if isinstance(graph, dict) and "nodes" in graph and "links" in graph:
-        return None, ["this is a UI-format workflow; save it from ComfyUI with 'Export (API)'"]
+    if is_saved_format(graph) and catalogue is None:
+        return None, ["this is a saved (UI-format) workflow and no node catalogue is at hand to convert it; "
+                      "save it from ComfyUI with 'Export (API)'"]
+    if is_saved_format(graph):
+        try:
+            graph = to_api(graph, {"catalogue": from_object_info(catalogue or {})})
+        except WorkflowInvalid as exc:
+            by_node = exc.errors.get("workflow") or {}
+            return None, [f"node {node}: {p}" for node, found in by_node.items() for p in found] or [exc.message]
     if not isinstance(graph, dict):
         return None, ["must be a JSON object of node id → {class_type, inputs}"]
     try:

@@ -35,7 +35,7 @@ def load_version(directory: Path, shown: str,
     """Load and check one version; return (template, []) or (None, every problem found)."""
     spec_at, graph_at = f"{shown}/spec.yaml", f"{shown}/workflow.json"
     spec, problems = read_spec(directory / "spec.yaml", spec_at)
-    graph, graph_problems = read_workflow(directory / "workflow.json")
+    graph, graph_problems = read_workflow(directory / "workflow.json", catalogue)
     if graph is not None and catalogue is not None:
         graph_problems = catalogue_problems(graph, catalogue)
     problems += [TemplateError(graph_at, reason) for reason in graph_problems]

@@ -16,6 +16,15 @@ from .published import Catalogue, InputSpec
 from .node_errors import Problem, input_problem, shown
 
 LISTED_CHOICES = 10  # longer combo lists are shown by their first few
+MODEL_EXTENSIONS = (".safetensors", ".sft", ".ckpt", ".pt", ".pt2", ".pth", ".bin", ".gguf", ".onnx")
+
+
+def is_model_file(spec: InputSpec, value: Any) -> bool:
+    """Return whether a combo value names a model file: by its extension, or as a choice among model files."""
+    if not isinstance(value, str) or spec.upload:
+        return False
+    return value.lower().endswith(MODEL_EXTENSIONS) or any(
+        isinstance(c, str) and c.lower().endswith(MODEL_EXTENSIONS) for c in spec.choices[:LISTED_CHOICES])
 
 
 def is_link(value: Any) -> bool:
@@ -86,11 +95,19 @@ def _value_problem(name: str, spec: InputSpec, given: Any) -> Problem | None:
                                  f"{spec.maximum}; give {wanted(spec)}", original)
     except TypeError:
         pass  # a bound on a kind that is not a number: ComfyUI fails on it too, but differently; let it
-    if spec.kind != "COMBO" or not spec.choices:
+    if spec.kind != "COMBO":
+        return None
+    if not spec.choices:
+        if spec.listed and is_model_file(spec, value):  # the instance has none of this kind of model at all
+            return input_problem("value_not_in_list", name, f": model file {shown(original)} is not on the "
+                                 "instance, which has none for this input", original, missing_model=value)
         return None
     offered = all(map(spec.offers, value)) if spec.multiselect and isinstance(value, list) else spec.offers(value)
     if offered:
         return None
+    if is_model_file(spec, value):
+        return input_problem("value_not_in_list", name, f": model file {shown(original)} is not on the instance; "
+                             f"choose {wanted(spec)}", original, missing_model=value)
     return input_problem("value_not_in_list", name, f": {shown(original)} is not available; choose "
                          f"{wanted(spec)}", original)
 

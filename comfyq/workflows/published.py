@@ -1,8 +1,10 @@
 """Cached node catalogues of the instances, as published by their workers.
 
-Workers reduce ``/object_info`` to what validation needs and store it in Redis:
-each class's outputs, whether it is an output node, and each input's kind,
-bounds, choices and upload flag. Tooltips, defaults and descriptions are left
+Workers reduce ``/object_info`` to what validation and the conversion of saved
+graphs need and store it in Redis: each class's outputs, display name, whether
+it is an output node, and each input (in declared order, required first) with
+its kind, bounds, choices, upload flag and whether the editor gives it a control
+widget (seeds) or only a socket. Tooltips, defaults and descriptions are left
 out, a combo list is stored once however many inputs share it (a checkpoint list
 appears in every loader), and the choices of upload inputs (the instance's whole
 input folder) are not stored at all. The API reads a catalogue, parses it at most
@@ -18,10 +20,12 @@ from typing import Any, Mapping
 
 import redis
 
-# v2 carries inputs; the summary of an older worker (outputs only) is not read.
-KEY = "comfyq:catalogue:v2:{}"
+# v3 keeps inputs in declared order with control and socket flags (what naming a saved graph's widgets needs);
+# the summary of an older worker is not read: until it restarts, its instance counts as not yet published.
+KEY = "comfyq:catalogue:v3:{}"
 FULL_KEY = "comfyq:object_info:{}"  # the whole answer, as ComfyUI's editor reads it (comfyq.editor.catalogue)
 WIDGETS = frozenset({"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"})
+SEED_NAMES = frozenset({"seed", "noise_seed"})  # the editor gives these a control widget even unflagged
 
 
 @dataclass(frozen=True)
@@ -36,6 +40,9 @@ class InputSpec:
     choice_set: frozenset[Any] = frozenset()
     multiselect: bool = False
     upload: str | None = None  # "image", "video"…: a file of the instance's input folder
+    control: bool = False  # the editor adds a control_after_generate widget after it (seeds)
+    socket_only: bool = False  # forceInput: the editor draws a socket, never a widget
+    listed: bool = False  # the instance declared a list of choices (perhaps empty: no such models at all)
 
     def offers(self, value: Any) -> bool:
         """Return whether ``value`` is one of the choices, as ComfyUI's ``in`` tells it."""
@@ -52,6 +59,7 @@ class NodeClass:
     outputs: tuple[Any, ...]
     output_node: bool = False
     inputs: Mapping[str, InputSpec] = field(default_factory=dict)
+    display_name: str = ""
 
 
 Catalogue = dict[str, NodeClass]
@@ -64,7 +72,7 @@ def _number(value: Any) -> int | float | None:
     return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
-def _input(declared: Any, required: bool, lists: dict[str, int]) -> dict[str, Any] | None:
+def _input(name: str, declared: Any, required: bool, lists: dict[str, int]) -> dict[str, Any] | None:
     """Summarise one declared input (``[type, {options}]``), interning its combo list; None if unreadable."""
     if not isinstance(declared, (list, tuple)) or not declared:
         return None
@@ -84,6 +92,10 @@ def _input(declared: Any, required: bool, lists: dict[str, int]) -> dict[str, An
         return None
     if upload is not None:
         out["upload"] = upload
+    if extra.get("control_after_generate") or (kind == "INT" and name in SEED_NAMES):
+        out["control"] = True
+    if extra.get("forceInput"):
+        out["socket_only"] = True
     for name in ("min", "max"):
         if _number(extra.get(name)) is not None:
             out[name] = extra[name]
@@ -99,13 +111,16 @@ def summarise(object_info: Mapping[str, Any]) -> dict[str, Any]:
             continue
         inputs: dict[str, Any] = {}
         sections = info.get("input") if isinstance(info.get("input"), dict) else {}
-        for section in ("optional", "required"):  # required last: it wins a name declared in both
+        # In declared order, required first: the editor lays out widgets (and saves their values) so.
+        for section in ("required", "optional"):
             for input_name, declared in (sections.get(section) or {}).items():
-                summary = _input(declared, section == "required", lists)
-                if summary is not None:
+                summary = _input(input_name, declared, section == "required", lists)
+                if summary is not None and input_name not in inputs:  # required wins a name declared in both
                     inputs[input_name] = summary
         classes[name] = {"output": list(info.get("output") or []), "output_node": bool(info.get("output_node")),
                          "input": inputs}
+        if isinstance(info.get("display_name"), str) and info["display_name"] != name:
+            classes[name]["display_name"] = info["display_name"]
     return {"choices": [json.loads(text) for text in lists], "classes": classes}
 
 
@@ -121,8 +136,11 @@ def parse(summary: Mapping[str, Any]) -> Catalogue:
         for input_name, spec in (info.get("input") or {}).items():
             choices, choice_set = shared[spec["choices"]] if "choices" in spec else ((), frozenset())
             inputs[input_name] = InputSpec(spec["kind"], spec["required"], spec.get("min"), spec.get("max"),
-                                           choices, choice_set, bool(spec.get("multiselect")), spec.get("upload"))
-        catalogue[name] = NodeClass(tuple(info.get("output") or ()), bool(info.get("output_node")), inputs)
+                                           choices, choice_set, bool(spec.get("multiselect")), spec.get("upload"),
+                                           bool(spec.get("control")), bool(spec.get("socket_only")),
+                                           "choices" in spec)
+        catalogue[name] = NodeClass(tuple(info.get("output") or ()), bool(info.get("output_node")), inputs,
+                                    info.get("display_name") or name)
     return catalogue
 
 

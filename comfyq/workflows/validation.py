@@ -3,7 +3,9 @@
 Structure (objects, classes, links, cycles, an output node), ComfyUI's own input
 checks against the candidate instances' published catalogues (``input_checks``)
 and comfyq's file rules (``file_inputs``); every problem found is reported in
-one 422 (``node_errors``).
+one 422 (``node_errors``). When model files are missing (a checkpoint, LoRA, VAE…
+not in the catalogue's list), the 422 leads with them: ``errors.missing_models``
+lists each file with the nodes and inputs that want it.
 """
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ from typing import Any, Collection, Mapping
 from .published import Catalogue
 from .file_inputs import file_problems
 from .input_checks import input_problems, is_link
-from .node_errors import Problem, WorkflowInvalid, input_problem, refuse
+from .node_errors import Problem, WorkflowInvalid, input_problem, label, refuse
 
 __all__ = ["WorkflowInvalid", "validate_workflow"]
 
@@ -103,6 +105,27 @@ def _find_cycle(workflow: Mapping[str, Any]) -> list[str] | None:
     return None
 
 
+def _where(missing: Mapping[str, Any]) -> str:
+    """Return ``; not on gpu1`` when only some instances lack a file, else nothing."""
+    some = sorted({i for node in missing["nodes"] for i in node.get("instances", ())})
+    return f"; not on instance(s) {', '.join(some)}" if some else ""
+
+
+def missing_models(workflow: Mapping[str, Any], errors: Mapping[str, list[Problem]]) -> list[dict[str, Any]]:
+    """List each model file the instances lack, with the nodes (and inputs) that want it."""
+    wanted: dict[str, list[dict[str, Any]]] = {}
+    for node_id, problems in errors.items():
+        for problem in problems:
+            name = problem.extra_info.get("missing_model")
+            if isinstance(name, str):
+                entry = {"node": node_id, "class_type": workflow[node_id].get("class_type"),
+                         "input": problem.extra_info.get("input_name"), "label": label(node_id, workflow[node_id])}
+                if "instances" in problem.extra_info:  # only some instances lack it
+                    entry["instances"] = list(problem.extra_info["instances"])
+                wanted.setdefault(name, []).append(entry)
+    return [{"file": name, "nodes": nodes} for name, nodes in wanted.items()]
+
+
 def validate_workflow(workflow: Mapping[str, Any], catalogues: Mapping[str, Catalogue], max_nodes: int = 500,
                       uploads: Collection[str] | None = None) -> None:
     """Raise WorkflowInvalid unless ``workflow`` is a graph that every instance of ``catalogues`` would run.
@@ -123,7 +146,16 @@ def validate_workflow(workflow: Mapping[str, Any], catalogues: Mapping[str, Cata
         if cycle:
             errors[cycle[0]] = [Problem("link_cycle", f"links form a cycle: {' → '.join(cycle)}")]
     if errors:
-        raise refuse(workflow, errors)
+        refused = refuse(workflow, errors)
+        missing = missing_models(workflow, errors)
+        if missing:
+            listed = "; ".join(f"{m['file']!r} (wanted by {', '.join(n['label'] for n in m['nodes'])}{_where(m)})"
+                               for m in missing)
+            count = sum(map(len, errors.values())) - sum(len(m["nodes"]) for m in missing)
+            more = f" (and {count} more problem{'s' * (count > 1)})" if count > 0 else ""
+            raise WorkflowInvalid(f"missing model file{'s' * (len(missing) > 1)}: {listed}{more}",
+                                  {**refused.errors, "missing_models": missing})
+        raise refused
     if catalogues and not any(
             all(getattr(cat.get(node["class_type"]), "output_node", False) for cat in catalogues.values())
             for node in workflow.values()):

@@ -302,15 +302,16 @@ def api_server(env: dict[str, str], log: Path, workers: int = 1) -> Iterator[str
 
 
 @contextlib.contextmanager
-def comfyq_up(tmp_path: Path, extra: dict[str, str] | None = None, **fixed: int
+def comfyq_up(tmp_path: Path, extra: dict[str, str] | None = None, args: tuple[str, ...] = (), **fixed: int
               ) -> Iterator[tuple[subprocess.Popen[bytes], dict[str, int], list[str]]]:
-    """Run `comfyq up` (with ``extra`` settings) on free ports (or ``flower_port=N``…); yield it, its ports, its lines."""
+    """Run `comfyq up` (with ``extra`` settings, more ``args``) on free ports (or ``flower_port=N``…); yield it,
+    its ports, its lines."""
     ports = {name: fixed.get(f"{name}_port") or free_port() for name in ("api", "flower", "redis", "sim0", "sim1")}
     env = {k: v for k, v in os.environ.items() if not k.startswith("COMFYQ_")}
     env.update(extra or {}, COMFYQ_DATA_DIR=str(tmp_path / "data"))
     proc = subprocess.Popen(
         [sys.executable, "-m", "comfyq", "up", "--port", str(ports["api"]), "--flower-port", str(ports["flower"]),
-         "--redis-port", str(ports["redis"]), "--sim-ports", f"{ports['sim0']},{ports['sim1']}"],
+         "--redis-port", str(ports["redis"]), "--sim-ports", f"{ports['sim0']},{ports['sim1']}", *args],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=tmp_path)
     lines: list[str] = []
     assert proc.stdout is not None

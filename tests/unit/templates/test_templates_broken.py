@@ -115,7 +115,7 @@ def test_missing_workflow(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("workflow", "reason"), [
     ('{"3": {', "not valid JSON: Expecting property name enclosed in double quotes (line 1, column 8)"),
-    ({"nodes": [], "links": []}, "this is a UI-format workflow; save it from ComfyUI with 'Export (API)'"),
+    ({"nodes": [], "links": []}, "this is a saved (UI-format) workflow and no node catalogue is at hand"),
     ([1, 2], "must be a JSON object of node id"),
     ({}, "workflow is empty"),
     (graph_with(lambda g: g["8"].pop("class_type")), "node 8: missing 'class_type'"),

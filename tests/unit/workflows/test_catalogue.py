@@ -31,7 +31,9 @@ def test_the_summary_drops_text_and_stores_each_combo_list_once() -> None:
     info["LoadImage"]["input"]["required"]["image"][0] = [f"{i:064x}.png" for i in range(1000)]  # staged inputs
     summary = catalogue.summarise(info)
     text = json.dumps(summary)
-    assert "tooltip" not in text and "description" not in text and "Load Checkpoint" not in text
+    assert "tooltip" not in text and "description" not in text and "The name of the checkpoint" not in text
+    # Display names stay (short): a saved graph's conversion titles nodes with them, as the editor's export does.
+    assert summary["classes"]["CheckpointLoaderSimple"]["display_name"] == "Load Checkpoint"
     assert "0" * 63 + "1.png" not in text  # an upload input's choices are the input folder: not needed, not kept
     scales = INFO["LatentUpscale"]["input"]["required"]["upscale_method"][0]
     assert summary["choices"].count(scales) == 1  # LatentUpscale and LatentUpscaleBy share it
@@ -84,5 +86,5 @@ def test_load_reads_once_per_period_and_parses_only_a_changed_summary(monkeypatc
     catalogue.publish(r, "gpu7", changed)
     now[0] += 31
     assert "KSampler" not in catalogue.load(r, "gpu7", ttl=30)
-    assert list(r.store) == ["comfyq:catalogue:v2:gpu7", "comfyq:object_info:gpu7"]  # the editor's, whole
+    assert list(r.store) == ["comfyq:catalogue:v3:gpu7", "comfyq:object_info:gpu7"]  # the editor's, whole
     assert json.loads(catalogue.object_info(r, ["gpu6", "gpu7"])) == changed

@@ -38,9 +38,9 @@ def setting(node: str, name: str, value: Any) -> Callable[[Graph], None]:
     (setting("5", "width", 99999), "5", "value_bigger_than_max", "width",
      "node 5 (EmptyLatentImage): input 'width': 99999 is above the maximum 16384; give a whole number from 16 "
      "to 16384"),
-    (setting("4", "ckpt_name", "missing.safetensors"), "4", "value_not_in_list", "ckpt_name",
-     "node 4 (CheckpointLoaderSimple): input 'ckpt_name': 'missing.safetensors' is not available; choose one of: "
-     "'sd15.safetensors', 'sdxl.safetensors'"),
+    (setting("3", "scheduler", "no-such-scheduler"), "3", "value_not_in_list", "scheduler",
+     "node 3 (KSampler): input 'scheduler': 'no-such-scheduler' is not available; choose one of: 'simple', "
+     "'sgm_uniform', 'karras', 'exponential', 'ddim_uniform', 'beta', 'normal', 'linear_quadratic', 'kl_optimal'"),
     (lambda g: g["3"]["inputs"].pop("seed"), "3", "required_input_missing", "seed",
      "node 3 (KSampler): input 'seed' is required but missing; give a whole number from 0 to 18446744073709551615"),
     (lambda g: g["3"]["inputs"].pop("model"), "3", "required_input_missing", "model",
@@ -109,8 +109,8 @@ def test_a_value_one_instance_lacks_names_that_instance() -> None:
     other["CheckpointLoaderSimple"]["input"]["required"]["ckpt_name"][0] = ["sdxl.safetensors"]
     graph = txt2img()
     exc = refused(graph, {"gpu0": CATALOGUE, "gpu1": from_object_info(other)})
-    assert exc.message.endswith("'sd15.safetensors' is not available; choose one of: 'sdxl.safetensors' "
-                                "(on instance(s) gpu1)")
+    assert exc.message == ("missing model file: 'sd15.safetensors' (wanted by node 4 (CheckpointLoaderSimple); "
+                           "not on instance(s) gpu1)")
     assert exc.errors["node_errors"]["4"]["errors"][0]["extra_info"]["instances"] == ["gpu1"]
 
 
