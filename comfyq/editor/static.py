@@ -1,4 +1,9 @@
-"""The editor's page and files, from the ``comfyui-frontend-package`` wheel; only for a browser with a session."""
+"""The editor's page and files, from the ``comfyui-frontend-package`` wheel.
+
+The page (and any path that is not one of the wheel's files) needs a
+session; the wheel's own files are public, as they are on PyPI, because
+browsers fetch some of them (the web manifest) without cookies.
+"""
 from __future__ import annotations
 
 import functools
@@ -26,9 +31,19 @@ def _session_or_page() -> Response | None:
     ticket = request.args.get("ticket")
     if ticket is not None and request.path == "/comfy/":
         return open_ticket(ticket)
-    if student_of_cookie(request.cookies.get(COOKIE)) is None:
+    if student_of_cookie(request.cookies.get(COOKIE)) is None and not _public(request.view_args or {}):
         return no_session_page()
     return None
+
+
+def _public(view_args: dict[str, str]) -> bool:
+    """Tell whether a request asks for one of the wheel's own files, other than the page."""
+    name = view_args.get("filename")
+    if not name or name == "index.html":
+        return False
+    root = frontend_root().resolve()
+    path = (root / name).resolve()
+    return path.is_relative_to(root) and path.is_file()
 
 
 @bp.route("/")

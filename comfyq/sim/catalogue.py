@@ -205,15 +205,16 @@ SPECS: dict[str, NodeSpec] = {spec.name: spec for spec in [
 ]}
 
 
-def _add_image_nodes() -> None:
-    """Add ComfyUI's core image and mask nodes (declared in their own module, which imports this one)."""
+def _add_core_nodes() -> None:
+    """Add ComfyUI's core image, mask and model-loader nodes (declared in modules that import this one)."""
     from .image_catalogue import IMAGE_SPECS
+    from .model_loaders import MODEL_SPECS
 
-    for spec in IMAGE_SPECS:
+    for spec in [*IMAGE_SPECS, *MODEL_SPECS]:
         SPECS.setdefault(spec.name, spec)
 
 
-_add_image_nodes()
+_add_core_nodes()
 
 
 def object_info(env: Env, name: str | None = None) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from PIL import Image, ImageOps
 from . import images as imaging
 from . import masks
 from .image_nodes import IMAGE_IMPLEMENTATIONS
+from .model_loaders import MODEL_IMPLEMENTATIONS
 from .files import Folders, file_digest, next_save_path, temp_prefix
 from .values import Conditioning, Handle, Latent, NodeContext
 from .values import offload as _offload
@@ -191,6 +192,7 @@ IMPLEMENTATIONS: dict[str, Callable[..., Awaitable[Any]]] = {
     "SaveImage": save_image,
     "PreviewImage": preview_image,
     **IMAGE_IMPLEMENTATIONS,
+    **MODEL_IMPLEMENTATIONS,
 }
 
 

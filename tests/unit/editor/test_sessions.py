@@ -69,6 +69,19 @@ def test_a_revoked_session_answers_401_at_once_and_listing_shows_no_secret(app: 
     assert revoked.status_code == 200 and revoked.get_json()["state"] == "revoked"
     assert browser.get("/comfy/api/settings").status_code == 401
     assert browser.get("/comfy/assets/nothing.js").status_code == 401
+    assert browser.get("/comfy/").status_code == 401
+
+
+def test_the_wheels_own_files_are_public_but_the_page_and_other_paths_are_not(app: Flask) -> None:
+    from comfyq.editor.static import frontend_root
+
+    anyone = app.test_client()
+    (manifest,) = [p.name for p in (frontend_root() / "assets").iterdir() if p.name.startswith("manifest-")]
+    answer = anyone.get(f"/comfy/assets/{manifest}")  # browsers fetch the web manifest without cookies
+    assert answer.status_code == 200 and answer.get_json() is not None
+    for path in ("/comfy/", "/comfy/index.html", "/comfy/assets/nothing.js", "/comfy/assets/..%2F..%2Fsetup.py",
+                 "/comfy/api/queue"):
+        assert anyone.get(path).status_code == 401, path
 
 
 def test_teachers_open_only_their_own_students_and_students_none(app: Flask, service: FlaskClient) -> None:

@@ -24,14 +24,32 @@ def test_a_successful_run_in_comfyuis_order() -> None:
                                                 {"name": "b.png", "node_id": "9", "expired": False},
                                                 {"name": "old.png", "node_id": "10", "expired": True}]}]
     told = [m for event in events for m in t.messages({**event, "job_id": "P"})]
-    assert kinds(told) == ["execution_start", "execution_cached", "executing", "executing", "progress", "progress",
-                           "executed", "execution_success", "executing"]
-    assert told[2]["data"] == {"node": "4", "display_node": "4", "prompt_id": "P"}
-    assert told[4]["data"] == {"value": 1, "max": 2, "prompt_id": "P", "node": "3"}
-    assert told[6]["data"]["output"] == {"images": [{"filename": "a.png", "subfolder": "P", "type": "output"},
-                                                    {"filename": "b.png", "subfolder": "P", "type": "output"}]}
+    assert kinds(told) == ["execution_start", "execution_cached", "progress_state", "executing", "progress_state",
+                           "executing", "progress", "progress_state", "progress", "progress_state",
+                           "executed", "progress_state", "execution_success", "executing"]
+    assert told[3]["data"] == {"node": "4", "display_node": "4", "prompt_id": "P"}
+    assert told[6]["data"] == {"value": 1, "max": 2, "prompt_id": "P", "node": "3"}
+    assert told[10]["data"]["output"] == {"images": [{"filename": "a.png", "subfolder": "P", "type": "output"},
+                                                     {"filename": "b.png", "subfolder": "P", "type": "output"}]}
     assert told[-1]["data"] == {"node": None, "prompt_id": "P"}
     assert isinstance(told[0]["data"]["timestamp"], int)
+
+
+def test_progress_state_outlines_the_running_node_and_ends_with_every_node_finished() -> None:
+    t = Translator()
+    events = [{"type": "started"}, {"type": "progress", "node": "4", "value": 0, "max": 0},
+              {"type": "progress", "node": "3", "value": 1, "max": 2},
+              {"type": "succeeded", "outputs": []}]
+    states = [m["data"] for event in events for m in t.messages({**event, "job_id": "P"})
+              if m["type"] == "progress_state"]
+    assert all(state["prompt_id"] == "P" for state in states)
+    assert states[0]["nodes"] == {"4": {"value": 0, "max": 1, "state": "running", "node_id": "4", "prompt_id": "P",
+                                        "display_node_id": "4", "parent_node_id": None, "real_node_id": "4"}}
+    assert {n: (e["state"], e["value"], e["max"]) for n, e in states[2]["nodes"].items()} == \
+        {"4": ("finished", 1, 1), "3": ("running", 1, 2)}
+    assert {n: e["state"] for n, e in states[-1]["nodes"].items()} == {"4": "finished", "3": "finished"}
+    assert states[-1]["nodes"]["3"]["value"] == 2
+    assert t.nodes == {} and t.running == {}  # forgotten once the prompt is over
 
 
 def test_a_failure_and_a_time_out_are_execution_errors_a_student_can_read() -> None:
@@ -41,9 +59,10 @@ def test_a_failure_and_a_time_out_are_execution_errors_a_student_can_read() -> N
     failed = t.messages({"type": "failed", "job_id": "P", "error": {
         "type": "execution_failed", "node_id": "8", "node_type": "VAEDecode", "exception_type": "RuntimeError",
         "message": "node 8 (VAEDecode) failed: out of memory"}})
-    assert kinds(failed) == ["execution_error", "executing"]
-    assert failed[0]["data"]["node_id"] == "8" and failed[0]["data"]["exception_type"] == "RuntimeError"
-    assert "out of memory" in failed[0]["data"]["exception_message"]
+    assert kinds(failed) == ["progress_state", "execution_error", "executing"]
+    assert failed[0]["data"]["nodes"]["8"]["state"] == "error"
+    assert failed[1]["data"]["node_id"] == "8" and failed[1]["data"]["exception_type"] == "RuntimeError"
+    assert "out of memory" in failed[1]["data"]["exception_message"]
     timed = Translator().messages({"type": "timed_out", "job_id": "Q", "error": {}})
     assert kinds(timed) == ["execution_error", "executing"] and "time limit" in timed[0]["data"]["exception_message"]
 
