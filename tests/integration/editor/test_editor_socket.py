@@ -78,7 +78,11 @@ def test_one_run_speaks_comfyuis_messages_in_order_to_every_tab(api: str, keys: 
         kinds = [m["type"] for m in got]
         run = [k for k in kinds if k != "status"]
         assert run[:2] == ["execution_start", "execution_cached"]
-        assert run[-3:] == ["executed", "execution_success", "executing"]
+        assert run[-4:] == ["executed", "progress_state", "execution_success", "executing"]
+        last_state = [m["data"] for m in got if m["type"] == "progress_state"][-1]
+        assert last_state["prompt_id"] == prompt_id and last_state["nodes"]
+        assert {e["state"] for e in last_state["nodes"].values()} == {"finished"}
+        assert run.index("progress_state") < run.index("executing")  # the node is outlined as it starts
         assert "progress" in run and run.index("executing") < run.index("progress")
         steps = [m["data"] for m in got if m["type"] == "progress"]
         assert all(s["node"] == "3" and s["prompt_id"] == prompt_id and s["max"] == 4 for s in steps)
