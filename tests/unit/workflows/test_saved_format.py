@@ -181,6 +181,30 @@ def test_subgraph_input_linked_outside_wins_over_the_widget() -> None:
     assert to_api(graph, CATALOGUES)["2:1"]["inputs"]["scale_by"] == 0.25
 
 
+def test_reroute_primitive_bypass_and_subgraph_in_one_graph_convert_node_by_node() -> None:
+    graph = txt2img_saved()
+    definition = subgraph_saved()["definitions"]["subgraphs"][0]
+    graph["definitions"] = {"subgraphs": [definition]}
+    graph["nodes"].append(node(40, definition["id"], [slot("image", "IMAGE", 12),
+                                                      slot("scale_by", "FLOAT", None, widget="scale_by")],
+                               [out("IMAGE", "IMAGE", [15])], [0.5]))
+    save = next(n for n in graph["nodes"] if n["id"] == 9)
+    save["inputs"][0]["link"] = 15
+    graph["links"] = [link for link in graph["links"] if link[0] != 12] + [
+        [12, 10, 0, 40, 0, "IMAGE"], [15, 40, 0, 9, 0, "IMAGE"]]
+    expected = {**TXT2IMG_API,
+                # the bypassed invert hands VAEDecode's image to the subgraph, whose reroute folds away
+                "40:1": {"inputs": {"upscale_method": "bicubic", "scale_by": 0.5, "image": ["8", 0]},
+                         "class_type": "ImageScaleBy", "_meta": {"title": "Upscale Image By"}},
+                "9": {"inputs": {"filename_prefix": "lighthouse", "images": ["40:1", 0]}, "class_type": "SaveImage",
+                      "_meta": {"title": "Save Image"}}}
+    converted = to_api(graph, CATALOGUES)
+    assert sorted(converted) == sorted(expected)
+    for node_id, wanted in expected.items():
+        assert converted[node_id] == wanted, node_id
+    assert converted["3"]["inputs"]["seed"] == 424242  # from the primitive, not the KSampler's own widget
+
+
 @pytest.mark.parametrize("breakage, kind, where", [
     (lambda g: g["nodes"][2].update(type="NoSuchNode"), "class_not_installed", "3"),
     (lambda g: g["nodes"][2]["inputs"][0].update(link=99), "bad_saved_graph", "3"),
