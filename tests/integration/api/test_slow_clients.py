@@ -74,14 +74,17 @@ def answer(sock: socket.socket, timeout: float = 30, wait_close: bool = True) ->
     length = int(next(l.split(b":")[1] for l in top.split(b"\r\n") if l.lower().startswith(b"content-length")))
     while len(rest) < length:
         rest += sock.recv(65536)
-    closed = wait_close and sock.recv(1) == b""
+    closed = wait_close and answer_closes(sock)
     return int(top.split()[1]), json.loads(rest[:length]), closed
 
 
 def answer_closes(sock: socket.socket) -> bool:
     """Return whether the server closes ``sock`` with nothing more to say."""
     sock.settimeout(30)
-    return sock.recv(1) == b""
+    try:
+        return sock.recv(1) == b""
+    except ConnectionResetError:  # closed with bytes we sent after its answer still unread: a reset, still a close
+        return True
 
 
 def pending(sock: socket.socket) -> bool:
