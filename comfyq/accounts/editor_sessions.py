@@ -32,7 +32,9 @@ def target_of(caller: User, who: str) -> User:
         raise Forbidden(f"editor sessions are made by a service, teacher or admin key; yours is a {caller.role}'s")
     user = db.session.scalar(select(User).where(or_(User.name == who, User.id == who)))
     if user is None or (caller.role == "teacher" and user.teacher_id != caller.id):
-        raise NotFound(f"no user {who!r}" + (" among your students" if caller.role == "teacher" else ""))
+        raise NotFound(f"no user {who!r}" + (" among your students" if caller.role == "teacher" else "") +
+                       f"; create them first: `comfyq users create {who} --role student --credits 20` or "
+                       "POST /v1/admin/users")
     if user.disabled:
         raise Forbidden(f"user {user.name!r} is disabled; enable them first")
     return user

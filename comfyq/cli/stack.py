@@ -30,8 +30,9 @@ SIM_PORTS = (8188, 8189)
 STOP_RANK = {"api": 0, "worker": 1, "beat": 2, "webhooks": 2, "flower": 2, "sim": 3, "redis": 4}
 ROOT_NOTE = ("running as root, which Celery advises against (said once here instead of a SecurityWarning "
              "from each worker); run comfyq as an unprivileged user in production")
-EDITOR_HINT = ("ComfyUI's editor for a student (a single-use link, open it in their browser within 5 minutes): "
-               "curl -s -X POST {api}/v1/editor-sessions -H \"Authorization: Bearer $COMFYQ_API_KEY\" "
+EDITOR_HINT = ("ComfyUI's editor for a student: create them once (python3 -m comfyq users create student1 "
+               "--role student --credits 20 --no-key), then mint a single-use link to open in their browser within "
+               "5 minutes: curl -s -X POST {api}/v1/editor-sessions -H \"Authorization: Bearer $COMFYQ_API_KEY\" "
                "-H 'Content-Type: application/json' -d '{{\"user\": \"student1\"}}'  → {{\"link\": ...}}")
 OVERCOMMIT_NOTE = ("vm.overcommit_memory is 0, so a rewrite of the append-only file may fail when memory is short; "
                    "`sysctl vm.overcommit_memory=1` fixes it (Redis's own warning, shortened)\n")

@@ -27,7 +27,11 @@ def comfy_error(kind: str, message: str, details: str = "", node_errors: dict[st
 def refusal(exc: ComfyqError) -> Response:
     """Return a comfyq refusal (caps, credits, size) in ComfyUI's error shape, with its status and a plain title."""
     kind, title = REFUSALS.get(exc.status, ("invalid_prompt", "Refused"))
-    response = comfy_error(kind, f"{title}: {exc.message}", details=exc.message, status=exc.status)
+    words = exc.message
+    if exc.status == 402 and {"cost", "balance"} <= set(exc.errors):  # the API's words name API routes
+        words = (f"this prompt costs {exc.errors['cost']} credits and you have {exc.errors['balance']}; "
+                 "ask your teacher for more credits")
+    response = comfy_error(kind, f"{title}: {words}", details=words, status=exc.status)
     response.headers.update(exc.headers)
     return response
 

@@ -56,7 +56,9 @@ def test_up_serves_runs_a_job_and_stops_clean(up, tmp_path: Path) -> None:
     # It says how to open ComfyUI's editor for a student; doing as it says works.
     hint = next(l for l in lines if "/v1/editor-sessions" in l)
     assert f"curl -s -X POST {api}/v1/editor-sessions" in hint and '"user": "student1"' in hint
-    requests.post(f"{api}/v1/admin/users", json={"name": "student1", "role": "student"}, headers=auth, timeout=5)
+    assert "comfyq users create student1 --role student --credits 20" in hint  # the same, through the admin API:
+    requests.post(f"{api}/v1/admin/users", json={"name": "student1", "role": "student", "credits": 20},
+                  headers=auth, timeout=5)
     link = requests.post(f"{api}/v1/editor-sessions", json={"user": "student1"}, headers=auth, timeout=5).json()["link"]
     editor = requests.Session()
     assert editor.get(link, timeout=10).status_code == 200 and "<title>ComfyUI</title>" in editor.get(

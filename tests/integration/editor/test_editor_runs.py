@@ -126,6 +126,8 @@ def test_comfyqs_refusals_come_in_comfyuis_shape_with_plain_words(app: Flask) ->
     assert refused.status_code == 402
     error = refused.get_json()["error"]
     assert error["type"] == "insufficient_credits" and error["message"].startswith("Not enough credits: ")
+    assert "you have 0" in error["message"] and "ask your teacher" in error["message"]
+    assert "/v1/" not in error["message"]  # no API routes in a student's words
     hasty = student(app, "ed-hasty", rate_per_minute=1)
     run(hasty, txt2img(seed=6, sim=QUICK))
     again = hasty.post("/comfy/api/prompt", json={"prompt": txt2img(seed=7, sim=QUICK)})
