@@ -6,13 +6,17 @@ and with fleet.env.example standing for the operator's fleet.env.
 """
 from __future__ import annotations
 
+import io
 import os
+import re
+import shlex
 import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
 
 import click
+import docutils.core
 import pytest
 import yaml
 
@@ -137,3 +141,36 @@ def test_a_gpu_host_without_its_name_is_refused_with_how_to_fix_it() -> None:
                           env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "FLEET_ENV": EXAMPLE.name},
                           capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode != 0 and "set GPU_HOST" in done.stderr
+
+
+def guide_commands() -> list[list[str]]:
+    """Return the ``docker-compose`` command lines of docker/README.rst, continuation lines joined."""
+    text = re.sub(r"\\\n\s*", "", (DOCKER / "README.rst").read_text())
+    lines = [line.strip() for line in text.splitlines() if line.startswith("    ")]  # literal blocks
+    return [shlex.split(line) for line in lines if line.startswith(("docker-compose ", "GPU_HOST="))]
+
+
+def test_the_guide_renders_and_its_commands_name_real_files_and_services() -> None:
+    warnings = io.StringIO()
+    docutils.core.publish_string((DOCKER / "README.rst").read_text(), writer="null",
+                                 settings_overrides={"warning_stream": warnings, "report_level": 2})
+    assert warnings.getvalue() == ""
+    commands = guide_commands()
+    assert len(commands) >= 8
+    for argv in commands:
+        argv = argv[next(i for i, word in enumerate(argv) if word == "docker-compose"):]
+        name = argv[argv.index("-f") + 1]
+        assert (DOCKER.parent / name).is_file(), argv
+        if name != "docker/compose.yml":
+            assert argv[argv.index("--env-file") + 1] == "docker/fleet.env", argv
+        services = set(yaml.safe_load((DOCKER.parent / name).read_text())["services"])
+        verb = next(i for i, word in enumerate(argv) if word in ("up", "stop", "exec", "run", "down"))
+        named, skip = [], False
+        for word in argv[verb + 1:]:
+            if skip or word.startswith("-"):
+                skip = word == "-e"
+                continue
+            named.append(word)
+        if argv[verb] in ("exec", "run"):
+            named = named[:1]  # then the command it runs
+        assert set(named) <= services, (argv, services)
