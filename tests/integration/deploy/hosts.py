@@ -81,8 +81,8 @@ class Host:
         return path.read_text(errors="replace")[-3000:] if path.exists() else ""
 
     def stop(self) -> None:
-        """Stop every process of this host (SIGTERM, then SIGKILL what stays)."""
-        for proc in self.procs.values():
+        """Stop this host's processes, the last started first (SIGTERM, then SIGKILL what stays)."""
+        for proc in reversed(list(self.procs.values())):
             if proc.poll() is None:
                 stop_group(proc, grace=20)
 
