@@ -27,7 +27,7 @@ from comfyq.config.table import SETTINGS
 DOCKER = Path(__file__).resolve().parents[3] / "docker"
 EXAMPLE = DOCKER / "fleet.env.example"
 HOSTS = {"a": "10.0.0.11", "b": "10.0.0.12"}  # the GPU hosts fleet.env.example lists
-COMFYQ_SERVICES = {"control": {"api", "beat", "webhooks", "flower"}, "gpu-host": {"worker-gpu0", "worker-gpu1"}}
+RUNNING_COMFYQ = {"control": {"api", "beat", "webhooks", "flower"}, "gpu-host": {"worker-gpu0", "worker-gpu1"}}
 
 
 def compose_config(name: str, **variables: str) -> dict[str, Any]:
@@ -73,16 +73,16 @@ def parse_command(argv: list[str]) -> click.Context:
 
 
 def test_each_host_runs_only_its_part(control: dict[str, Any], gpu_hosts: dict[str, dict[str, Any]]) -> None:
-    assert set(control["services"]) == {"redis", "postgres", "minio", "bucket", *COMFYQ_SERVICES["control"]}
+    assert set(control["services"]) == {"redis", "postgres", "minio", "bucket", *RUNNING_COMFYQ["control"]}
     for host in gpu_hosts.values():
-        assert set(host["services"]) == {"comfyui-gpu0", "comfyui-gpu1", *COMFYQ_SERVICES["gpu-host"]}
+        assert set(host["services"]) == {"comfyui-gpu0", "comfyui-gpu1", *RUNNING_COMFYQ["gpu-host"]}
 
 
 def test_every_comfyq_service_runs_a_real_command_whose_settings_load(
         control: dict[str, Any], gpu_hosts: dict[str, dict[str, Any]]) -> None:
     files = {"control": control, **{f"gpu-host {h}": c for h, c in gpu_hosts.items()}}
     for label, config in files.items():
-        for name in COMFYQ_SERVICES["control" if label == "control" else "gpu-host"]:
+        for name in RUNNING_COMFYQ["control" if label == "control" else "gpu-host"]:
             service = config["services"][name]
             assert service["build"]["dockerfile"] == "docker/Dockerfile", (label, name)
             ctx = parse_command(service["command"])
@@ -95,7 +95,7 @@ def test_every_comfyq_service_runs_a_real_command_whose_settings_load(
 
 def test_no_volume_is_shared_and_comfyq_services_mount_none(
         control: dict[str, Any], gpu_hosts: dict[str, dict[str, Any]]) -> None:
-    for config, names in ((control, COMFYQ_SERVICES["control"]), *((c, COMFYQ_SERVICES["gpu-host"])
+    for config, names in ((control, RUNNING_COMFYQ["control"]), *((c, RUNNING_COMFYQ["gpu-host"])
                                                                    for c in gpu_hosts.values())):
         for name in names:
             assert not config["services"][name].get("volumes"), name  # outputs live in the bucket

@@ -21,9 +21,16 @@ import requests
 from comfyq.sim.process import free_port
 from tests.conftest import txt2img
 from tests.integration.conftest import CREDENTIALS, TERMINAL, wait_until
-from tests.integration.deploy.hosts import ControlHost, GpuHost, fresh_database
+from tests.integration.deploy.hosts import ControlHost, GpuHost, Host, fresh_database
 
 BUCKET = "comfyq-fleet"
+
+
+def s3_client(url: str) -> Any:
+    """Return a boto3 client of the S3 server with the test credentials (not this process's environment)."""
+    return boto3.client("s3", endpoint_url=url, region_name="us-east-1",
+                        aws_access_key_id=CREDENTIALS["AWS_ACCESS_KEY_ID"],
+                        aws_secret_access_key=CREDENTIALS["AWS_SECRET_ACCESS_KEY"])
 
 
 class Fleet:
@@ -36,16 +43,19 @@ class Fleet:
         self.http.headers["Authorization"] = f"Bearer {created.split()[-1]}"
 
     def submit(self, workflow: dict[str, Any]) -> str:
+        """Submit a raw workflow over HTTP; return the job's id."""
         answer = self.http.post(f"{self.api}/v1/jobs", json={"workflow": workflow}, timeout=30)
         assert answer.status_code == 202, answer.text
         return answer.json()["id"]
 
     def job(self, job_id: str) -> dict[str, Any]:
+        """Return a job as the API shows it."""
         answer = self.http.get(f"{self.api}/v1/jobs/{job_id}", timeout=30)
         assert answer.status_code == 200, answer.text
         return answer.json()
 
     def wait(self, job_id: str, statuses: set[str] = TERMINAL, timeout: float = 60) -> dict[str, Any]:
+        """Poll a job until its status is in ``statuses``; return it."""
         deadline = time.monotonic() + timeout
         while (job := self.job(job_id))["status"] not in statuses:
             assert time.monotonic() < deadline, f"job {job_id} still {job['status']} after {timeout} s: {job}"
@@ -58,17 +68,15 @@ class Fleet:
         return {row["name"]: row["worker_online"] for row in rows}
 
     def bucket_keys(self) -> set[str]:
-        s3 = boto3.client("s3", endpoint_url=self.s3_url, region_name="us-east-1",
-                          aws_access_key_id=CREDENTIALS["AWS_ACCESS_KEY_ID"],
-                          aws_secret_access_key=CREDENTIALS["AWS_SECRET_ACCESS_KEY"])
-        return {o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET).get("Contents", [])}
+        """Return the keys of every object in the fleet's bucket."""
+        listed = s3_client(self.s3_url).list_objects_v2(Bucket=BUCKET)
+        return {o["Key"] for o in listed.get("Contents", [])}
 
 
 @pytest.fixture
 def fleet(tmp_path: Path, s3_url: str, postgres_url: str) -> Iterator[Fleet]:
-    boto3.client("s3", endpoint_url=s3_url, region_name="us-east-1",
-                 aws_access_key_id=CREDENTIALS["AWS_ACCESS_KEY_ID"],
-                 aws_secret_access_key=CREDENTIALS["AWS_SECRET_ACCESS_KEY"]).create_bucket(Bucket=BUCKET)
+    """Start the control host, then two GPU hosts (a and b, one instance each); stop them all afterwards."""
+    s3_client(s3_url).create_bucket(Bucket=BUCKET)
     ports = {"a": free_port(), "b": free_port()}
     with fresh_database(postgres_url) as database:
         # docker/fleet.env: the same settings on every host (here on loopback; in a fleet, private addresses).
@@ -78,7 +86,7 @@ def fleet(tmp_path: Path, s3_url: str, postgres_url: str) -> Iterator[Fleet]:
                     "COMFYQ_REDIS_URL": f"redis://127.0.0.1:{free_port()}/0",
                     "COMFYQ_CATALOGUE_TTL": "0", "COMFYQ_RECONCILE_INTERVAL": "1", "COMFYQ_RECONCILE_GRACE": "2"}
         control = ControlHost("control", tmp_path, settings)
-        hosts: list[Any] = [control]
+        hosts: list[Host] = [control]
         try:
             control.start_redis()
             api = control.start_api()
