@@ -4,7 +4,6 @@ from __future__ import annotations
 import hmac
 
 from flask import Blueprint, Response, current_app, request
-from prometheus_client import CONTENT_TYPE_LATEST
 
 from ..accounts.users import user_for_key
 from ..db.extensions import get_redis
@@ -13,6 +12,8 @@ from ..jobs import broker
 from ..metrics.collector import Collector, render
 
 bp = Blueprint("metrics", __name__)
+# The classic text format every Prometheus reads (prometheus_client's "latest" moved to 1.0.0 in 0.22).
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
 def _check_scraper() -> None:
@@ -45,4 +46,4 @@ def metrics() -> Response:
     """Answer one scrape of every comfyq metric."""
     _check_scraper()
     body = render(Collector(get_redis(), current_app.config, _queue_depths))
-    return Response(body, mimetype=None, content_type=CONTENT_TYPE_LATEST)
+    return Response(body, mimetype=None, content_type=CONTENT_TYPE)
