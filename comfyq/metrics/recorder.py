@@ -96,8 +96,8 @@ def _flush(session: Session) -> None:
         record(get_redis(), pending)
 
 
-@event.listens_for(Session, "after_soft_rollback")
-def _drop(session: Session, previous: SessionTransaction) -> None:
-    """Forget what a rolled-back transaction counted."""
-    if not previous.nested:
+@event.listens_for(Session, "after_transaction_end")
+def _drop(session: Session, transaction: SessionTransaction) -> None:
+    """Forget what a transaction that ended without a commit counted (a rollback, a close)."""
+    if transaction.parent is None:  # after_commit, which runs first, took what a commit counted
         session.info.pop(PENDING, None)

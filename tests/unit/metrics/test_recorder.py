@@ -44,7 +44,7 @@ def test_an_observation_adds_to_its_bucket_and_the_sum() -> None:
     assert isinstance(items[1].amount, float)  # sums add with HINCRBYFLOAT, whatever the value
 
 
-def test_counts_on_commit_wait_for_it_and_vanish_with_a_rollback(app: Flask, recorded: list[Increment]) -> None:
+def test_counts_on_commit_wait_for_it_and_vanish_with_a_rollback_or_close(app: Flask, recorded: list[Increment]) -> None:
     with app.app_context():
         db.session.execute(db.text("SELECT 1"))
         recorder.count_on_commit(CREDITS_DEBITED, 5)
@@ -56,6 +56,12 @@ def test_counts_on_commit_wait_for_it_and_vanish_with_a_rollback(app: Flask, rec
         recorder.count_on_commit(CREDITS_DEBITED, 7)
         db.session.commit()
         assert [item.amount for item in recorded] == [7]
+        db.session.commit()
+        assert len(recorded) == 1
+        db.session.execute(db.text("SELECT 1"))
+        recorder.count_on_commit(CREDITS_DEBITED, 9)
+        db.session.close()  # as a task's or a request's end does: its transaction is gone, and its counts
+        db.session.execute(db.text("SELECT 1"))
         db.session.commit()
         assert len(recorded) == 1
 
