@@ -31,6 +31,7 @@ from .db.extensions import init_app
 from .editor import init_editor
 from .events import announcer
 from .jobs import machine as jobs, positions, timing
+from .metrics import moves as metrics
 from .storage.factory import open_stores
 from .submission import admission
 from .templates.deployment import open_store
@@ -47,6 +48,7 @@ def connect_hooks() -> None:
     jobs.on_moved(timing.record)  # a success's run time feeds the start estimates (after the commit)
     jobs.on_moved(admission.on_moved)  # an end admits the pending jobs it makes room for, sent after the commit
     jobs.on_moved(announcer.on_moved)  # the one path of job news: the move is logged for SSE after the commit
+    jobs.on_moved(metrics.on_moved)  # ends, queue waits and run times are counted in Redis after the commit
     # The announcer's listeners: every move in its transaction, then waits, progress and outputs as logged.
     announcer.on_news(webhooks.on_news)  # an end (or a subscribed start) records its delivery with the move
     # The announcer's run followers: each run's progress as the worker saves it.

@@ -19,6 +19,8 @@ from sqlalchemy.orm.attributes import set_committed_value
 from ..errors import Conflict, InvalidRequest, PaymentRequired
 from ..db.extensions import db
 from ..db.models import Job, LedgerEntry, User
+from ..metrics.catalogue import CREDITS_DEBITED, CREDITS_REFUNDED
+from ..metrics.recorder import count_on_commit
 
 MAX_BALANCE = 10**15
 
@@ -47,8 +49,10 @@ def reserve(user: User, cost: int) -> None:
 
 def record_debits(user: User, jobs: Iterable[Job]) -> None:
     """Add the debit entry of each costly job (the balance was reserved already)."""
-    db.session.add_all(LedgerEntry(user_id=user.id, kind="debit", amount=-job.cost, job_id=job.id)
-                       for job in jobs if job.cost)
+    entries = [LedgerEntry(user_id=user.id, kind="debit", amount=-job.cost, job_id=job.id) for job in jobs if job.cost]
+    db.session.add_all(entries)
+    if entries:
+        count_on_commit(CREDITS_DEBITED, sum(-entry.amount for entry in entries))
 
 
 def refund_due(to: str, came_from: str) -> bool:
@@ -108,6 +112,7 @@ def refund(job_id: str, note: str | None = None) -> int:
         return 0
     db.session.execute(update(User).where(User.id == debit.user_id).values(balance=User.balance - debit.amount)
                        .execution_options(synchronize_session=False))
+    count_on_commit(CREDITS_REFUNDED, -debit.amount)
     return -debit.amount
 
 

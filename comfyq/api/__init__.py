@@ -11,8 +11,8 @@ from .openapi import ErrorsPlugin
 
 def init_api(flask_app: Flask) -> ComfyqApi:
     """Register the blueprints, the OpenAPI document and the interactive docs."""
-    from . import (account, admin, batches, editor_sessions, health, instances, jobs, streams, templates, uploads,
-                   webhooks)
+    from . import (account, admin, batches, editor_sessions, health, instances, jobs, metrics, streams, templates,
+                   uploads, webhooks)
     from .auth import init_auth
     from ..accounts.ratelimit import init_ratelimit
 
@@ -37,6 +37,7 @@ def init_api(flask_app: Flask) -> ComfyqApi:
     api.register_blueprint(webhooks.bp)
     api.register_blueprint(admin.bp)
     api.register_blueprint(editor_sessions.bp)
+    flask_app.register_blueprint(metrics.bp)  # Prometheus text, outside /v1 and the OpenAPI document
     return api
 
 

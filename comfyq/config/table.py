@@ -115,6 +115,9 @@ SETTINGS: tuple[Setting, ...] = (
     S("COMFYQ_DRAIN_TIMEOUT", NUMBER, 60.0, "on SIGTERM, how long the running job may end"),
     S("COMFYQ_RECONCILE_INTERVAL", NUMBER, 10.0, "seconds between reconciler passes"),
     S("COMFYQ_RECONCILE_GRACE", NUMBER, 30.0, "a queued job younger than this is left alone"),
+    # Metrics: /metrics answers an admin's API key, or this token (for a Prometheus that holds no user's key).
+    S("COMFYQ_METRICS_TOKEN", TEXT, "", "a bearer token ``/metrics`` also accepts", shown="none (admin keys only)"),
+    S("COMFYQ_METRICS_TOP_USERS", WHOLE, 10, "users with the most running jobs shown by ``/metrics``"),
     # Read by one command only (its options' defaults), not by Config.
     S("COMFYQ_API_THREADS", WHOLE, None, "request threads per process (``--threads``)", reader="``comfyq api``",
       shown="1 on SQLite, else 4"),

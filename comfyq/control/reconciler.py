@@ -29,6 +29,8 @@ from ..jobs import broker, positions, recovery
 from ..db.extensions import db, get_redis
 from ..jobs.machine import JobStatus
 from ..db.models import Job, utcnow
+from ..metrics.catalogue import REPAIRS
+from ..metrics.recorder import count
 from ..webhooks.deliveries import pending_count as pending_webhooks
 
 logger = logging.getLogger(__name__)
@@ -42,8 +44,12 @@ def reconcile() -> dict[str, Any]:
     if not lock.acquire(blocking=False):
         return {"skipped": "another pass is running"}
     try:
-        return {"admitted": admission.admit_and_dispatch(), "requeued": requeue_lost(),
-                "timed_out": end_abandoned(), "positions_rebuilt": positions.resync()}
+        repaired = {"admitted": admission.admit_and_dispatch(), "requeued": requeue_lost(),
+                    "timed_out": end_abandoned(), "positions_rebuilt": positions.resync()}
+        for repair, done in repaired.items():
+            if done:
+                count(REPAIRS, len(done), repair=repair)
+        return repaired
     finally:
         try:
             lock.release()

@@ -133,6 +133,14 @@ def message_count(client: redis.Redis, queues: list[str]) -> int:
     return sum(pipe.execute())
 
 
+def queue_depths(client: redis.Redis, queues: list[str]) -> dict[str, int]:
+    """Return how many messages wait in each of ``queues`` (held ones not counted), in one round trip."""
+    pipe = client.pipeline(transaction=False)
+    for queue in queues:
+        pipe.llen(queue)
+    return dict(zip(queues, pipe.execute()))
+
+
 def held_messages(celery: Celery) -> HeldMessages:
     """Return what renews the messages a worker of ``celery`` holds, on a broker connection of its own."""
     client = redis.Redis.from_url(celery.conf.broker_url, socket_connect_timeout=2, socket_timeout=5)

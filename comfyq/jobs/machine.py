@@ -73,6 +73,7 @@ class Moved(NamedTuple):
     template: str | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
+    created_at: datetime | None = None
 
 
 # A hook runs in the move's transaction, in the order connected; what it returns runs after the commit.
@@ -120,7 +121,8 @@ def transition(job_id: str, to: JobStatus, expected: Iterable[JobStatus], **fiel
         db.session.rollback()
         return False
     moved = Moved(job_id, row.user_id, row.queue, old, to, row.instance, row.attempts,
-                  row.error, row.webhook_url, row.webhook_events, row.template, row.started_at, row.finished_at)
+                  row.error, row.webhook_url, row.webhook_events, row.template, row.started_at, row.finished_at,
+                  row.created_at)
     try:
         after = [hook(moved) for hook in _hooks]
     except Exception:
@@ -143,7 +145,7 @@ def _guarded_update(job_id: str, conditions: list[Any], values: dict[str, Any]) 
     return db.session.execute(
         update(Job).where(Job.id == job_id, *conditions).values(**values)
         .returning(Job.user_id, Job.queue, Job.instance, Job.attempts, Job.error, Job.webhook_url,
-                   Job.webhook_events, Job.template, Job.started_at, Job.finished_at)
+                   Job.webhook_events, Job.template, Job.started_at, Job.finished_at, Job.created_at)
         .execution_options(synchronize_session=False)).first()
 
 

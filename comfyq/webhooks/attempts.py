@@ -30,6 +30,8 @@ from sqlalchemy.exc import IntegrityError
 from . import signing
 from ..db.extensions import db
 from ..db.models import WebhookAttempt, WebhookDelivery, aware, utcnow
+from ..metrics.catalogue import WEBHOOK_ATTEMPTS
+from ..metrics.recorder import count
 from .addresses import Refused, resolve
 from .subscriptions import settings_for
 from .transport import session
@@ -123,6 +125,7 @@ def _settle(delivery: WebhookDelivery, number: int, outcome: Outcome, config: Ma
         WebhookDelivery.id == delivery.id, WebhookDelivery.attempts == number).values(**values)
         .execution_options(synchronize_session=False))
     db.session.commit()  # the attempt's row with it
+    count(WEBHOOK_ATTEMPTS, outcome="delivered" if outcome.delivered else "refused" if outcome.refused else "failed")
     if settled.rowcount != 1:
         return None  # a later attempt took over (this one outlived its time in flight): that one carries on
     if state != "pending":
