@@ -147,10 +147,12 @@ def webhooks(loglevel: str, concurrency: int | None) -> None:
 @click.option("--port", default=5555, show_default=True)
 @click.option("--address", default="127.0.0.1", show_default=True)
 def flower(port: int, address: str) -> None:
-    """Run Flower against the comfyq broker."""
+    """Run Flower against the comfyq broker: every queue listed, basic auth beyond loopback."""
     from ..app import worker_apps
+    from .flower_server import serve
 
-    worker_apps()[1].start(["flower", f"--port={port}", f"--address={address}"])
+    flask_app, celery_app = worker_apps()
+    serve(celery_app, address, port, Path(flask_app.config["DATA_DIR"]))
 
 
 @main.command(context_settings={"ignore_unknown_options": True, "help_option_names": []})
