@@ -73,5 +73,5 @@ class FiguresStep(bootsteps.StartStopStep):
         cls = type(self)
         shown: dict[str, Any] = {"instance": cls.instance}
         if cls.instance is not None:
-            shown.update(intake="unknown", **IntakeStep.status, running_job=running_job())
+            shown.update({"intake": "unknown", **IntakeStep.status, "running_job": running_job()})
         return {"comfyq": {**shown, **cls.admission()}}
