@@ -17,7 +17,6 @@ bound beyond loopback, uses a password generated once into
 from __future__ import annotations
 
 import logging
-import os
 import signal
 import sys
 from dataclasses import dataclass
@@ -53,13 +52,13 @@ class Access:
         return [f"{self.user}:{self.password}"] if self.password else []
 
 
-def access_for(address: str, env: dict[str, str], data_dir: Path) -> Access:
-    """Decide Flower's credentials for binding to ``address``: the settings', generated ones, or none on loopback."""
-    user = env.get("COMFYQ_FLOWER_USER") or "admin"
+def access_for(address: str, user: str, password: str | None, data_dir: Path) -> Access:
+    """Decide Flower's credentials for binding to ``address``: those given, generated ones, or none on loopback."""
+    user = user or "admin"
     if ":" in user:
         raise SystemExit(f"COMFYQ_FLOWER_USER={user!r}: basic auth user names may not contain ':'")
-    if env.get("COMFYQ_FLOWER_PASSWORD"):
-        return Access(user, env["COMFYQ_FLOWER_PASSWORD"], "setting")
+    if password:
+        return Access(user, password, "setting")
     if is_loopback(address):
         return Access(user, None, "none")
     return Access(user, stored_password(data_dir / PASSWORD_FILE), "generated")
@@ -120,9 +119,9 @@ def describe(address: str, port: int, access: Access, data_dir: Path) -> str:
     return f"{where}; pages and /api ask for basic auth: user {access.user!r} with {secret}"
 
 
-def serve(celery: Celery, address: str, port: int, data_dir: Path) -> None:
+def serve(celery: Celery, address: str, port: int, user: str, password: str | None, data_dir: Path) -> None:
     """Run Flower until SIGTERM or Ctrl-C."""
-    access = access_for(address, dict(os.environ), data_dir)
+    access = access_for(address, user, password, data_dir)
     flower = build(celery, address, port, access)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     bound = flower.start_http_server()

@@ -11,24 +11,23 @@ from comfyq.config.settings import parse_capabilities, parse_instances
 
 
 def test_a_set_password_always_applies(tmp_path: Path) -> None:
-    env = {"COMFYQ_FLOWER_USER": "ops", "COMFYQ_FLOWER_PASSWORD": "s3cret"}
     for address in ("127.0.0.1", "0.0.0.0"):
-        access = access_for(address, env, tmp_path)
+        access = access_for(address, "ops", "s3cret", tmp_path)
         assert access == Access("ops", "s3cret", "setting") and access.basic_auth() == ["ops:s3cret"]
 
 
 def test_loopback_without_a_password_stays_open(tmp_path: Path) -> None:
-    access = access_for("127.0.0.1", {}, tmp_path)
+    access = access_for("127.0.0.1", "admin", None, tmp_path)
     assert access.basic_auth() == [] and access.source == "none"
     assert "401 until COMFYQ_FLOWER_PASSWORD is set" in describe("127.0.0.1", 5555, access, tmp_path)
     assert not (tmp_path / "flower-password").exists()
 
 
 def test_beyond_loopback_without_a_password_one_is_generated_and_kept(tmp_path: Path) -> None:
-    access = access_for("0.0.0.0", {}, tmp_path)
+    access = access_for("0.0.0.0", "admin", None, tmp_path)
     assert access.user == "admin" and access.source == "generated"
     assert (tmp_path / "flower-password").read_text().strip() == access.password
-    assert access_for("", {}, tmp_path).password == access.password  # '' binds every interface too
+    assert access_for("", "admin", "", tmp_path).password == access.password  # '' binds every interface too
     line = describe("0.0.0.0", 5555, access, tmp_path)
     assert f"user 'admin' with the password in {tmp_path / 'flower-password'}" in line
     assert access.password not in line
@@ -36,7 +35,7 @@ def test_beyond_loopback_without_a_password_one_is_generated_and_kept(tmp_path: 
 
 def test_a_user_name_with_a_colon_is_refused(tmp_path: Path) -> None:
     with pytest.raises(SystemExit, match="may not contain ':'"):
-        access_for("127.0.0.1", {"COMFYQ_FLOWER_USER": "a:b", "COMFYQ_FLOWER_PASSWORD": "x"}, tmp_path)
+        access_for("127.0.0.1", "a:b", "x", tmp_path)
 
 
 def test_every_queue_comfyq_declares_is_listed_before_any_worker_is_heard(tmp_path: Path) -> None:
