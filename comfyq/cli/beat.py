@@ -14,6 +14,7 @@ import socket
 from . import prefork  # noqa: F401 - its signal handlers serve this worker's pool children
 from ..app import worker_apps
 from ..config.settings import CONTROL_QUEUE
+from ..worker.figures import FiguresStep
 
 
 def control_argv(loglevel: str = "INFO", schedule: str | None = None) -> list[str]:
@@ -27,4 +28,7 @@ def control_argv(loglevel: str = "INFO", schedule: str | None = None) -> list[st
 
 def start(loglevel: str = "INFO") -> None:
     """Run the control worker with beat: the reconciler's schedule and its passes (blocks)."""
-    worker_apps()[1].worker_main(control_argv(loglevel))
+    flask_app, celery_app = worker_apps()
+    FiguresStep.configure(flask_app)  # the caps and the pending count in its stats, no instance
+    celery_app.steps["consumer"].add(FiguresStep)
+    celery_app.worker_main(control_argv(loglevel))

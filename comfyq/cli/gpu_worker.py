@@ -1,8 +1,9 @@
 """``comfyq worker NAME``: the GPU worker process, a Celery worker that owns one ComfyUI instance.
 
-Its consumer runs three bootsteps: the lease (comfyq.worker.steps.LeaseStep),
-the guard's health watch (``HealthStep``) and the intake
-(comfyq.worker.intake.IntakeStep); with ``--comfy-cmd`` it also owns the ComfyUI
+Its consumer runs four bootsteps: the lease (comfyq.worker.steps.LeaseStep),
+the guard's health watch (``HealthStep``), the intake
+(comfyq.worker.intake.IntakeStep) and comfyq's figures in ``inspect stats``
+(comfyq.worker.figures.FiguresStep); with ``--comfy-cmd`` it also owns the ComfyUI
 process (comfyq.worker.supervisor). The signal handlers below are connected in
 this process alone (the webhooks worker never imports this module): they renew
 and count each message received, drain the running job on a warm shutdown, and
@@ -23,6 +24,7 @@ from ..config.settings import SHARED_QUEUE
 from ..jobs import broker, recovery
 from ..jobs.machine import JobStatus
 from ..worker.binding import ENV_VAR
+from ..worker.figures import FiguresStep
 from ..worker.intake import IntakeStep
 from ..worker.steps import HealthStep, LeaseStep
 from ..worker.supervisor import ComfySupervisor
@@ -46,7 +48,8 @@ def start(instance: str, loglevel: str = "INFO", supervisor: ComfySupervisor | N
     os.environ[ENV_VAR] = instance  # forked children read it to find their instance
     LeaseStep.configure(flask_app.extensions["redis"], presence=instance)
     HealthStep.configure(flask_app, flask_app.config["INSTANCES"][instance], supervisor)
-    for step in (LeaseStep, IntakeStep, HealthStep):
+    FiguresStep.configure(flask_app, instance)
+    for step in (LeaseStep, IntakeStep, HealthStep, FiguresStep):
         celery_app.steps["consumer"].add(step)
     if supervisor is not None:
         supervisor.start()  # ready before the first job is taken

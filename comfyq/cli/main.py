@@ -146,11 +146,18 @@ def webhooks(loglevel: str, concurrency: int | None) -> None:
 @main.command()
 @click.option("--port", default=5555, show_default=True)
 @click.option("--address", default="127.0.0.1", show_default=True)
-def flower(port: int, address: str) -> None:
-    """Run Flower against the comfyq broker."""
+@click.option("--user", envvar="COMFYQ_FLOWER_USER", default="admin", show_default=True,
+              help="Basic-auth user name of pages and /api.")
+@click.option("--password", envvar="COMFYQ_FLOWER_PASSWORD", default=None,
+              help="Basic-auth password (prefer the variable COMFYQ_FLOWER_PASSWORD)  [default: none on loopback, "
+                   "else generated into the data dir]")
+def flower(port: int, address: str, user: str, password: str | None) -> None:
+    """Run Flower against the comfyq broker: every queue listed, basic auth beyond loopback."""
     from ..app import worker_apps
+    from .flower_server import serve
 
-    worker_apps()[1].start(["flower", f"--port={port}", f"--address={address}"])
+    flask_app, celery_app = worker_apps()
+    serve(celery_app, address, port, user, password, Path(flask_app.config["DATA_DIR"]))
 
 
 @main.command(context_settings={"ignore_unknown_options": True, "help_option_names": []})

@@ -16,6 +16,7 @@ from celery.signals import task_received
 
 from ..app import worker_apps
 from ..config.settings import WEBHOOK_QUEUE
+from ..worker.figures import FiguresStep
 from ..worker.steps import LeaseStep
 
 flask_app, celery_app = worker_apps()
@@ -32,7 +33,9 @@ def webhooks_argv(loglevel: str = "INFO", concurrency: int | None = None) -> lis
 def start(loglevel: str = "INFO", concurrency: int | None = None) -> None:
     """Run the webhooks worker (blocks), its lease renewing its presence and its messages."""
     LeaseStep.configure(flask_app.extensions["redis"])  # named after the worker: webhooks@host
-    celery_app.steps["consumer"].add(LeaseStep)
+    FiguresStep.configure(flask_app)  # the caps and the pending count, no instance
+    for step in (LeaseStep, FiguresStep):
+        celery_app.steps["consumer"].add(step)
     celery_app.worker_main(webhooks_argv(loglevel, concurrency))
 
 

@@ -129,6 +129,9 @@ SETTINGS: tuple[Setting, ...] = (
       reader="``comfyq worker``", shown="0 (never)"),
     S("COMFYQ_COMFY_FREE_AFTER_IDLE", NUMBER, 0.0, "``POST /free`` after this many idle seconds",
       reader="``comfyq worker``", shown="0 (never)"),
+    S("COMFYQ_FLOWER_USER", TEXT, "admin", "Flower's basic-auth user", reader="``comfyq flower``"),
+    S("COMFYQ_FLOWER_PASSWORD", TEXT, None, "its password (pages and API)", reader="``comfyq flower``",
+      shown="made beyond loopback"),
     S("COMFYQ_API_URL", URL, "http://127.0.0.1:8000", "the API it calls (``--api-url``)", reader="CLI"),
     S("COMFYQ_API_KEY", TEXT, None, "your API key (``--api-key``)", reader="CLI"),
 )

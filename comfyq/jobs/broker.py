@@ -25,7 +25,7 @@ from celery import Celery
 from flask import current_app
 from kombu.exceptions import OperationalError as BrokerError
 
-from ..config.settings import WEBHOOK_QUEUE
+from ..config.settings import SHARED_QUEUE, WEBHOOK_QUEUE
 from ..db.models import Job
 
 logger = logging.getLogger(__name__)
@@ -52,7 +52,21 @@ def enqueue(job: Job, queue: str | None = None, countdown: float | None = None, 
     """
     soft, hard = limits or (job.soft_time_limit, job.soft_time_limit + current_app.config["TIME_LIMIT_GRACE"])
     _celery().send_task(RUN_JOB, args=[job.id], task_id=job.id, queue=queue or job.queue, countdown=countdown,
-                        soft_time_limit=soft, time_limit=hard, ignore_result=True)
+                        soft_time_limit=soft, time_limit=hard, ignore_result=True,
+                        argsrepr=job_repr(job), kwargsrepr=run_repr(job, queue or job.queue))
+
+
+def job_repr(job: Job) -> str:
+    """Return how Flower shows a run's arguments: the job id, and what it runs."""
+    what = f"template {job.template} v{job.template_version}" if job.template else "raw workflow"
+    return f"job {job.id}, {what}"
+
+
+def run_repr(job: Job, queue: str) -> str:
+    """Return how Flower shows where a run may go: the instance asked for, any of a capability, or any."""
+    if job.instance_requested:
+        return f"instance {job.instance_requested}"
+    return "any instance" if queue == SHARED_QUEUE else f"queue {queue}"
 
 
 def revoke(job_id: str) -> None:
@@ -67,7 +81,7 @@ def send_delivery(delivery_id: str, countdown: float | None = None) -> None:
     """Send a webhook delivery's task (after ``countdown`` s); if the broker is down, the resend pass does it later."""
     try:
         _celery().send_task(DELIVER_WEBHOOK, args=[delivery_id], queue=WEBHOOK_QUEUE, countdown=countdown,
-                            ignore_result=True)
+                            ignore_result=True, argsrepr=f"delivery {delivery_id}")
     except SEND_ERRORS as exc:
         logger.warning("webhook delivery %s not sent now (%s); the resend pass sends it", delivery_id, exc)
 

@@ -26,7 +26,7 @@ def intake_queues(instance: Instance) -> list[str]:
 
 
 class IntakeStep(bootsteps.StartStopStep):
-    """A consumer bootstep that keeps a handle on the consumer and reports health in ``inspect stats``."""
+    """A consumer bootstep that keeps a handle on the consumer; its health is shown by comfyq.worker.figures."""
 
     requires = {"celery.worker.consumer.tasks:Tasks"}
     consumer: Any = None
@@ -36,10 +36,6 @@ class IntakeStep(bootsteps.StartStopStep):
     def start(self, c: Any) -> None:
         """Remember the consumer once its task queues are set up."""
         type(self).consumer, type(self).pid = c, os.getpid()
-
-    def info(self, c: Any) -> dict[str, Any]:
-        """Add the instance's health to the worker's stats (Flower shows them)."""
-        return {"comfyq": dict(type(self).status)}
 
 
 def _local_consumer() -> Any:

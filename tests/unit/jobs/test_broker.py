@@ -38,11 +38,23 @@ def test_enqueue_sends_the_job_as_its_own_task_with_its_limits(app: Flask) -> No
     job = job_of("comfy.gpu1")
     broker.enqueue(job)
     broker.enqueue(job, "comfy.gpu0", countdown=2.0, limits=(5.0, 8.0))
+    shown = f"job {job.id}, raw workflow"  # what Flower shows as the task's arguments
     assert app.extensions["celery"].sent == [
         ("comfyq.run_job", {"args": [job.id], "task_id": job.id, "queue": "comfy.gpu1", "countdown": None,
-                            "soft_time_limit": 60.0, "time_limit": 90.0, "ignore_result": True}),
+                            "soft_time_limit": 60.0, "time_limit": 90.0, "ignore_result": True,
+                            "argsrepr": shown, "kwargsrepr": "queue comfy.gpu1"}),
         ("comfyq.run_job", {"args": [job.id], "task_id": job.id, "queue": "comfy.gpu0", "countdown": 2.0,
-                            "soft_time_limit": 5.0, "time_limit": 8.0, "ignore_result": True})]
+                            "soft_time_limit": 5.0, "time_limit": 8.0, "ignore_result": True,
+                            "argsrepr": shown, "kwargsrepr": "queue comfy.gpu0"})]
+
+
+def test_flower_reads_a_run_as_its_job_template_and_instance(app: Flask) -> None:
+    job = job_of()
+    job.template, job.template_version = "txt2img", 3
+    assert broker.job_repr(job) == f"job {job.id}, template txt2img v3"
+    assert broker.run_repr(job, "comfy") == "any instance"
+    job.instance_requested = "gpu1"
+    assert broker.run_repr(job, "comfy.gpu1") == "instance gpu1"
 
 
 def test_a_send_the_broker_refuses_raises_for_jobs_but_not_for_webhooks(app: Flask) -> None:
@@ -59,8 +71,10 @@ def test_deliveries_go_to_the_webhooks_queue_and_revokes_to_the_workers(app: Fla
     broker.revoke("j1")
     celery = app.extensions["celery"]
     assert celery.sent == [
-        ("comfyq.deliver_webhook", {"args": ["d1"], "queue": "webhooks", "countdown": None, "ignore_result": True}),
-        ("comfyq.deliver_webhook", {"args": ["d2"], "queue": "webhooks", "countdown": 4.5, "ignore_result": True})]
+        ("comfyq.deliver_webhook", {"args": ["d1"], "queue": "webhooks", "countdown": None, "ignore_result": True,
+                                    "argsrepr": "delivery d1"}),
+        ("comfyq.deliver_webhook", {"args": ["d2"], "queue": "webhooks", "countdown": 4.5, "ignore_result": True,
+                                    "argsrepr": "delivery d2"})]
     assert celery.revoked == ["j1"]
 
 
