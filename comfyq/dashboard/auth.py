@@ -20,6 +20,7 @@ COOKIE_PATH = "/dashboard"
 SIGNED_OUT = "sign in at /dashboard with an admin's or teacher's API key"
 PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>comfyq dashboard: sign in</title>
+<link rel="icon" href="data:,">
 <link rel="stylesheet" href="/dashboard/static/dashboard.css"></head>
 <body class="sign-in"><form method="post" action="/dashboard/sign-in" autocomplete="off">
 <h1>comfyq dashboard</h1>
