@@ -18,7 +18,7 @@ IMAGE_TYPES = ("image/png", "image/jpeg", "image/webp", "image/gif")
 
 def _names(ids: set[str]) -> dict[str, str]:
     """Return user id → name for ``ids``."""
-    return dict(db.session.execute(select(User.id, User.name).where(User.id.in_(ids))).tuples().all()) if ids else {}
+    return dict(db.session.execute(select(User.id, User.name).where(User.id.in_(ids))).all()) if ids else {}
 
 
 def pending_of(user: User) -> list[dict[str, Any]]:
