@@ -12,7 +12,7 @@ from ..config.settings import CONTROL_QUEUE, SHARED_QUEUE, WEBHOOK_QUEUE, Instan
 from ..db.extensions import db, get_redis
 from ..db.models import Job, User
 from ..db.timestamps import isoformat, utcnow
-from ..fleet.instances import describe
+from ..fleet.instances import HELD_KEY, describe
 from ..jobs import broker
 
 HOUR = timedelta(hours=1)
@@ -83,12 +83,15 @@ def instances_of(user: User) -> list[dict[str, Any]]:
     rows = describe(get_redis(), configured)["instances"]
     jobs = _running(user, [row["running_job"] for row in rows if row["running_job"]])
     counts, errors = _hour_counts(user), _last_errors(user, list(configured))
+    held = dict(zip(configured, get_redis().mget([HELD_KEY.format(name) for name in configured]))) \
+        if configured else {}
     shown = []
     for row in rows:
         name = row["name"]
         shown.append({
             "name": name, "url": configured[name].url, "state": row["state"], "worker_online": row["worker_online"],
             "reachable": row["reachable"], "intake": row["intake"], "vram_free": row["vram_free"],
+            "intake_held_by": held[name].decode() if held.get(name) else None,
             "queue": row["queue"], "queue_depth": row["queue_depth"], "error": row["error"],
             "running": running_of(jobs.get(row["running_job"] or ""), bool(row["running_job"])),
             "done_last_hour": counts.get((name, "succeeded"), 0),

@@ -26,7 +26,7 @@ def snapshot(user: User) -> dict[str, Any]:
     except RedisError as exc:
         raise Unavailable(f"Redis is unreachable: {exc}") from exc
     return {
-        "operator": {"name": user.name, "role": user.role},
+        "operator": {"name": user.name, "role": user.role, "acts_on_fleet": user.role == "admin"},
         "instances": instances,
         "queues": queues,
         "pending": pending_of(user),

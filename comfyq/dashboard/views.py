@@ -12,6 +12,7 @@ from ..errors import ComfyqError, NotFound
 from ..events.sse import HOLD_HEADER, HOLDER_HEADER
 from ..jobs.queries import get_output
 from ..submission.cancellation import cancel_job
+from .operations import drain, set_intake
 from .auth import COOKIE, check_same_origin, operator_of_request, require_operator, set_cookie, sign_in_page
 from .snapshot import snapshot
 
@@ -104,3 +105,16 @@ def cancel(job_id: str) -> Any:
     check_same_origin()
     job = cancel_job(job_id, user)
     return {"id": job.id, "status": job.status}
+
+
+@bp.route("/instances/<name>/<action>", methods=["POST"])
+def act(name: str, action: str) -> Any:
+    """Close or open an instance's intake, or drain its worker (admins)."""
+    user = require_operator()
+    check_same_origin()
+    if action == "drain":
+        return {"instance": name, "draining": drain(user, name)}
+    if action not in ("open", "close"):
+        raise NotFound(f"no action {action!r}: open, close or drain")
+    set_intake(user, name, action == "open")
+    return {"instance": name, "intake_held": action == "close"}

@@ -32,6 +32,19 @@ function fill(tbody, rows, empty, columns) {
   tbody.replaceChildren(...(rows.length ? rows : [el("tr", {}, el("td", {class: "empty", colSpan: columns}, empty))]));
 }
 
+let actsOnFleet = false;
+
+function instanceActions(inst) {
+  if (!actsOnFleet) return null;
+  const held = inst.intake_held_by !== null;
+  return el("div", {class: "actions"},
+    el("button", {class: held ? "open-intake" : "close-intake", "data-instance": inst.name,
+                  onclick: () => act(inst.name, held ? "open" : "close")}, held ? "Open intake" : "Close intake"),
+    el("button", {class: "drain", "data-instance": inst.name, title: "finish the running job, then stop the worker",
+                  onclick: () => { if (confirm(`Drain the worker of ${inst.name}?`)) act(inst.name, "drain"); }},
+       "Drain worker"));
+}
+
 function instanceCard(inst) {
   const health = inst.state === "healthy" ? "ok" : inst.worker_online ? "warn" : "bad";
   const run = inst.running;
@@ -40,15 +53,18 @@ function instanceCard(inst) {
   else if (run) running = el("div", {class: "running", "data-job": run.job_id},
                               el("code", {}, short(run.job_id)), " ", run.node || "", bar(run.fraction));
   const last = inst.last_error;
-  return el("div", {class: "card", "data-instance": inst.name},
+  const intake = inst.intake_held_by ? `intake closed by ${inst.intake_held_by}` : `intake ${inst.intake || "?"}`;
+  return el("div", {class: "card", "data-instance": inst.name, "data-intake": inst.intake || "",
+                    "data-held": inst.intake_held_by || ""},
     el("h3", {}, inst.name, badge(inst.state || "unknown", health),
-       badge(`intake ${inst.intake || "?"}`, inst.intake === "open" ? "open" : "closed")),
+       badge(intake, inst.intake === "open" && !inst.intake_held_by ? "open" : "closed")),
     el("div", {class: "facts"},
       "VRAM free", el("b", {}, megabytes(inst.vram_free)),
       "own queue", el("b", {}, `${inst.queue} (${inst.queue_depth})`),
       "last hour", el("b", {}, `${inst.done_last_hour} done, ${inst.failed_last_hour} failed`),
       "running", running,
-      "last error", last ? el("span", {class: "error", title: last.at || ""}, last.message) : el("b", {}, "none")));
+      "last error", last ? el("span", {class: "error", title: last.at || ""}, last.message) : el("b", {}, "none")),
+    instanceActions(inst));
 }
 
 function jobRow(job) {
@@ -64,6 +80,7 @@ function jobRow(job) {
 }
 
 function render(snap) {
+  actsOnFleet = snap.operator.acts_on_fleet;
   document.getElementById("operator").textContent = `${snap.operator.name} (${snap.operator.role})`;
   document.getElementById("credits").textContent = `${snap.credits_today} credits spent today`;
   document.getElementById("instances").replaceChildren(...snap.instances.map(instanceCard));
@@ -88,6 +105,13 @@ async function cancelJob(id) {
     const body = await answer.json().catch(() => ({}));
     problem(`cancel ${short(id)}: ${body.message || answer.status}`);
   } else problem("");
+}
+
+async function act(name, action) {
+  const answer = await fetch(`/dashboard/instances/${encodeURIComponent(name)}/${action}`,
+                             {method: "POST", credentials: "same-origin"});
+  const body = await answer.json().catch(() => ({}));
+  problem(answer.ok ? "" : `${action} ${name}: ${body.message || answer.status}`);
 }
 
 function live() {

@@ -2,7 +2,7 @@
 
 A real ``comfyq up`` (API, two workers, two simulators, Redis). The admin signs in with the key once; the page
 shows both instances, a running job's progress moving, queue depths equal to Redis's, a finished job's
-thumbnail; a job is cancelled from the page. A screenshot goes to the test's tmp_path and, with
+thumbnail; a job is cancelled from the page, and an instance's intake closed and opened again. A screenshot goes to the test's tmp_path and, with
 ``COMFYQ_UPDATE_SCREENSHOTS=1``, to ``docs/dashboard.png``.
 """
 from __future__ import annotations
@@ -24,7 +24,7 @@ from tests.integration.editor.test_editor_browser import told_on_failure
 
 STEPS = 20
 STEP_SECONDS = 0.3  # a KSampler of about 6 s: progress is seen moving
-JOBS = 6
+JOBS = 8
 DOCS = Path(__file__).resolve().parents[3] / "docs" / "dashboard.png"
 STATE = """
 return {
@@ -37,6 +37,8 @@ return {
   statuses: Object.fromEntries([...document.querySelectorAll('#jobs tr[data-job]')].map(r => [r.dataset.job,
             r.dataset.status])),
   live: document.getElementById('live').textContent,
+  intake: Object.fromEntries([...document.querySelectorAll('.card')].map(c => [c.dataset.instance,
+            [c.dataset.intake, c.dataset.held]])),
 };
 """
 
@@ -104,11 +106,21 @@ def test_the_dashboard_follows_two_instances_live_and_cancels_a_job(
         wait_until(lambda: now()["statuses"].get(victim) == "cancelled", 30)
 
         # A finished job's thumbnail shows, while others still run: the picture for the README.
-        wait_until(lambda: now()["thumbs"] >= 1 and now()["running"], 120)
+        wait_until(lambda: now()["thumbs"] >= 1 and any(f > 0.2 for _, f in now()["running"]), 120)
         shot = page.screenshot("dashboard")
         if os.environ.get("COMFYQ_UPDATE_SCREENSHOTS") == "1":
             shutil.copyfile(shot, DOCS)
         wait_until(lambda: all(now()["statuses"].get(job) in ("succeeded", "cancelled") for job in jobs), 180)
+
+        # Close gpu1's intake from the page: the worker stops taking shared work, and says so; then open it again.
+        def intake_of(name: str) -> tuple[str, str]:
+            return (broker.hget(f"comfyq:instance:{name}", "intake") or b"").decode(), now()["intake"][name][1]
+
+        page.driver.find_element(By.CSS_SELECTOR, "button.close-intake[data-instance='gpu1']").click()
+        wait_until(lambda: intake_of("gpu1") == ("closed", "admin") and now()["intake"]["gpu1"][0] == "closed", 30)
+        assert intake_of("gpu0")[0] == "open"
+        page.driver.find_element(By.CSS_SELECTOR, "button.open-intake[data-instance='gpu1']").click()
+        wait_until(lambda: intake_of("gpu1") == ("open", "") and now()["intake"]["gpu1"][0] == "open", 30)
         page.collect()
         assert not [x for x in page.requests() if x.status and x.status >= 400], page.requests()
     assert shot.read_bytes()[:4] == b"\x89PNG" and moving()
