@@ -129,8 +129,8 @@ SETTINGS: tuple[Setting, ...] = (
       reader="``comfyq worker``", shown="0 (never)"),
     S("COMFYQ_API_URL", URL, "http://127.0.0.1:8000", "the API it calls (``--api-url``)", reader="CLI"),
     S("COMFYQ_API_KEY", TEXT, None, "your API key (``--api-key``)", reader="CLI"),
-    S("COMFYQ_UPDATE_SCREENSHOTS", TEXT, None, "``1``: browser tests save their screenshots into ``docs/``",
-      reader="the test suite"),
+    # The test suite: ``1`` makes the browser tests refresh the README's screenshots.
+    S("COMFYQ_UPDATE_SCREENSHOTS", TEXT, None, "tests only: ``1`` saves browser tests' screenshots into ``docs/``"),
 )
 
 # Variables comfyq sets for its own child processes: nobody configures them, so they are not settings.
