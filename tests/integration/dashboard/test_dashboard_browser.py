@@ -28,7 +28,7 @@ JOBS = 8
 DOCS = Path(__file__).resolve().parents[3] / "docs" / "dashboard.png"
 STATE = """
 return {
-  instances: [...document.querySelectorAll('[data-instance]')].map(c => c.dataset.instance),
+  instances: [...document.querySelectorAll('.card[data-instance]')].map(c => c.dataset.instance),
   running: [...document.querySelectorAll('.card .running')].map(r => [r.dataset.job,
             Number(r.querySelector('.bar').dataset.fraction)]),
   queues: Object.fromEntries([...document.querySelectorAll('[data-queue]')].map(r => [r.dataset.queue,
@@ -107,6 +107,7 @@ def test_the_dashboard_follows_two_instances_live_and_cancels_a_job(
 
         # A finished job's thumbnail shows, while others still run: the picture for the README.
         wait_until(lambda: now()["thumbs"] >= 1 and any(f > 0.2 for _, f in now()["running"]), 120)
+        page.driver.set_window_size(1400, 1200)  # the whole page, recent jobs included
         shot = page.screenshot("dashboard")
         if os.environ.get("COMFYQ_UPDATE_SCREENSHOTS") == "1":
             shutil.copyfile(shot, DOCS)
