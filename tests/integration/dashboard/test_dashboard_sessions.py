@@ -1,7 +1,6 @@
 """Dashboard sessions and figures on the real stack: cookie sign-in, a teacher's view, fleet actions, sign-out."""
 from __future__ import annotations
 
-
 import redis
 from flask import Flask
 from flask.testing import FlaskClient
