@@ -18,7 +18,7 @@ import requests
 from selenium.webdriver.common.by import By
 
 from comfyq.sim.testing import txt2img
-from tests.browser import Browser, browsers  # noqa: F401 - browsers is a fixture
+from tests.browser import Browser
 from tests.integration.conftest import admin_key_of, comfyq_up, wait_until
 from tests.integration.editor.test_editor_browser import told_on_failure
 
