@@ -34,7 +34,7 @@ class DashboardStream:
 
     def body(self) -> str | None:
         """Return the operator's snapshot as JSON without its time, or None once they are gone (a worker thread)."""
-        with self.flask_app.test_request_context("/dashboard/events"):
+        with self.flask_app.app_context():
             user = db.session.get(User, self.user_id)
             if user is None or user.disabled:
                 return None

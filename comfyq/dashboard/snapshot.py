@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
-from flask import current_app, url_for
+from flask import current_app
 from redis.exceptions import RedisError
 
 from ..db.models import User
@@ -15,7 +16,7 @@ from .fleet_view import instances_of, queue_depths
 
 def output_url(job_id: str, name: str) -> str:
     """Return the dashboard's own (cookie-authenticated) URL of a job's output."""
-    return url_for("dashboard.output", job_id=job_id, name=name)
+    return f"/dashboard/outputs/{quote(job_id, safe='')}/{quote(name, safe='')}"
 
 
 def snapshot(user: User) -> dict[str, Any]:

@@ -24,7 +24,7 @@ function bar(fraction) {
             el("span", {style: `width: ${pct}%`}));
 }
 
-function megabytes(bytes) { return bytes == null ? "?" : `${(bytes / 2 ** 30).toFixed(1)} GiB`; }
+function gibibytes(bytes) { return bytes == null ? "?" : `${(bytes / 2 ** 30).toFixed(1)} GiB`; }
 
 function short(id) { return id ? id.slice(0, 8) : ""; }
 
@@ -59,7 +59,7 @@ function instanceCard(inst) {
     el("h3", {}, inst.name, badge(inst.state || "unknown", health),
        badge(intake, inst.intake === "open" && !inst.intake_held_by ? "open" : "closed")),
     el("div", {class: "facts"},
-      "VRAM free", el("b", {}, megabytes(inst.vram_free)),
+      "VRAM free", el("b", {}, gibibytes(inst.vram_free)),
       "own queue", el("b", {}, `${inst.queue} (${inst.queue_depth})`),
       "last hour", el("b", {}, `${inst.done_last_hour} done, ${inst.failed_last_hour} failed`),
       "running", running,
