@@ -93,7 +93,7 @@ SETTINGS: tuple[Setting, ...] = (
     S("COMFYQ_RAW_JOB_COST", WHOLE, 1, "credits a raw workflow costs"),
     # The ComfyUI editor under /comfy/: how long a student's session cookie lives once its link is opened.
     S("COMFYQ_EDITOR_SESSION_HOURS", NUMBER, 12.0, "lifetime of an editor session (``/comfy/`` cookie), hours"),
-    S("COMFYQ_DASHBOARD_SESSION_HOURS", NUMBER, 12.0, "lifetime of an operator's ``/dashboard`` sign-in, hours"),
+    S("COMFYQ_OPERATOR_SESSION_HOURS", NUMBER, 12.0, "lifetime of an operator's ``/dashboard`` sign-in, hours"),
     # Fair share: by default one user may fill every GPU, and a newcomer waits at most one job per GPU.
     S("COMFYQ_MAX_RUNNING_PER_USER", WHOLE, lambda read: max(1, len(read["INSTANCES"])),
       "a user's jobs queued or running at once", shown="the number of instances"),

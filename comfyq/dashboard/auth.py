@@ -69,7 +69,7 @@ def set_cookie(response: Response, token: str | None) -> None:
     if token is None:
         response.delete_cookie(COOKIE, path=COOKIE_PATH)
         return
-    response.set_cookie(COOKIE, token, max_age=int(config["DASHBOARD_SESSION_HOURS"] * 3600), path=COOKIE_PATH,
+    response.set_cookie(COOKIE, token, max_age=int(config["OPERATOR_SESSION_HOURS"] * 3600), path=COOKIE_PATH,
                         httponly=True, samesite="Strict", secure=str(config["PUBLIC_URL"]).startswith("https://"))
 
 

@@ -47,7 +47,7 @@ def sign_in() -> Response:
     """Turn a presented API key into a session cookie and go to the dashboard."""
     check_same_origin()
     try:
-        _, token = open_session(request.form.get("key", ""), float(current_app.config["DASHBOARD_SESSION_HOURS"]))
+        _, token = open_session(request.form.get("key", ""), float(current_app.config["OPERATOR_SESSION_HOURS"]))
     except ComfyqError as refusal:
         return sign_in_page(refusal.message, refusal.status)
     response = redirect("/dashboard", 303)
