@@ -28,6 +28,7 @@ from .celery_app import celery_init_app
 from .config.settings import Config
 from .db import schema
 from .db.extensions import init_app
+from .dashboard import init_dashboard
 from .editor import init_editor
 from .events import announcer
 from .jobs import machine as jobs, positions, timing
@@ -74,6 +75,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     flask_app.extensions["templates"] = open_store(flask_app.config)
     init_api(flask_app)
     init_editor(flask_app)  # ComfyUI's editor under /comfy/, after the API: its error handlers apply
+    init_dashboard(flask_app)  # the operators' page under /dashboard
     celery_init_app(flask_app)
     with flask_app.app_context():
         schema.upgrade(flask_app)

@@ -6,7 +6,8 @@ whole body is here; a client that stops reading its answer is dropped
 ``X-Comfyq-Hold`` header (an event stream's opening, see ``api.streams``),
 this layer sends the opening, keeps the connection and follows the stream's
 log (``held.Stream``) through the process's ``Hub``: one coroutine per
-stream, no thread. Websockets are the editor's (``editor.ws``), on the same hub. Importing this module builds the app: servers import it,
+stream, no thread; the dashboard's stream of snapshots (``dashboard.live``) likewise. Websockets are the
+editor's (``editor.ws``), on the same hub. Importing this module builds the app: servers import it,
 nothing else should.
 """
 from __future__ import annotations
@@ -23,11 +24,12 @@ from flask import Flask
 from redis.exceptions import RedisError
 
 from . import create_app
-from .api.streams import HOLD_HEADER, HOLDER_HEADER
+from .events.sse import HOLD_HEADER, HOLDER_HEADER
 from .events.held import Send, Stream, state_lookup
 from .api.slow_clients import BodyReader, BodyRefused, ClientLeft, paced, replay, with_length
 from .events.hub import GONE, Hub
 from .editor.ws import EditorSockets
+from .dashboard.live import DashboardStream
 
 logger = logging.getLogger(__name__)
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -100,7 +102,8 @@ class HoldingApp:
             if stalled():
                 stream.follower.queue.put_nowait(GONE)
 
-        stream = Stream(hub, hold, send_or_drop)
+        stream: Stream | DashboardStream = DashboardStream(hub, self.flask_app, hold, send_or_drop) \
+            if "dashboard" in hold else Stream(hub, hold, send_or_drop)
 
         async def watch_disconnect() -> None:
             """Tell the stream when its client leaves."""

@@ -13,12 +13,11 @@ from typing import Any
 from flask import Response, request
 
 from ..jobs.queries import get_job
+from ..events.sse import HOLD_HEADER, HOLDER_HEADER
 from ..events.streams import Opening, open_job, open_user, render_opening
 from .auth import current_user
 from .parser import Blueprint
 
-HOLD_HEADER = "X-Comfyq-Hold"
-HOLDER_HEADER = "X-Comfyq-Holder"  # set by the ASGI layer on every request: it can hold a stream
 # Before OpenAPI 3.2, the schema of an event stream describes each of its events.
 EVENT_SCHEMA = {"type": "object", "required": ["event", "data"], "properties": {
     "id": {"type": "string", "description": "its place in the log: send it back as Last-Event-ID to resume"},

@@ -93,6 +93,7 @@ SETTINGS: tuple[Setting, ...] = (
     S("COMFYQ_RAW_JOB_COST", WHOLE, 1, "credits a raw workflow costs"),
     # The ComfyUI editor under /comfy/: how long a student's session cookie lives once its link is opened.
     S("COMFYQ_EDITOR_SESSION_HOURS", NUMBER, 12.0, "lifetime of an editor session (``/comfy/`` cookie), hours"),
+    S("COMFYQ_OPERATOR_SESSION_HOURS", NUMBER, 12.0, "lifetime of an operator's ``/dashboard`` sign-in, hours"),
     # Fair share: by default one user may fill every GPU, and a newcomer waits at most one job per GPU.
     S("COMFYQ_MAX_RUNNING_PER_USER", WHOLE, lambda read: max(1, len(read["INSTANCES"])),
       "a user's jobs queued or running at once", shown="the number of instances"),
@@ -134,6 +135,8 @@ SETTINGS: tuple[Setting, ...] = (
       shown="made beyond loopback"),
     S("COMFYQ_API_URL", URL, "http://127.0.0.1:8000", "the API it calls (``--api-url``)", reader="CLI"),
     S("COMFYQ_API_KEY", TEXT, None, "your API key (``--api-key``)", reader="CLI"),
+    # The test suite: ``1`` makes the browser tests refresh the README's screenshots.
+    S("COMFYQ_UPDATE_SCREENSHOTS", TEXT, None, "tests only: ``1`` saves browser tests' screenshots into ``docs/``"),
 )
 
 # Variables comfyq sets for its own child processes: nobody configures them, so they are not settings.

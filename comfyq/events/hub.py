@@ -29,6 +29,8 @@ RESYNC = "resync"  # to a stream's queue: read the log again
 PING_EVERY = 15.0  # seconds of silence on the subscription before asking Redis whether it is there
 ENDS_EVERY = 5  # position rounds between checks that followed jobs have not ended unannounced
 GONE = "gone"  # the client left, or the process stops
+ANY = "*"  # followers of this "log" get a NUDGE at any job event (a dashboard)
+NUDGE = "nudge"
 BACKLOG = 2000  # a stream this far behind (a client not reading) is ended; it resumes by Last-Event-ID
 
 
@@ -139,6 +141,9 @@ class Hub:
             self._tell_all(RESYNC)  # anything published while we were not subscribed is in the logs
         if message["type"] != "pmessage":
             return
+        for watcher in self.followers.get(ANY, ()):
+            if watcher.queue.empty():  # one nudge stands for a burst
+                watcher.queue.put_nowait(NUDGE)
         followers = self.followers.get(message["channel"].decode(), ())
         if not followers:
             return

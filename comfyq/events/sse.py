@@ -5,6 +5,10 @@ import json
 import re
 
 
+# A view's answer carrying HOLD_HEADER is held open by the ASGI layer (comfyq.asgi), which sets HOLDER_HEADER
+# on every request it serves: only then may a view ask for holding.
+HOLD_HEADER = "X-Comfyq-Hold"
+HOLDER_HEADER = "X-Comfyq-Holder"
 TYPE = re.compile(r'\{"type":"([a-z_]+)"')  # how comfyq's events begin, so most need no JSON parse
 
 

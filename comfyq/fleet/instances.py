@@ -15,6 +15,7 @@ STATUS_TTL = 10  # seconds; a worker refreshes every second or so, so a missing 
 RUNNING_KEY = "comfyq:instance:{}:job"
 RUNNING_TTL = 24 * 3600  # a worker clears it when its task ends; the TTL only bounds a crash
 STUCK_KEY = "comfyq:instance:{}:stuck"
+HELD_KEY = "comfyq:instance:{}:held"  # an operator closed the intake (the value says who); no TTL: until reopened
 
 HEALTHY, UNHEALTHY, STUCK, RESTARTING = "healthy", "unhealthy", "stuck", "restarting"
 
@@ -30,6 +31,20 @@ def set_running(r: redis.Redis, instance: str, job_id: str | None) -> None:
 def running_job(r: redis.Redis, instance: str) -> str | None:
     """Return the job a worker's instance is busy with, if any."""
     found = r.get(RUNNING_KEY.format(instance))
+    return found.decode() if found else None
+
+
+def hold_intake(r: redis.Redis, instance: str, by: str | None) -> None:
+    """Keep an instance's intake closed on an operator's word (``by`` names them), or (None) let health decide."""
+    if by is None:
+        r.delete(HELD_KEY.format(instance))
+    else:
+        r.set(HELD_KEY.format(instance), by)
+
+
+def intake_held(r: redis.Redis, instance: str) -> str | None:
+    """Return who closed an instance's intake by hand, if anyone did."""
+    found = r.get(HELD_KEY.format(instance))
     return found.decode() if found else None
 
 

@@ -77,6 +77,11 @@ def revoke(job_id: str) -> None:
         logger.warning("revoke of %s failed: %s", job_id, exc)
 
 
+def shutdown_worker(hostname: str) -> None:
+    """Ask one worker for a warm shutdown: it takes nothing more and drains its running job, then exits."""
+    _celery().control.shutdown(destination=[hostname])
+
+
 def send_delivery(delivery_id: str, countdown: float | None = None) -> None:
     """Send a webhook delivery's task (after ``countdown`` s); if the broker is down, the resend pass does it later."""
     try:

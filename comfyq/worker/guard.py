@@ -2,7 +2,8 @@
 
 One ``WorkerGuard`` per GPU worker, started and stopped by its consumer bootstep
 (comfyq.worker.steps.HealthStep). It watches the instance (comfyq.worker.health),
-opens the worker's intake only while the instance is healthy (comfyq.worker.intake),
+opens the worker's intake only while the instance is healthy and no operator holds
+it closed (comfyq.worker.intake; the dashboard's "close intake"),
 restarts a supervised ComfyUI that is stuck, and on a warm shutdown hands a job
 that outlives the drain time back to the queue, giving up the worker's lease
 (comfyq.fleet.lease, run by ``LeaseStep``) so another worker may take it over.
@@ -67,8 +68,12 @@ class WorkerGuard:
             self.supervisor.job_done()
 
     def _on_state(self, state: str) -> None:
-        """Take shared work only while the instance is healthy."""
-        want = state == instances.HEALTHY and not self.draining.is_set()
+        """Take shared work only while the instance is healthy and no operator closed the intake."""
+        try:
+            held = instances.intake_held(self.redis, self.instance.name)
+        except redis.RedisError:  # no word from Redis: keep the intake as it is
+            held = None if intake.is_open() else "unknown"
+        want = state == instances.HEALTHY and not self.draining.is_set() and held is None
         is_open = intake.is_open()
         if is_open is not None and is_open != want:
             intake.set_open(self.celery, self.hostname, self.instance, want)
