@@ -33,7 +33,12 @@ class WebhookAccountSchema(Schema):
 
     url = fields.String(allow_none=True, metadata={"description": "jobs that name no webhook_url use this"})
     events = fields.List(fields.String())
-    secret = fields.String(metadata={"description": "HMAC-SHA256 key of the Comfyq-Signature header"})
+    secret = fields.String(metadata={
+        "description": "Standard Webhooks secret (whsec_ and the base64 HMAC-SHA256 key): verify each delivery's "
+                       "webhook-id, webhook-timestamp and webhook-signature headers with it, e.g. "
+                       "standardwebhooks.Webhook(secret).verify(body, headers). Deprecated, and removed in the next "
+                       "release: the Comfyq-Signature header, keyed by this text (or by the base64url text a "
+                       "secret made before Standard Webhooks was shown in)"})
 
 
 class WebhookAttemptSchema(Schema):
@@ -49,7 +54,8 @@ class WebhookAttemptSchema(Schema):
 class WebhookDeliverySchema(Schema):
     """One event sent (or being sent) to a job's webhook."""
 
-    id = fields.String(metadata={"description": "also the Comfyq-Delivery header: dedupe by it"})
+    id = fields.String(metadata={"description": "also the webhook-id (and Comfyq-Delivery) header, the same on "
+                                                "every retry: dedupe by it"})
     event = fields.String()
     state = fields.String(metadata={"description": "pending, delivered, failed or refused"})
     created_at = Timestamp()

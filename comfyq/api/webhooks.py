@@ -13,7 +13,8 @@ from .parser import Blueprint
 from .webhook_schemas import WebhookAccountSchema, WebhookSettingsSchema
 
 bp = Blueprint("webhooks", __name__, url_prefix="/v1/account/webhook",
-               description="Your default webhook and the secret its deliveries are signed with")
+               description="Your default webhook and the secret its deliveries are signed with (Standard Webhooks: "
+                           "webhook-id, webhook-timestamp, webhook-signature; Comfyq-Signature is deprecated)")
 
 
 def present_delivery(delivery: WebhookDelivery) -> dict[str, Any]:

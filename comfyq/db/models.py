@@ -187,6 +187,8 @@ class WebhookSettings(db.Model):
     url: Mapped[str | None] = mapped_column(String(2048))
     events: Mapped[list[str] | None] = mapped_column(JSON)
     secret: Mapped[str] = mapped_column(String(64))  # an HMAC key, so kept as is; shown only to its owner
+    # The text of a secret made before Standard Webhooks (base64url): keys the deprecated Comfyq-Signature only.
+    legacy_secret: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 

@@ -1,5 +1,9 @@
 """One attempt at a webhook delivery: claim it, sign and POST it, record how it went, say when to retry.
 
+Each attempt is signed per Standard Webhooks (comfyq.webhooks.standard), its
+``webhook-id`` the delivery's id and its ``webhook-timestamp`` the attempt's
+time, and, for one more release, with the deprecated ``Comfyq-Signature``.
+
 An attempt is claimed with one guarded UPDATE (the delivery still pending, its
 attempt count as read, and due), which also records the attempt's row; so a
 duplicate or redelivered message never sends a delivered delivery again, nor
@@ -18,7 +22,7 @@ import time
 from dataclasses import dataclass
 from datetime import timedelta
 from importlib.metadata import version
-from typing import Any, Mapping
+from typing import Any, Mapping, NamedTuple
 from urllib.parse import urlsplit
 
 import requests
@@ -27,7 +31,7 @@ from flask import current_app
 from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 
-from . import signing
+from . import signing, standard
 from ..db.extensions import db
 from ..db.models import WebhookAttempt, WebhookDelivery, aware, utcnow
 from ..metrics.catalogue import WEBHOOK_ATTEMPTS
@@ -39,6 +43,13 @@ from .transport import session
 logger = logging.getLogger(__name__)
 EARLY = 1.0  # seconds: a message this close to its delivery's due time waits for it; one earlier is a duplicate
 SNIPPET = 300  # characters of a receiver's answer kept with a failed attempt
+
+
+class Keys(NamedTuple):
+    """The secrets one delivery is signed with: the Standard Webhooks one, and the deprecated header's."""
+
+    secret: str
+    legacy: str
 
 
 @dataclass
@@ -74,7 +85,8 @@ def attempt(delivery_id: str) -> float | None:
     if early > 0:  # a timer that fired a little early; a duplicate waiting too loses the claim below
         time.sleep(early)
         now = utcnow()
-    secret = settings_for(delivery.user_id).secret if delivery.user_id else None
+    owner = settings_for(delivery.user_id) if delivery.user_id else None
+    keys = Keys(owner.secret, owner.legacy_secret or owner.secret) if owner else None
     number = delivery.attempts + 1
     timeout = float(config["WEBHOOK_TIMEOUT"])
     # Until the attempt is recorded, it counts as in flight: past this, the resend pass takes the delivery up.
@@ -95,7 +107,7 @@ def attempt(delivery_id: str) -> float | None:
         return None
     started = time.monotonic()
     try:
-        outcome = post(delivery, secret, config) if secret else Outcome(
+        outcome = post(delivery, keys, config) if keys else Outcome(
             error="the job has no owner whose secret could sign it", refused=True)
     except Exception as exc:  # whatever broke, the attempt is recorded and the delivery settled
         logger.exception("webhook %s: attempt %d failed unexpectedly", delivery_id, number)
@@ -135,7 +147,7 @@ def _settle(delivery: WebhookDelivery, number: int, outcome: Outcome, config: Ma
     return countdown
 
 
-def post(delivery: WebhookDelivery, secret: str, config: Mapping[str, Any]) -> Outcome:
+def post(delivery: WebhookDelivery, keys: Keys, config: Mapping[str, Any]) -> Outcome:
     """Sign and POST a delivery to its URL, without following redirects; return how it went."""
     parts = urlsplit(delivery.url)
     host = parts.hostname or ""
@@ -145,10 +157,11 @@ def post(delivery: WebhookDelivery, secret: str, config: Mapping[str, Any]) -> O
         return Outcome(error=str(exc), refused=True)
     except (OSError, UnicodeError) as exc:  # socket.gaierror among them: DNS may answer next time
         return Outcome(error=f"could not resolve {host}: {exc}")
-    body = json.dumps(delivery.payload, separators=(",", ":")).encode()
+    body, now = json.dumps(delivery.payload, separators=(",", ":")).encode(), int(time.time())
     headers = {"Content-Type": "application/json", "User-Agent": f"comfyq-webhooks/{version('comfyq')}",
                "Comfyq-Event": delivery.event, "Comfyq-Delivery": delivery.id,
-               signing.HEADER: signing.sign(secret, body)}
+               **standard.headers(keys.secret, delivery.id, body, now),
+               signing.HEADER: signing.sign(keys.legacy, body, now)}
     timeout = float(config["WEBHOOK_TIMEOUT"])
     try:
         with session(address) as http:

@@ -1,9 +1,11 @@
-"""Webhook signatures: HMAC-SHA256 over a timestamp and the exact body bytes.
+"""The deprecated ``Comfyq-Signature`` header: HMAC-SHA256 over a timestamp and the exact body bytes.
 
-The ``Comfyq-Signature`` header reads ``t=<unix seconds>,v1=<hex digest>``, the
-digest being ``HMAC-SHA256(secret, f"{t}." + body)``. A receiver checks it with
-``verify`` and the secret from ``GET /v1/account/webhook``; this module needs
-nothing but the standard library, so a receiver can import it alone.
+Deprecated: deliveries are signed per Standard Webhooks (comfyq.webhooks.standard),
+and this header, sent alongside for one release, will then be removed. It reads
+``t=<unix seconds>,v1=<hex digest>``, the digest being
+``HMAC-SHA256(secret, f"{t}." + body)`` keyed by the secret's text (for a secret
+made before Standard Webhooks, its text as then shown). A receiver checks it
+with ``verify``; this module needs nothing but the standard library.
 """
 from __future__ import annotations
 

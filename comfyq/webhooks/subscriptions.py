@@ -2,14 +2,13 @@
 
 A job names its own ``webhook_url`` (``null``: none, whatever the default), or
 gets its owner's default at submission, copied onto the job so a later change
-of the default leaves submitted jobs alone. The secret is made on first need
-and kept in the clear: it is the HMAC key, so comfyq must be able to sign with
-it; only its owner is ever shown it.
+of the default leaves submitted jobs alone. The secret (comfyq.webhooks.standard)
+is made on first need and kept in the clear: it is the HMAC key, so comfyq must
+be able to sign with it; only its owner is ever shown it.
 """
 from __future__ import annotations
 
 import re
-import secrets
 from typing import Any, Iterable, NamedTuple
 from urllib.parse import urlsplit
 
@@ -22,12 +21,12 @@ from ..errors import InvalidRequest
 from ..db.extensions import db
 from ..db.models import Job, User, WebhookSettings, utcnow
 from .addresses import Refused, check_literal
+from .standard import new_secret
 
 EVENTS = ("started", "progress")  # optional; the terminal states are always sent
 ALWAYS = ("succeeded", "failed", "timed_out", "cancelled")
 MAX_URL = 2048
 URL_CHARACTERS = re.compile(r"[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]+")  # RFC 3986's, nothing else
-SECRET_PREFIX = "whsec_"
 
 
 class Subscription(NamedTuple):
@@ -104,11 +103,6 @@ def for_submission(body: dict[str, Any], user: User) -> Subscription:
     return Subscription(default.url, events if asked is not None else list(default.events or []))
 
 
-def new_secret() -> str:
-    """Return a fresh signing secret."""
-    return SECRET_PREFIX + secrets.token_urlsafe(32)
-
-
 def settings_for(user_id: str) -> WebhookSettings:
     """Return the webhook settings of a user, making them (and so the secret) on first need."""
     found = db.session.get(WebhookSettings, user_id)
@@ -150,6 +144,6 @@ def clear_default(user: User) -> None:
 def rotate_secret(user: User) -> dict[str, Any]:
     """Replace the user's secret; every delivery sent from now on, retries included, is signed with the new one."""
     found = settings_for(user.id)
-    found.secret, found.updated_at = new_secret(), utcnow()
+    found.secret, found.legacy_secret, found.updated_at = new_secret(), None, utcnow()
     db.session.commit()
     return describe(user)
