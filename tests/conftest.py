@@ -7,7 +7,7 @@ import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Iterator, NamedTuple
+from typing import Any, Callable, Iterator, NamedTuple
 
 import pytest
 from flask import Flask
@@ -69,10 +69,16 @@ class Hit(NamedTuple):
 
 
 class Receiver:
-    """A local HTTP server on a random port that records each POST and answers with scripted status codes."""
+    """A local HTTP server on a random port that records each POST and answers with scripted status codes.
 
-    def __init__(self, codes: tuple[int, ...] = (200,), host: str = "127.0.0.1") -> None:
+    Given ``check``, a receiver's signature check of the body and headers, it
+    answers 401 to a POST the check raises on, and records why in ``refusals``.
+    """
+
+    def __init__(self, codes: tuple[int, ...] = (200,), host: str = "127.0.0.1",
+                 check: Callable[[bytes, dict[str, str]], Any] | None = None) -> None:
         self.codes, self.hits, self.lock = list(codes), [], threading.Lock()
+        self.refusals: list[str] = []
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -81,6 +87,12 @@ class Receiver:
                 with receiver.lock:
                     receiver.hits.append(Hit(time.monotonic(), dict(self.headers), body))
                     code = receiver.codes.pop(0) if len(receiver.codes) > 1 else receiver.codes[0]
+                    try:
+                        if check is not None:
+                            check(body, dict(self.headers))
+                    except Exception as exc:  # whatever the check raises, as a receiver would refuse it
+                        receiver.refusals.append(f"{type(exc).__name__}: {exc}")
+                        code = 401
                 self.send_response(code)
                 if 300 <= code < 400:
                     self.send_header("Location", "/elsewhere")

@@ -1,8 +1,10 @@
 """Webhooks end to end: GPU workers end jobs, a real `comfyq webhooks` worker signs and POSTs to local receivers."""
 from __future__ import annotations
 
+import base64
 import itertools
 import json
+import secrets
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -11,14 +13,17 @@ from typing import Any, Iterator
 import pytest
 import sqlalchemy
 import redis
+from sqlalchemy import select
 from flask import Flask
 from flask.testing import FlaskClient
+from standardwebhooks import Webhook
+from standardwebhooks.webhooks import WebhookVerificationError
 
 from comfyq import create_app
 from comfyq.webhooks import signing, attempts as webhook_delivery, deliveries as webhooks
 from comfyq.jobs import broker
 from comfyq.db.extensions import db
-from comfyq.db.models import WebhookDelivery, utcnow
+from comfyq.db.models import User, WebhookDelivery, WebhookSettings, utcnow
 from comfyq.webhooks.addresses import parse_allowlist
 from tests.conftest import Receiver, txt2img
 from tests.integration.conftest import new_user, submit, wait_for, wait_until
@@ -58,9 +63,15 @@ def moments(attempts: list[dict[str, Any]]) -> list[datetime]:
     return [datetime.fromisoformat(a["at"]) for a in attempts]
 
 
+def verifying(client: FlaskClient, codes: tuple[int, ...] = (200,)) -> tuple[Receiver, str]:
+    """Return a receiver that refuses (401) what does not verify with the user's secret per Standard Webhooks."""
+    secret = client.get("/v1/account/webhook").get_json()["secret"]
+    return Receiver(codes=codes, check=Webhook(secret).verify), secret
+
+
 def test_a_failing_receiver_is_retried_with_growing_gaps_until_it_takes_the_signed_end(app: Flask) -> None:
     client = new_user(app, "hook-retry")
-    flaky = Receiver(codes=(500, 500, 200))
+    flaky, secret = verifying(client, codes=(500, 500, 200))
     try:
         job = submit(client, txt2img(seed=11), webhook_url=flaky.url + "/hooks/comfyq?team=a")
         assert job["webhook"] == {"url": flaky.url + "/hooks/comfyq?team=a", "events": [], "deliveries": []}
@@ -71,7 +82,8 @@ def test_a_failing_receiver_is_retried_with_growing_gaps_until_it_takes_the_sign
     assert done["status"] == "succeeded" and delivery["event"] == "succeeded" and delivery["state"] == "delivered"
     attempts = delivery["attempts"]
     assert [a["number"] for a in attempts] == [1, 2, 3]
-    assert [a["status_code"] for a in attempts] == [500, 500, 200]
+    assert [a["status_code"] for a in attempts] == [500, 500, 200]  # none a 401: every attempt verified
+    assert flaky.refusals == []
     assert attempts[0]["error"] == "answered 500: no" and attempts[2]["error"] is None
     assert all(a["duration_ms"] is not None and a["duration_ms"] >= 0 for a in attempts)
     first, second, third = moments(attempts)
@@ -79,11 +91,23 @@ def test_a_failing_receiver_is_retried_with_growing_gaps_until_it_takes_the_sign
     gaps = [b.at - a.at for a, b in zip(flaky.hits, flaky.hits[1:])]
     assert len(flaky.hits) == 3 and gaps[0] < gaps[1]
     assert delivery["finished_at"] is not None and delivery["next_attempt_at"] is None
-    # Every attempt sends the same event, signed with the owner's secret at the time of sending.
-    secret = client.get("/v1/account/webhook").get_json()["secret"]
-    assert secret.startswith("whsec_")
+    # Every attempt sends the same event, signed with the owner's secret at the time of sending: a retry keeps
+    # its webhook-id (the delivery's) and carries its own timestamp and so its own signature.
+    assert secret.startswith("whsec_") and client.get("/v1/account/webhook").get_json()["secret"] == secret
     assert len({hit.body for hit in flaky.hits}) == 1
+    assert {hit.headers["webhook-id"] for hit in flaky.hits} == {delivery["id"]}
+    stamps = [int(hit.headers["webhook-timestamp"]) for hit in flaky.hits]
+    assert stamps == sorted(stamps) and stamps[0] < stamps[-1]  # the attempts span more than a second
+    assert abs(stamps[-1] - time.time()) < 120
+    assert len({hit.headers["webhook-signature"] for hit in flaky.hits}) == len(set(stamps))
     last = flaky.hits[-1]
+    assert Webhook(secret).verify(last.body, last.headers)["id"] == delivery["id"]
+    retried = {**last.headers, "webhook-timestamp": str(stamps[0])}  # an old signature under a new timestamp
+    with pytest.raises(WebhookVerificationError):
+        Webhook(secret).verify(last.body, retried)
+    with pytest.raises(WebhookVerificationError):
+        Webhook(secret).verify(last.body.replace(b"succeeded", b"failed"), last.headers)
+    # The deprecated header, kept for one release, still verifies with the same secret.
     assert signing.verify(secret, last.body, last.headers["Comfyq-Signature"])
     assert not signing.verify(secret, last.body.replace(b"succeeded", b"failed"), last.headers["Comfyq-Signature"])
     assert not signing.verify("whsec_someone-else", last.body, last.headers["Comfyq-Signature"])
@@ -100,9 +124,18 @@ def test_a_failing_receiver_is_retried_with_growing_gaps_until_it_takes_the_sign
     assert client.get(body["outputs"][0]["url"]).data[:4] == b"\x89PNG"  # the path is the API's download route
 
 
-def test_jobs_naming_no_url_get_the_account_default_with_its_events(app: Flask, receiver: Receiver) -> None:
+def test_jobs_naming_no_url_get_the_account_default_with_its_events(app: Flask) -> None:
     client = new_user(app, "hook-default")
     assert client.get("/v1/account/webhook").get_json()["url"] is None
+    receiver, _ = verifying(client)
+    try:
+        default_and_rotation(app, client, receiver)
+    finally:
+        receiver.close()
+
+
+def default_and_rotation(app: Flask, client: FlaskClient, receiver: Receiver) -> None:
+    """Run the account default's test against ``receiver``."""
     saved = client.put("/v1/account/webhook", json={"url": receiver.url + "/default", "events": ["started"]})
     assert saved.status_code == 200, saved.get_json()
     assert saved.get_json() == client.get("/v1/account/webhook").get_json()
@@ -121,6 +154,7 @@ def test_jobs_naming_no_url_get_the_account_default_with_its_events(app: Flask, 
     mine = [hit for hit in receiver.hits if json.loads(hit.body)["job_id"] == job["id"]]
     assert sorted(json.loads(hit.body)["status"] for hit in mine) == ["running", "succeeded"]
     assert all(signing.verify(secret, hit.body, hit.headers["Comfyq-Signature"]) for hit in mine)
+    assert receiver.refusals == []  # every delivery verified per Standard Webhooks as it came
     assert not any(json.loads(hit.body)["job_id"] == silent["id"] for hit in receiver.hits)
 
     # A job keeps the URL it was given; a new secret signs from now on; dropping the default keeps the secret.
@@ -133,6 +167,41 @@ def test_jobs_naming_no_url_get_the_account_default_with_its_events(app: Flask, 
     assert client.get(f"/v1/jobs/{job['id']}").get_json()["webhook"]["url"] == receiver.url + "/default"
     # Someone else never sees this user's secret or default.
     assert new_user(app, "hook-other").get("/v1/account/webhook").get_json()["secret"] != rotated["secret"]
+
+
+def test_a_secret_from_before_standard_webhooks_keeps_its_old_text_for_the_old_header_until_rotated(
+        app: Flask) -> None:
+    client = new_user(app, "hook-legacy")
+    old = "whsec_" + secrets.token_urlsafe(32)  # how secrets were made before, as migration 0010 found them
+    migrated = "whsec_" + base64.b64encode(base64.urlsafe_b64decode(old[len("whsec_"):] + "=")).decode()
+    with app.app_context():
+        user_id = db.session.scalars(select(User.id).where(User.name == "hook-legacy")).one()
+        assert db.session.get(WebhookSettings, user_id) is None  # made on first need: not yet
+        db.session.add(WebhookSettings(user_id=user_id, secret=migrated, legacy_secret=old, events=[]))
+        db.session.commit()
+    assert client.get("/v1/account/webhook").get_json()["secret"] == migrated
+    receiver, _ = verifying(client)
+    try:
+        job = submit(client, txt2img(seed=26), webhook_url=receiver.url)
+        assert settled(client, job["id"])[0]["state"] == "delivered"
+        (hit,) = receiver.hits
+        assert receiver.refusals == [] and Webhook(migrated).verify(hit.body, hit.headers)["job_id"] == job["id"]
+        assert signing.verify(old, hit.body, hit.headers["Comfyq-Signature"])  # what its receivers stored
+        # Rotated: one secret's text keys both headers from now on.
+        rotated = client.post("/v1/account/webhook/secret").get_json()["secret"]
+    finally:
+        receiver.close()
+    fresh, secret = verifying(client)
+    try:
+        after = submit(client, txt2img(seed=27), webhook_url=fresh.url)
+        assert settled(client, after["id"])[0]["state"] == "delivered"
+    finally:
+        fresh.close()
+    (last,) = fresh.hits
+    assert secret == rotated and fresh.refusals == []
+    assert Webhook(rotated).verify(last.body, last.headers)["job_id"] == after["id"]
+    assert signing.verify(rotated, last.body, last.headers["Comfyq-Signature"])
+    assert not signing.verify(old, last.body, last.headers["Comfyq-Signature"])
 
 
 def test_a_started_subscription_sends_the_start_once(app: Flask, receiver: Receiver) -> None:
