@@ -87,7 +87,11 @@ class Client:
         return self._call("POST", "/v1/batches", json=body)
 
     def webhook(self) -> dict[str, Any]:
-        """Return your default webhook and the secret that signs every delivery to you."""
+        """Return your default webhook and the secret that signs every delivery to you.
+
+        Deliveries follow Standard Webhooks: verify one with
+        ``standardwebhooks.Webhook(secret).verify(body, headers)``.
+        """
         return self._call("GET", "/v1/account/webhook")
 
     def set_webhook(self, url: str, events: list[str] | None = None) -> dict[str, Any]:
