@@ -157,11 +157,11 @@ def post(delivery: WebhookDelivery, keys: Keys, config: Mapping[str, Any]) -> Ou
         return Outcome(error=str(exc), refused=True)
     except (OSError, UnicodeError) as exc:  # socket.gaierror among them: DNS may answer next time
         return Outcome(error=f"could not resolve {host}: {exc}")
-    body, now = json.dumps(delivery.payload, separators=(",", ":")).encode(), int(time.time())
+    body, timestamp = json.dumps(delivery.payload, separators=(",", ":")).encode(), int(time.time())
     headers = {"Content-Type": "application/json", "User-Agent": f"comfyq-webhooks/{version('comfyq')}",
                "Comfyq-Event": delivery.event, "Comfyq-Delivery": delivery.id,
-               **standard.headers(keys.secret, delivery.id, body, now),
-               signing.HEADER: signing.sign(keys.legacy, body, now)}
+               **standard.headers(keys.secret, delivery.id, body, timestamp),
+               signing.HEADER: signing.sign(keys.legacy, body, timestamp)}
     timeout = float(config["WEBHOOK_TIMEOUT"])
     try:
         with session(address) as http:
