@@ -9,7 +9,7 @@ from flask import Flask
 
 from comfyq.api.prefer import preferences, submitted_answer, wait_seconds
 from comfyq.events.sse import HOLD_HEADER, HOLDER_HEADER
-from tests.conftest import offline_app
+from tests.conftest import keyed_client, offline_app
 
 
 @pytest.mark.parametrize("headers, found", [
@@ -76,3 +76,12 @@ def test_a_running_submission_asks_to_be_held_with_its_jobs_and_where_to_read_th
         status, headers = submitted_answer(["a", "b"], ["succeeded", "running"], "/v1/batches/b1")
     assert status == 202 and set(headers) == {HOLD_HEADER}
     assert json.loads(headers[HOLD_HEADER]) == {"wait": 30, "jobs": ["a", "b"], "then": "/v1/batches/b1"}
+
+
+@pytest.mark.parametrize("path", ["/v1/jobs", "/v1/batches"])
+def test_the_openapi_document_tells_of_prefer_and_both_answers(app: Flask, path: str) -> None:
+    operation = keyed_client(app).get("/openapi.json").get_json()["paths"][path]["post"]
+    assert [p["name"] for p in operation["parameters"] if p["in"] == "header"] == ["Prefer"]
+    for status in ("200", "202"):
+        answer = operation["responses"][status]
+        assert "Preference-Applied" in answer["headers"] and "application/json" in answer["content"]
