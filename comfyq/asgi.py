@@ -75,7 +75,7 @@ class HoldingApp:
         kept: list[dict[str, Any]] = []  # a submission's answer, held while it waits (Prefer: wait)
 
         async def intercept(message: dict[str, Any]) -> None:
-            """Pass Flask's answer on, but keep a held stream's response open, and a waiting submission's unsent."""
+            """Pass Flask's answer on; keep a held stream's response open, and a waiting submission's unsent."""
             if message["type"] == "http.response.start":
                 headers = message.get("headers", [])
                 for name, value in headers:
@@ -85,9 +85,8 @@ class HoldingApp:
                     dropped = (HOLD_KEY,) if "wait" in hold else (HOLD_KEY, b"content-length")
                     headers = [(k, v) for k, v in headers if k.lower() not in dropped]
                 message = {**message, "headers": headers}
-            elif "wait" in hold:
-                pass
-            elif hold and message["type"] == "http.response.body" and not message.get("more_body"):
+            elif hold and "wait" not in hold and message["type"] == "http.response.body" \
+                    and not message.get("more_body"):
                 message = {**message, "more_body": True}
             if "wait" in hold:
                 kept.append(message)

@@ -166,7 +166,9 @@ def test_two_hundred_waiting_requests_hold_no_more_threads_than_an_idle_server(
     client = Client(url, key)
     pid = server_pid(url)
     # Today's idle server, after the work it does without waiting: a submission (the job every other one will
-    # wait behind), reads, and an event stream followed long enough for the hub's look at the database.
+    # wait behind), reads, and an event stream followed long enough for the hub's look at the database. (That
+    # look runs in one thread of the process, shared by every stream and wait: a server that never held a
+    # stream has one thread fewer, 6 against 7 when this was written.)
     blocker = client.submit(workflow=slow(600, 0.1, seed=9), instance="gpu1")
     wait_until(lambda: client.job(blocker["id"])["status"] == "running", timeout=30)
     seen = 0
