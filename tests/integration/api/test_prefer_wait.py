@@ -6,6 +6,8 @@ import asyncio
 import json
 import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -215,3 +217,33 @@ def test_two_hundred_waiting_requests_hold_no_more_threads_than_an_idle_server(
     assert {job["status"] for _, _, job in answers} == {"cancelled"}
     assert sorted(job["id"] for _, _, job in answers) == sorted(waiting)
     assert seen and "Traceback" not in log.read_text()
+
+
+def test_the_client_runs_a_short_job_in_one_call(api: tuple[str, Path], app: Flask, tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    url, _ = api
+    client = Client(url, key_of(app, "clientcall"))
+    job = client.submit(workflow=txt2img(seed=11, steps=2), wait=30)
+    assert job["status"] == "succeeded" and job["outputs"]
+
+    def no_stream(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("a job that ended within the hold needs no event stream")
+
+    monkeypatch.setattr(client, "events", no_stream)
+    paths = client.run(workflow=txt2img(seed=12, steps=2), folder=tmp_path)
+    assert len(paths) == 1 and paths[0].read_bytes().startswith(b"\x89PNG")
+
+
+def test_the_cli_holds_a_short_job_and_downloads_it_without_a_progress_bar(
+        api: tuple[str, Path], app: Flask, tmp_path: Path) -> None:
+    url, _ = api
+    graph = tmp_path / "graph.json"
+    graph.write_text(json.dumps(txt2img(seed=13, steps=2)))
+    done = subprocess.run([sys.executable, "-m", "comfyq", "submit", str(graph), "--hold", "30", "--out",
+                           str(tmp_path / "out"), "--api-url", url, "--api-key", key_of(app, "clicall")],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    printed = done.stdout.splitlines()
+    assert printed[0].startswith("job ") and " succeeded on " in printed[0]
+    assert Path(printed[1]).read_bytes().startswith(b"\x89PNG")
+    assert "waiting" not in done.stderr  # no progress bar: the answer was the ended job
