@@ -6,7 +6,8 @@ whole body is here; a client that stops reading its answer is dropped
 ``X-Comfyq-Hold`` header (an event stream's opening, see ``api.streams``),
 this layer sends the opening, keeps the connection and follows the stream's
 log (``held.Stream``) through the process's ``Hub``: one coroutine per
-stream, no thread; the dashboard's stream of snapshots (``dashboard.live``) likewise. Websockets are the
+stream, no thread; the dashboard's stream of snapshots (``dashboard.live``) likewise, and a
+submission that asked to wait for its job (``Prefer: wait``, ``api.held_answers``). Websockets are the
 editor's (``editor.ws``), on the same hub. Importing this module builds the app: servers import it,
 nothing else should.
 """
@@ -27,6 +28,7 @@ from . import create_app
 from .events.sse import HOLD_HEADER, HOLDER_HEADER
 from .events.held import Send, Stream, state_lookup
 from .api.slow_clients import BodyReader, BodyRefused, ClientLeft, paced, replay, with_length
+from .api.held_answers import answer_held
 from .events.hub import GONE, Hub
 from .editor.ws import EditorSockets
 from .dashboard.live import DashboardStream
@@ -70,25 +72,34 @@ class HoldingApp:
         scope, receive = with_length(scope, body), replay(body, receive)
         send_flask, stalled = paced(send, self.bodies.read_timeout)
         hold: dict[str, Any] = {}
+        kept: list[dict[str, Any]] = []  # a submission's answer, held while it waits (Prefer: wait)
 
         async def intercept(message: dict[str, Any]) -> None:
-            """Pass Flask's answer on, but keep a held stream's response open."""
+            """Pass Flask's answer on; keep a held stream's response open, and a waiting submission's unsent."""
             if message["type"] == "http.response.start":
                 headers = message.get("headers", [])
                 for name, value in headers:
                     if name.lower() == HOLD_KEY:
                         hold.update(json.loads(value))
-                if hold:  # no length: the body goes on (chunked)
-                    headers = [(k, v) for k, v in headers if k.lower() not in (HOLD_KEY, b"content-length")]
+                if hold:  # a stream has no length: the body goes on (chunked)
+                    dropped = (HOLD_KEY,) if "wait" in hold else (HOLD_KEY, b"content-length")
+                    headers = [(k, v) for k, v in headers if k.lower() not in dropped]
                 message = {**message, "headers": headers}
-            elif hold and message["type"] == "http.response.body" and not message.get("more_body"):
+            elif hold and "wait" not in hold and message["type"] == "http.response.body" \
+                    and not message.get("more_body"):
                 message = {**message, "more_body": True}
-            await send_flask(message)
+            if "wait" in hold:
+                kept.append(message)
+            else:
+                await send_flask(message)
 
         await self.wsgi(scope, receive, intercept)  # type: ignore[arg-type]
         if stalled():
             logger.warning("%s %s: the client stopped reading the answer for %g s; dropped", scope["method"],
                            scope["path"], self.bodies.read_timeout)
+        elif "wait" in hold:
+            await answer_held(hold, kept, scope, receive, send_flask, self.the_hub(),
+                              self.wsgi)  # type: ignore[arg-type]
         elif hold:
             await self.follow(hold, receive, send_flask, stalled)
 

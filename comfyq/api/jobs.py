@@ -16,6 +16,7 @@ from ..submission.accept import estimate_job, submit_job
 from ..webhooks.deliveries import deliveries_of
 from .auth import current_user
 from .parser import Blueprint
+from .prefer import APPLIED_DOC, PREFER_DOC, submitted_answer
 from ..accounts.ratelimit import check_rate
 from .schemas import EstimateSchema, JobCreateSchema, JobListQuerySchema, JobPageSchema, JobSchema
 from .webhooks import present_webhook
@@ -75,11 +76,20 @@ class Jobs(MethodView):
     """The job collection."""
 
     @bp.arguments(JobCreateSchema, example=JOB_EXAMPLE)
-    @bp.response(202, JobSchema)
-    def post(self, body: dict[str, Any]) -> dict[str, Any]:
-        """Submit a template with params, or a raw workflow; answers at once with the job, queued or pending."""
+    @bp.response(202, JobSchema, headers=APPLIED_DOC)
+    @bp.alt_response(200, schema=JobSchema, headers=APPLIED_DOC, success=True,
+                     description="`Prefer: wait=N` and the job ended within N seconds: the ended job")
+    @bp.doc(parameters=[PREFER_DOC])
+    def post(self, body: dict[str, Any]) -> tuple[dict[str, Any], int, dict[str, str]]:
+        """Submit a template with params, or a raw workflow; answers at once with the job, queued or pending.
+
+        With `Prefer: wait=N`, the answer waits up to N seconds for the job to end (200 with its outputs or
+        error); a job still running then is answered 202 as usual, and runs on.
+        """
         check_rate(current_user())
-        return present(submit_job(body, current_user()))
+        job = submit_job(body, current_user())
+        status, headers = submitted_answer([job.id], [job.status], f"/v1/jobs/{job.id}")
+        return present(job), status, headers
 
     @bp.arguments(JobListQuerySchema, location="query")
     @bp.response(200, JobPageSchema)

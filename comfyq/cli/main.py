@@ -194,13 +194,17 @@ def _param(text: str) -> tuple[str, Any]:
 @with_api
 @click.option("--wait/--no-wait", default=False,
               help="Follow the job live (a progress bar on stderr) and download its outputs.")
+@click.option("--hold", type=click.IntRange(min=0), default=0, show_default=True, metavar="SECONDS",
+              help="Let the submission itself wait up to SECONDS for the job (Prefer: wait): a job done by then "
+                   "is downloaded at once, with no progress bar; a longer one is followed as with --wait. "
+                   "Implies --wait.")
 @click.option("--out", "out_dir", default="outputs", show_default=True, type=click.Path(file_okay=False),
               help="Where --wait puts the outputs (a folder per job).")
 def submit(what: str, params: tuple[str, ...], mode: str, api_url: str, api_key: str | None,
-           instance: str | None, wait: bool, out_dir: str) -> None:
+           instance: str | None, wait: bool, hold: int, out_dir: str) -> None:
     """Submit WHAT: a template (txt2img, txt2img@2) with -p params, or a workflow JSON file."""
     from .progress_bar import JobProgress
-    from ..client import Client, ComfyqAPIError
+    from ..client import TERMINAL, Client, ComfyqAPIError
 
     body: dict[str, Any]
     if not Path(what).is_file() and ("/" in what or os.sep in what or what.endswith(".json")):
@@ -220,12 +224,13 @@ def submit(what: str, params: tuple[str, ...], mode: str, api_url: str, api_key:
         body["instance"] = instance
     client = Client(api_url, api_key)
     try:
-        job = client.post_job(body)
-        click.echo(f"job {job['id']} queued on {job['queue']}")
-        if not wait:
+        job = client.post_job(body, wait=hold)
+        click.echo(f"job {job['id']} {job['status'] if job['status'] in TERMINAL else 'queued'} on {job['queue']}")
+        if not (wait or hold):
             return
-        with JobProgress(job["id"]) as show:
-            job = client.wait(job["id"], show)
+        if job["status"] not in TERMINAL:
+            with JobProgress(job["id"]) as show:
+                job = client.wait(job["id"], show)
     except ComfyqAPIError as exc:
         raise click.ClickException(str(exc)) from exc
     if job["status"] != "succeeded":

@@ -1,6 +1,7 @@
 """The REST client: submit, follow, cancel, download, upload, estimate, batch."""
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -14,6 +15,7 @@ from .sse import Event, parse
 TERMINAL = frozenset({"succeeded", "failed", "timed_out", "cancelled"})
 STREAM_READ_TIMEOUT = 60.0  # the server sends a keep-alive every 15 s
 RETRY_AFTER = 3.0  # seconds before resuming a stream that ended early, as the server's retry hint says
+HOLD = 10.0  # seconds ``run`` lets its submission itself wait for the job (Prefer: wait), by default
 
 
 def _webhook(url: str | None, events: list[str] | None) -> dict[str, Any]:
@@ -34,13 +36,20 @@ class Client:
 
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
         """Send one request; return its JSON, or raise the typed error it answered with."""
+        kwargs.setdefault("timeout", self.timeout)
         try:
-            response = self.session.request(method, self.base_url + path, timeout=self.timeout, **kwargs)
+            response = self.session.request(method, self.base_url + path, **kwargs)
         except (requests.ConnectionError, requests.Timeout) as exc:
             raise Unreachable(self.base_url, exc) from exc
         if response.status_code >= 400:
             raise error_for(response)
         return response.json()
+
+    def _prefer(self, wait: float | None) -> dict[str, Any]:
+        """Return the request options that let a submission wait ``wait`` seconds for its end (none: no wait)."""
+        if not wait or wait <= 0:
+            return {}
+        return {"headers": {"Prefer": f"wait={math.ceil(wait)}"}, "timeout": (self.timeout, self.timeout + wait)}
 
     @staticmethod
     def _body(template: str | None, params: dict[str, Any] | None, workflow: dict[str, Any] | None,
@@ -56,19 +65,21 @@ class Client:
 
     def submit(self, template: str | None = None, params: dict[str, Any] | None = None, *,
                workflow: dict[str, Any] | None = None, mode: str = "novice", instance: str | None = None,
-               webhook_url: str | None = None, webhook_events: list[str] | None = None) -> dict[str, Any]:
+               webhook_url: str | None = None, webhook_events: list[str] | None = None,
+               wait: float | None = None) -> dict[str, Any]:
         """Submit a template with params, or a raw workflow; return the job (queued or pending).
 
         ``webhook_url`` (else your account's default) is POSTed the job's end, and ``webhook_events``
-        (``started``, ``progress``) too.
+        (``started``, ``progress``) too. With ``wait``, the call itself waits up to that many seconds
+        (``Prefer: wait``; the server caps it) and returns the job ended, outputs and all, if it ended by then.
         """
         body = self._body(template, params, workflow, mode, instance)
         body.update(_webhook(webhook_url, webhook_events))
-        return self.post_job(body)
+        return self.post_job(body, wait)
 
-    def post_job(self, body: dict[str, Any]) -> dict[str, Any]:
-        """POST a job body as is; return the job."""
-        return self._call("POST", "/v1/jobs", json=body)
+    def post_job(self, body: dict[str, Any], wait: float | None = None) -> dict[str, Any]:
+        """POST a job body as is (waiting up to ``wait`` s for its end, as ``submit`` does); return the job."""
+        return self._call("POST", "/v1/jobs", json=body, **self._prefer(wait))
 
     def estimate(self, template: str | None = None, params: dict[str, Any] | None = None, *,
                  workflow: dict[str, Any] | None = None, mode: str = "novice",
@@ -79,12 +90,15 @@ class Client:
     def batch(self, template: str, params: dict[str, Any] | None = None, *,
               variants: list[dict[str, Any]] | None = None, grid: dict[str, list[Any]] | None = None,
               mode: str = "novice", webhook_url: str | None = None,
-              webhook_events: list[str] | None = None) -> dict[str, Any]:
-        """Create one job per variant or grid point (all or none); return the batch."""
+              webhook_events: list[str] | None = None, wait: float | None = None) -> dict[str, Any]:
+        """Create one job per variant or grid point (all or none); return the batch.
+
+        With ``wait``, the call waits up to that many seconds for every job to end, as ``submit`` does.
+        """
         body: dict[str, Any] = {"template": template, "params": params or {}, "mode": mode}
         body.update({k: v for k, v in (("variants", variants), ("grid", grid)) if v is not None})
         body.update(_webhook(webhook_url, webhook_events))
-        return self._call("POST", "/v1/batches", json=body)
+        return self._call("POST", "/v1/batches", json=body, **self._prefer(wait))
 
     def webhook(self) -> dict[str, Any]:
         """Return your default webhook and the secret that signs every delivery to you.
@@ -167,9 +181,17 @@ class Client:
 
     def run(self, template: str | None = None, params: dict[str, Any] | None = None, *,
             folder: str | Path = "outputs", on_event: Callable[[Event], None] | None = None,
-            **options: Any) -> list[Path]:
-        """Submit, follow the events to the end and download every output into ``folder``/<job id>."""
-        job = self.wait(self.submit(template, params, **options)["id"], on_event)
+            hold: float | None = None, **options: Any) -> list[Path]:
+        """Submit, follow the events to the end and download every output into ``folder``/<job id>.
+
+        The submission itself waits up to ``hold`` seconds for the job (``Prefer: wait``), so a short
+        job takes one call and no event stream; by default 10 s, or 0 when ``on_event`` wants the events.
+        """
+        if hold is None:
+            hold = 0.0 if on_event is not None else HOLD
+        job = self.submit(template, params, wait=hold, **options)
+        if job["status"] not in TERMINAL:
+            job = self.wait(job["id"], on_event)
         if job["status"] != "succeeded":
             raise JobFailed(job)
         return [self.download(output, Path(folder) / job["id"]) for output in job["outputs"]]

@@ -45,6 +45,8 @@ def check(config: Any) -> None:
     if not 0 < config.READ_TIMEOUT <= config.BODY_DEADLINE:
         raise ConfigError("COMFYQ_READ_TIMEOUT must be positive and at most COMFYQ_BODY_DEADLINE "
                           "(seconds a client may pause while sending a request, and take in all)")
+    if not 0 <= config.MAX_PREFER_WAIT <= 3600:
+        raise ConfigError("COMFYQ_MAX_PREFER_WAIT must be between 0 (submissions never wait) and 3600 seconds")
     if not 0 < config.S3_URL_EXPIRES <= 604800:
         raise ConfigError("COMFYQ_S3_URL_EXPIRES must be between 1 and 604800 seconds (SigV4's limit)")
     if config.STORAGE not in ("local", "s3") or (config.STORAGE == "s3" and not config.S3_BUCKET):

@@ -76,6 +76,7 @@ SETTINGS: tuple[Setting, ...] = (
     S("COMFYQ_READ_TIMEOUT", NUMBER, 10.0, "seconds a client may pause while sending a request (then 408) "
       "or reading an answer"),
     S("COMFYQ_BODY_DEADLINE", NUMBER, 120.0, "seconds a request body may take in all"),
+    S("COMFYQ_MAX_PREFER_WAIT", WHOLE, 60, "most seconds ``Prefer: wait=N`` holds a submission (0: off)"),
     S("COMFYQ_MAX_WORKFLOW_NODES", WHOLE, 500, "most nodes in one workflow"),
     S("COMFYQ_MAX_BATCH_JOBS", WHOLE, 100, "most jobs one batch may create"),
     S("COMFYQ_MAX_UPLOAD_BYTES", WHOLE, 10_000_000, "largest image upload"),

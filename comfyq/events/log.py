@@ -59,6 +59,11 @@ def job_log(job_id: str) -> str:
     return JOB_LOG.format(job_id)
 
 
+def done_key(job_id: str) -> str:
+    """Return the key that is set once a job's final event is in its log."""
+    return job_log(job_id) + ":done"
+
+
 def user_log(user_id: str) -> str:
     """Return the key (and channel) of a user's event log: every event of every job of theirs."""
     return USER_LOG.format(user_id)
