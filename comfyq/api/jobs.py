@@ -70,6 +70,12 @@ def present(job: Job, with_position: bool = True, deliveries: list[WebhookDelive
     }
 
 
+def submit(body: dict[str, Any]) -> dict[str, Any]:
+    """Submit ``body`` (a JobCreateSchema's fields) for the caller, rate limit first; return the job's view."""
+    check_rate(current_user())
+    return present(submit_job(body, current_user()))
+
+
 @bp.route("")
 class Jobs(MethodView):
     """The job collection."""
@@ -78,8 +84,7 @@ class Jobs(MethodView):
     @bp.response(202, JobSchema)
     def post(self, body: dict[str, Any]) -> dict[str, Any]:
         """Submit a template with params, or a raw workflow; answers at once with the job, queued or pending."""
-        check_rate(current_user())
-        return present(submit_job(body, current_user()))
+        return submit(body)
 
     @bp.arguments(JobListQuerySchema, location="query")
     @bp.response(200, JobPageSchema)
