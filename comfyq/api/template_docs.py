@@ -5,7 +5,9 @@ types, ranges, enums, defaults and descriptions. Novice and expert params are
 in the same operation; expert ones say so (``x-comfyq-mode: expert`` and
 their description), and setting one to anything but its default makes the
 request an expert one (see comfyq.api.template_runs). A param that may be
-left unset is ``nullable``: null means its default (a random seed for a seed).
+left unset is ``nullable``: null means its default (a random seed for a seed),
+except an enum, whose null would have to be one of its choices (importers
+offer those as a list); leaving it out gives the default.
 Params measured from an uploaded image are ``readOnly``: whatever is sent is
 replaced. Schemas are OpenAPI 3.0's dialect of JSON Schema.
 """
@@ -43,8 +45,6 @@ def param_schema(param: Param, measured_from: str | None = None) -> dict[str, An
             found[key] = value
     if param.type in ("image", "mask"):
         found["pattern"] = STAGED.pattern
-    if param.type == "seed":
-        found["format"] = "int64"  # an unsigned 64-bit value at most; tools should not round it
     text = param.description or param.name
     if param.mode == "expert":
         text = f"Expert: {text}"
@@ -53,7 +53,7 @@ def param_schema(param: Param, measured_from: str | None = None) -> dict[str, An
     if measured_from:
         found["readOnly"] = True
         text += f" (measured from {measured_from}; a value sent is replaced)"
-    elif not param.required:
+    elif not param.required and param.type != "enum":
         found["nullable"] = True  # null counts as unset: the default applies
     found["description"] = text
     found["x-comfyq-mode"] = param.mode

@@ -34,10 +34,16 @@ class RunParamsSchema(Schema):
 
 
 def params_and_mode(template: Template, body: dict[str, Any]) -> tuple[dict[str, Any], str]:
-    """Return the params to submit, expert params left at their default dropped, and the mode they need."""
+    """Return the params to submit, expert params left at their default dropped, and the mode they need.
+
+    Raise ParamsInvalid for a null enum, which the document does not allow.
+    """
     params, expert = {}, False
     for name, value in body.items():
         param = template.params.get(name)
+        if param is not None and param.type == "enum" and value is None:  # as the document says: no null choice
+            raise ParamsInvalid.for_problems({name: [f"must be one of: {', '.join(param.choices or ())}; "
+                                                     f"leave it out for the default"]})
         if param is not None and param.mode == "expert" and name not in template.measured and value is not None:
             checked, problem = param.check(value)
             if problem is None and checked == param.default:
@@ -51,13 +57,13 @@ def params_and_mode(template: Template, body: dict[str, Any]) -> tuple[dict[str,
 @bp.arguments(RunParamsSchema, example={"prompt": "a lighthouse at dusk", "steps": 4})
 @bp.response(202, JobSchema)
 def run(body: dict[str, Any], ref: str) -> dict[str, Any]:
-    """Submit a job of template ``ref`` (``name`` for the newest version, or ``name@version``) with the body as params."""
+    """Submit a job of template ``ref`` (``name``: the newest version, or ``name@version``), the body its params."""
     try:
         template = current_app.extensions["templates"].get(ref)
     except InvalidRequest as exc:  # the path names a missing resource, not a bad field
         raise NotFound(exc.message) from exc
-    params, mode = params_and_mode(template, body)
     try:
+        params, mode = params_and_mode(template, body)
         return submit({"template": ref, "params": params, "mode": mode})
     except ParamsInvalid as exc:  # the body is the params: point at its fields, not at "params.<name>"
         problems = (exc.errors or {}).get("json", {}).get("params")

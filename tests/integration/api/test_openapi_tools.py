@@ -46,14 +46,14 @@ def auth_header(document: dict[str, Any], key: str) -> dict[str, str]:
 
 
 def fill(schema: dict[str, Any]) -> dict[str, Any]:
-    """Fill a form as a careful user does: required fields, the fastest integers allowed, enums at their default."""
+    """Fill a form as a hurried user does: required fields, integers that have a default at their least, enums as is."""
     body: dict[str, Any] = {}
     for name, field in schema["properties"].items():
         if field.get("readOnly"):
             continue
         if "enum" in field:
             body[name] = field.get("default", field["enum"][0])
-        elif field["type"] == "integer" and "minimum" in field and field.get("format") != "int64":
+        elif field["type"] == "integer" and "default" in field and "minimum" in field:
             step = field.get("multipleOf", 1)
             body[name] = -(-field["minimum"] // step) * step
         elif name in schema.get("required", []):

@@ -94,6 +94,7 @@ def test_an_unknown_template_is_404(app: Flask) -> None:
     ({"steps": 4}, 422, "prompt: is required"),
     ({"prompt": "a cat", "stepz": 4}, 422, "stepz: unknown param; this template takes: prompt, negative"),
     ({"prompt": "a cat", "sampler": "nope"}, 422, "sampler: must be one of: euler"),
+    ({"prompt": "a cat", "scheduler": None}, 422, "scheduler: must be one of: normal, karras"),
     ([1, 2], 422, "Invalid input type"),
 ])
 def test_bad_params_are_422_naming_the_field(app: Flask, body: Any, code: int, message: str) -> None:
