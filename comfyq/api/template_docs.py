@@ -21,7 +21,7 @@ from werkzeug.routing import Map, Rule
 
 from .examples import QUEUED_JOB
 from .operation_ids import OPERATION_IDS
-from ..templates.params import STAGED, Param
+from ..templates.params import Param
 from ..templates.template import Template
 
 TAG = "template_runs"
@@ -43,13 +43,12 @@ def param_schema(param: Param, measured_from: str | None = None) -> dict[str, An
                        ("default", param.default)):
         if value is not None:
             found[key] = value
-    if param.type in ("image", "mask"):
-        found["pattern"] = STAGED.pattern
     text = param.description or param.name
     if param.mode == "expert":
         text = f"Expert: {text}"
     if param.type in ("image", "mask"):
-        text += " (a staged image: the sha256 name POST /v1/uploads answered)"
+        text += (" (the id or name POST /v1/uploads answered for one of your uploads, or a data: URL of a PNG, "
+                 "JPEG or WebP image)")
     if measured_from:
         found["readOnly"] = True
         text += f" (measured from {measured_from}; a value sent is replaced)"
@@ -79,8 +78,8 @@ def sample(param: Param) -> Any:
         least = 0 if low is None else low
         step = param.multiple_of or 1
         return -(-least // step) * step if param.type != "float" else float(least)
-    samples = {"bool": False, "enum": (param.choices or ("",))[0], "image": "0" * 64 + ".png",
-               "mask": "0" * 64 + ".png"}
+    upload = "6f1c2a4e-0b7d-4c1e-9a53-2d8e4f7b9c10"  # what POST /v1/uploads answers as an id
+    samples = {"bool": False, "enum": (param.choices or ("",))[0], "image": upload, "mask": upload}
     return samples.get(param.type, "a lighthouse at dusk, oil painting"[:param.max_length or None])
 
 

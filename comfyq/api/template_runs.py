@@ -57,7 +57,10 @@ def params_and_mode(template: Template, body: dict[str, Any]) -> tuple[dict[str,
 @bp.arguments(RunParamsSchema, example={"prompt": "a lighthouse at dusk", "steps": 4})
 @bp.response(202, JobSchema)
 def run(body: dict[str, Any], ref: str) -> dict[str, Any]:
-    """Submit a job of template ``ref`` (``name``: the newest version, or ``name@version``), the body its params."""
+    """Submit a job of template ``ref`` (``name``: the newest version, or ``name@version``), the body its params.
+
+    Each template's own operation (runTxt2img, …) documents its params with their types, limits and defaults.
+    """
     try:
         template = current_app.extensions["templates"].get(ref)
     except InvalidRequest as exc:  # the path names a missing resource, not a bad field
