@@ -5,32 +5,30 @@ from pathlib import Path
 
 from flask import Flask, send_from_directory
 
+from .document import make_api
 from .errors import ComfyqApi
-from .openapi import ErrorsPlugin
+from .template_docs import document_runs
 
 
 def init_api(flask_app: Flask) -> ComfyqApi:
     """Register the blueprints, the OpenAPI document and the interactive docs."""
-    from . import (account, admin, batches, editor_sessions, health, instances, jobs, metrics, streams, templates,
-                   uploads, webhooks)
+    from . import (account, admin, batches, editor_sessions, health, instances, jobs, metrics, streams, template_runs,
+                   templates, uploads, webhooks)
     from .auth import init_auth
     from ..accounts.ratelimit import init_ratelimit
 
     init_auth(flask_app)
     init_ratelimit(flask_app)
     _serve_swagger_ui(flask_app)
-    description = ("comfyq job queue API. Every timestamp is ISO 8601 in UTC with microseconds and its offset: "
-                   "2026-12-04T14:30:52.378047+00:00.")
-    api = ComfyqApi(flask_app, spec_kwargs={"info": {"description": description},
-                                            "security": [{"apiKey": []}], "extra_plugins": [ErrorsPlugin()]})
-    api.spec.components.security_scheme("apiKey", {"type": "http", "scheme": "bearer",
-                                                   "description": "Authorization: Bearer cq_…"})
+    api = make_api(flask_app)
     api.register_blueprint(jobs.bp)
     api.register_blueprint(jobs.estimate_bp)
     api.register_blueprint(streams.bp)
     api.register_blueprint(batches.bp)
     api.register_blueprint(uploads.bp)
     api.register_blueprint(templates.bp)
+    api.register_blueprint(template_runs.bp)
+    document_runs(api.spec, flask_app.extensions["templates"].latest())
     api.register_blueprint(instances.bp)
     api.register_blueprint(health.bp)
     api.register_blueprint(account.bp)

@@ -71,6 +71,17 @@ def present(job: Job, with_position: bool = True, deliveries: list[WebhookDelive
     }
 
 
+def submit(body: dict[str, Any]) -> tuple[dict[str, Any], int, dict[str, str]]:
+    """Submit ``body`` (a JobCreateSchema's fields) for the caller, rate limit first; return the answer.
+
+    The answer is the job's view, 202 and no headers, unless ``Prefer: wait=N`` holds it (comfyq.api.prefer).
+    """
+    check_rate(current_user())
+    job = submit_job(body, current_user())
+    status, headers = submitted_answer([job.id], [job.status], f"/v1/jobs/{job.id}")
+    return present(job), status, headers
+
+
 @bp.route("")
 class Jobs(MethodView):
     """The job collection."""
@@ -86,10 +97,7 @@ class Jobs(MethodView):
         With `Prefer: wait=N`, the answer waits up to N seconds for the job to end (200 with its outputs or
         error); a job still running then is answered 202 as usual, and runs on.
         """
-        check_rate(current_user())
-        job = submit_job(body, current_user())
-        status, headers = submitted_answer([job.id], [job.status], f"/v1/jobs/{job.id}")
-        return present(job), status, headers
+        return submit(body)
 
     @bp.arguments(JobListQuerySchema, location="query")
     @bp.response(200, JobPageSchema)

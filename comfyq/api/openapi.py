@@ -8,6 +8,7 @@ else; and a schema whose ``Meta.min_properties`` is set says so as
 """
 from __future__ import annotations
 
+import re
 from http import HTTPStatus
 from typing import Any
 
@@ -27,6 +28,8 @@ SPECIAL: dict[tuple[str, str], tuple[int, ...]] = {
     ("get", "/v1/editor-sessions"): (403, 404),
     ("delete", "/v1/editor-sessions/{session_id}"): (403,),  # its student was disabled  # below zero or past the most a balance holds
 }
+SUBMITS = (402, 403, 429)  # a template run (generic or one template's own) is a submission like POST /v1/jobs
+RUNS = re.compile(r"^/v1/templates/[^/]+/runs$")
 ADMIN_ONLY = ("/v1/admin/", "/v1/instances")  # 403 to other roles (instances: admins and services)
 OPEN = ("/healthz",)  # no API key needed
 RETRY_AFTER = {"Retry-After": {"schema": {"type": "integer"},
@@ -46,6 +49,8 @@ def error_statuses(method: str, path: str, operation: dict[str, Any]) -> set[int
         found |= {400, 413, 422}  # malformed body, body over COMFYQ_MAX_BODY_BYTES, invalid field
     if any(p.get("in") == "query" for p in operation.get("parameters", []) if isinstance(p, dict)):
         found.add(422)
+    if method == "post" and RUNS.match(path):
+        found |= set(SUBMITS)
     return found | set(SPECIAL.get((method, path), ()))
 
 

@@ -8,8 +8,10 @@ from typing import Any, NoReturn
 import flask
 from flask_smorest import Blueprint as SmorestBlueprint
 from flask_smorest import abort
+from marshmallow import Schema
 from webargs import core
 from webargs.flaskparser import FlaskParser, is_json_request
+from werkzeug.datastructures import MultiDict
 
 
 def _refuse_constant(name: str) -> NoReturn:
@@ -30,6 +32,10 @@ class StrictParser(FlaskParser):
 
     # An unknown query parameter (a typo of status, say) is a 422 naming it, as an unknown body field is.
     DEFAULT_UNKNOWN_BY_LOCATION = {**FlaskParser.DEFAULT_UNKNOWN_BY_LOCATION, "query": None, "querystring": None}
+
+    def load_form(self, req: flask.Request, schema: Schema) -> Any:
+        """Return a form's fields and its files together, so one schema (and one request body) describes both."""
+        return self._makeproxy(MultiDict([*req.form.items(multi=True), *req.files.items(multi=True)]), schema)
 
     def _raw_load_json(self, req: flask.Request) -> Any:
         """Parse a JSON body strictly; malformed bodies become 400s."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 from marshmallow import Schema, fields, validate
+from werkzeug.datastructures import FileStorage
 
 from ..db.models import Upload
 from ..submission.uploads import create_upload, get_upload
@@ -14,17 +15,23 @@ from .parser import Blueprint
 bp = Blueprint("uploads", __name__, url_prefix="/v1/uploads", description="Images and masks for templates")
 
 
-class UploadFormSchema(Schema):
-    """The form fields beside the file."""
+class FilePart(fields.Raw):
+    """A file part of a multipart body (a plain form field of the same name is refused)."""
 
+    default_error_messages = {"invalid": "send the image as a file part named 'file', not as a text field"}
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> FileStorage:
+        if not isinstance(value, FileStorage):
+            raise self.make_error("invalid")
+        return value
+
+
+class UploadFormSchema(Schema):
+    """The multipart body: the file and the fields beside it."""
+
+    file = FilePart(required=True, metadata={"type": "string", "format": "binary"})
     kind = fields.String(load_default="image", validate=validate.OneOf(("image", "mask")))
     image = fields.String(load_default=None, metadata={"description": "for a mask: the id of its image's upload"})
-
-
-class UploadFileSchema(Schema):
-    """The file itself."""
-
-    file = fields.Raw(required=True, metadata={"type": "string", "format": "binary"})
 
 
 class UploadSchema(Schema):
@@ -50,13 +57,12 @@ def present_upload(upload: Upload) -> dict[str, Any]:
 
 
 @bp.route("", methods=["POST"])
-@bp.arguments(UploadFormSchema, location="form")
-@bp.arguments(UploadFileSchema, location="files")
+@bp.arguments(UploadFormSchema, location="form", content_type="multipart/form-data")
 @bp.response(201, UploadSchema)
 @bp.alt_response(200, schema=UploadSchema, description="the same bytes were uploaded before: the same upload")
-def upload(form: dict[str, Any], files: dict[str, Any]) -> tuple[dict[str, Any], int]:
+def upload(form: dict[str, Any]) -> tuple[dict[str, Any], int]:
     """Upload a PNG, JPEG or WebP image (or a mask of one) as multipart field 'file'; stored once by content."""
-    found, new = create_upload(current_user(), files["file"].read(), form["kind"], form["image"])
+    found, new = create_upload(current_user(), form["file"].read(), form["kind"], form["image"])
     return present_upload(found), 201 if new else 200
 
 

@@ -129,7 +129,9 @@ def test_keys_are_stored_hashed_and_work_in_either_header(app: Flask, keys: dict
     assert raw.get("/v1/account", headers={"Authorization": "Bearer nonsense"}).status_code == 401
     assert raw.get("/healthz").status_code == 200  # health needs no key
     spec = raw.get("/openapi.json").get_json()  # neither does the API's description, which says how
-    assert spec["security"] == [{"apiKey": []}] and spec["components"]["securitySchemes"]["apiKey"]["scheme"] == "bearer"
+    schemes = spec["components"]["securitySchemes"]
+    assert spec["security"] == [{"apiKey": []}, {"apiKeyHeader": []}] and schemes["apiKey"]["scheme"] == "bearer"
+    assert schemes["apiKeyHeader"] == dict(schemes["apiKeyHeader"], type="apiKey", name="X-API-Key")
 
 
 def test_disabling_a_user_stops_their_keys_at_once(app: Flask, keys: dict[str, str]) -> None:
