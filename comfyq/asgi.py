@@ -7,7 +7,8 @@ whole body is here; a client that stops reading its answer is dropped
 this layer sends the opening, keeps the connection and follows the stream's
 log (``held.Stream``) through the process's ``Hub``: one coroutine per
 stream, no thread; the dashboard's stream of snapshots (``dashboard.live``) likewise. Websockets are the
-editor's (``editor.ws``), on the same hub. Importing this module builds the app: servers import it,
+editor's (``editor.ws``), on the same hub. ``/mcp`` is the Model Context Protocol for agents
+(``agents.http``). Importing this module builds the app: servers import it,
 nothing else should.
 """
 from __future__ import annotations
@@ -30,6 +31,8 @@ from .api.slow_clients import BodyReader, BodyRefused, ClientLeft, paced, replay
 from .events.hub import GONE, Hub
 from .editor.ws import EditorSockets
 from .dashboard.live import DashboardStream
+from .agents.http import McpHttp
+from .accounts.users import user_for_key
 
 logger = logging.getLogger(__name__)
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -47,6 +50,7 @@ class HoldingApp:
         self.sockets = EditorSockets(flask_app, self.the_hub)  # ComfyUI's editor: GET /comfy/ws
         config = flask_app.config
         self.bodies = BodyReader(config["MAX_BODY_BYTES"], config["READ_TIMEOUT"], config["BODY_DEADLINE"])
+        self.mcp = McpHttp(self.known_key)  # agents: MCP over streamable HTTP at /mcp
 
     async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -56,6 +60,9 @@ class HoldingApp:
             await self.sockets(scope, receive, send)
             return
         if scope["type"] != "http":
+            return
+        if McpHttp.serves(scope):
+            await self.mcp(scope, receive, send)
             return
         # Tell the views that this server holds streams (a client cannot say so for itself).
         headers = [(k, v) for k, v in scope.get("headers", []) if k.lower() != HOLDER_KEY]
@@ -133,13 +140,20 @@ class HoldingApp:
             self.hub = Hub(self.flask_app.config["REDIS_URL"], state_lookup(self.flask_app))
         return self.hub
 
+    def known_key(self, presented: str) -> bool:
+        """Tell whether an API key is live (for /mcp, which Flask does not see)."""
+        with self.flask_app.app_context():
+            return user_for_key(presented) is not None
+
     async def lifespan(self, receive: Receive, send: Send) -> None:
-        """Answer the server's startup and shutdown; on shutdown, stop the hub."""
+        """Answer the server's startup and shutdown: start and stop MCP; on shutdown, stop the hub."""
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
+                await self.mcp.start()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
+                await self.mcp.stop()
                 if self.hub is not None:
                     await self.hub.close()
                 await send({"type": "lifespan.shutdown.complete"})
