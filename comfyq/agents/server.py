@@ -45,6 +45,8 @@ def build_server(client_for: ClientFor) -> Server[Any]:
             templates, account = await anyio.to_thread.run_sync(lambda: (client.templates(), client.account()))
         except (ComfyqAPIError, requests.RequestException) as exc:
             raise MCPError(code=types.INTERNAL_ERROR, message=str(exc)) from exc
+        finally:
+            client.session.close()
         return types.ListToolsResult(tools=all_tools(templates, account))
 
     async def call(ctx: ServerRequestContext[Any, Any], params: types.CallToolRequestParams) -> types.CallToolResult:
@@ -53,14 +55,20 @@ def build_server(client_for: ClientFor) -> Server[Any]:
 
         def report(percent: float, message: str) -> None:
             """Send a progress notification from the call's thread (none once the call is over)."""
-            if not ended.is_set():
+            if ended.is_set():
+                return
+            try:
                 anyio.from_thread.run(ctx.session.report_progress, percent, 100.0, message)
+            except Exception as exc:  # a client gone or a closed stream: the job goes on, its end is still told
+                logger.info("progress of %s not sent: %r", params.name, exc)
+                ended.set()
 
         try:
             return await anyio.to_thread.run_sync(call_tool, client, params.name, params.arguments or {}, report,
                                                   abandon_on_cancel=True)
         finally:
             ended.set()
+            client.session.close()
 
     return Server("comfyq", version=_version(), instructions=INSTRUCTIONS, on_list_tools=list_tools,
                   on_call_tool=call)
