@@ -8,7 +8,8 @@ this layer sends the opening, keeps the connection and follows the stream's
 log (``held.Stream``) through the process's ``Hub``: one coroutine per
 stream, no thread; the dashboard's stream of snapshots (``dashboard.live``) likewise, and a
 submission that asked to wait for its job (``Prefer: wait``, ``api.held_answers``). Websockets are the
-editor's (``editor.ws``), on the same hub. Importing this module builds the app: servers import it,
+editor's (``editor.ws``), on the same hub. ``/mcp`` is the Model Context Protocol for agents
+(``agents.http``). Importing this module builds the app: servers import it,
 nothing else should.
 """
 from __future__ import annotations
@@ -32,6 +33,8 @@ from .api.held_answers import answer_held
 from .events.hub import GONE, Hub
 from .editor.ws import EditorSockets
 from .dashboard.live import DashboardStream
+from .agents.http import McpHttp
+from .accounts.users import user_for_key
 
 logger = logging.getLogger(__name__)
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -49,6 +52,7 @@ class HoldingApp:
         self.sockets = EditorSockets(flask_app, self.the_hub)  # ComfyUI's editor: GET /comfy/ws
         config = flask_app.config
         self.bodies = BodyReader(config["MAX_BODY_BYTES"], config["READ_TIMEOUT"], config["BODY_DEADLINE"])
+        self.mcp = McpHttp(self.known_key)  # agents: MCP over streamable HTTP at /mcp
 
     async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -58,6 +62,9 @@ class HoldingApp:
             await self.sockets(scope, receive, send)
             return
         if scope["type"] != "http":
+            return
+        if McpHttp.serves(scope):
+            await self.mcp(scope, receive, send)
             return
         # Tell the views that this server holds streams (a client cannot say so for itself).
         headers = [(k, v) for k, v in scope.get("headers", []) if k.lower() != HOLDER_KEY]
@@ -144,13 +151,20 @@ class HoldingApp:
             self.hub = Hub(self.flask_app.config["REDIS_URL"], state_lookup(self.flask_app))
         return self.hub
 
+    def known_key(self, presented: str) -> bool:
+        """Tell whether an API key is live (for /mcp, which Flask does not see)."""
+        with self.flask_app.app_context():
+            return user_for_key(presented) is not None
+
     async def lifespan(self, receive: Receive, send: Send) -> None:
-        """Answer the server's startup and shutdown; on shutdown, stop the hub."""
+        """Answer the server's startup and shutdown: start and stop MCP; on shutdown, stop the hub."""
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
+                await self.mcp.start()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
+                await self.mcp.stop()
                 if self.hub is not None:
                     await self.hub.close()
                 await send({"type": "lifespan.shutdown.complete"})

@@ -1,4 +1,4 @@
-"""The ``comfyq`` command: up, api, worker, beat, webhooks, flower, sim, submit, jobs, upload, users, keys, credits."""
+"""The ``comfyq`` command: up, api, worker, beat, webhooks, flower, sim, submit, jobs, upload, users, keys, mcp."""
 from __future__ import annotations
 
 import base64
@@ -12,6 +12,7 @@ from typing import Any
 import click
 
 from .accounts import keys, users
+from .agents import mcp
 from .catalogue import catalogue
 from .credits import credits
 from .jobs import jobs, upload, with_api
@@ -43,6 +44,7 @@ main.add_command(jobs)
 main.add_command(upload)
 main.add_command(templates)
 main.add_command(catalogue)
+main.add_command(mcp)
 
 
 @main.command()

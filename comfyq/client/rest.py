@@ -1,4 +1,4 @@
-"""The REST client: submit, follow, cancel, download, upload, estimate, batch."""
+"""The REST client: submit, follow, cancel, download, upload, estimate, batch, templates."""
 from __future__ import annotations
 
 import math
@@ -115,6 +115,10 @@ class Client:
     def rotate_webhook_secret(self) -> str:
         """Replace your webhook secret; return the new one."""
         return str(self._call("POST", "/v1/account/webhook/secret")["secret"])
+
+    def templates(self) -> list[dict[str, Any]]:
+        """Return the newest version of every template, with its params."""
+        return list(self._call("GET", "/v1/templates")["templates"])
 
     def job(self, job_id: str) -> dict[str, Any]:
         """Return a job."""
