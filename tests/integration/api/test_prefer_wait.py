@@ -91,6 +91,16 @@ def test_a_short_job_is_answered_200_with_its_outputs(api: tuple[str, Path], app
     assert png.status_code == 200 and png.content.startswith(b"\x89PNG")
 
 
+def test_a_template_run_waits_like_a_submission(api: tuple[str, Path], app: Flask) -> None:
+    url, _ = api
+    key = key_of(app, "onecallrun")
+    answer = post(url, key, "/v1/templates/txt2img/runs", {"prompt": "a lighthouse", "steps": 4}, "wait=60")
+    assert answer.status_code == 200, answer.text
+    assert answer.headers["Preference-Applied"] == "wait=60"
+    job = answer.json()
+    assert job["template"] == "txt2img" and job["status"] == "succeeded" and len(job["outputs"]) == 1
+
+
 def test_a_failed_job_is_answered_200_with_its_error(api: tuple[str, Path], app: Flask) -> None:
     url, _ = api
     graph = txt2img(seed=3, steps=2, sim={"3": {"fail": "out of memory"}})
