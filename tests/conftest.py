@@ -1,6 +1,8 @@
 """Fixtures shared by unit and integration tests."""
 from __future__ import annotations
 
+import contextlib
+
 import tempfile
 import threading
 import time
@@ -113,14 +115,11 @@ class Receiver:
         self.server.server_close()
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A fresh, empty database: a SQLite file, or a new database on the session's PostgreSQL server."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path}/comfyq.db"
-        return
-    server = make_url(request.getfixturevalue("postgres_url"))
-    name = f"comfyq_{uuid.uuid4().hex[:12]}"
+@contextlib.contextmanager
+def fresh_database(server_url: str, prefix: str = "comfyq") -> Iterator[str]:
+    """Create an empty database on a PostgreSQL server; yield its URL, then drop it."""
+    server = make_url(server_url)
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
     admin = create_engine(server.set(database="postgres"), isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f"CREATE DATABASE {name}"))
@@ -130,6 +129,16 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         with admin.connect() as conn:
             conn.execute(text(f"DROP DATABASE {name} WITH (FORCE)"))
         admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty database: a SQLite file, or a new database on the session's PostgreSQL server."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/comfyq.db"
+        return
+    with fresh_database(request.getfixturevalue("postgres_url")) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

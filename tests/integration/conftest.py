@@ -225,8 +225,8 @@ def keys(app: Flask) -> dict[str, str]:
     return issued
 
 
-def new_user(app: Flask, name: str, role: str = "user", credits: int = 1000, **limits: int) -> FlaskClient:
-    """Create an expert user with ``credits`` and its own ``limits``; return a test client with its key."""
+def new_key(app: Flask, name: str, role: str = "user", credits: int = 1000, **limits: int) -> str:
+    """Create an expert user with ``credits`` and its own ``limits``; return an API key of theirs."""
     from comfyq.accounts import users as accounts, credits as ledger, limits as user_limits
 
     with app.app_context():
@@ -234,8 +234,12 @@ def new_user(app: Flask, name: str, role: str = "user", credits: int = 1000, **l
         if credits:
             ledger.change(user, credits, "grant", "test credits", None)
         user_limits.set_limits(user, limits)
-        key = accounts.issue_key(user)[1]
-    return with_key(app.test_client(), key)
+        return accounts.issue_key(user)[1]
+
+
+def new_user(app: Flask, name: str, role: str = "user", credits: int = 1000, **limits: int) -> FlaskClient:
+    """Create an expert user with ``credits`` and its own ``limits``; return a test client with its key."""
+    return with_key(app.test_client(), new_key(app, name, role, credits, **limits))
 
 
 @pytest.fixture

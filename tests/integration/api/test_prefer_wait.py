@@ -21,11 +21,9 @@ import requests
 from flask import Flask
 from flask.testing import FlaskClient
 
-from comfyq.accounts import users as accounts, credits
-from comfyq.accounts.limits import set_limits
 from comfyq.client import Client
 from tests.conftest import txt2img
-from tests.integration.conftest import api_server, wait_until
+from tests.integration.conftest import api_server, new_key, wait_until
 
 MOST = 120  # COMFYQ_MAX_PREFER_WAIT of this server
 
@@ -37,15 +35,6 @@ def api(stack_env: dict[str, str], workers: dict[str, Any], tmp_path_factory: py
     log = tmp_path_factory.mktemp("api") / "api.log"
     with api_server({**stack_env, "COMFYQ_MAX_PREFER_WAIT": str(MOST)}, log) as url:
         yield url, log
-
-
-def key_of(app: Flask, name: str, **limits: int) -> str:
-    """Create a user with credits (and ``limits``); return an API key of theirs."""
-    with app.app_context():
-        user = accounts.create_user(name, "user", "expert")
-        credits.change(user, 1000, "grant", "test credits", None)
-        set_limits(user, limits)
-        return accounts.issue_key(user)[1]
 
 
 def slow(steps: int, seconds: float, seed: int = 1) -> dict[str, Any]:
@@ -75,7 +64,7 @@ def threads_of(pid: int) -> int:
 
 def test_a_short_job_is_answered_200_with_its_outputs(api: tuple[str, Path], app: Flask) -> None:
     url, _ = api
-    key = key_of(app, "onecall")
+    key = new_key(app, "onecall")
     began = time.monotonic()
     answer = post(url, key, "/v1/jobs", {"workflow": slow(10, 0.1), "instance": "gpu0"}, "wait=10")
     took = time.monotonic() - began
@@ -93,7 +82,7 @@ def test_a_short_job_is_answered_200_with_its_outputs(api: tuple[str, Path], app
 
 def test_a_template_run_waits_like_a_submission(api: tuple[str, Path], app: Flask) -> None:
     url, _ = api
-    key = key_of(app, "onecallrun")
+    key = new_key(app, "onecallrun")
     answer = post(url, key, "/v1/templates/txt2img/runs", {"prompt": "a lighthouse", "steps": 4}, "wait=60")
     assert answer.status_code == 200, answer.text
     assert answer.headers["Preference-Applied"] == "wait=60"
@@ -104,7 +93,7 @@ def test_a_template_run_waits_like_a_submission(api: tuple[str, Path], app: Flas
 def test_a_failed_job_is_answered_200_with_its_error(api: tuple[str, Path], app: Flask) -> None:
     url, _ = api
     graph = txt2img(seed=3, steps=2, sim={"3": {"fail": "out of memory"}})
-    answer = post(url, key_of(app, "onecallfail"), "/v1/jobs", {"workflow": graph}, "respond-async, wait=30")
+    answer = post(url, new_key(app, "onecallfail"), "/v1/jobs", {"workflow": graph}, "respond-async, wait=30")
     assert answer.status_code == 200 and answer.headers["Preference-Applied"] == "wait=30"
     job = answer.json()
     assert job["status"] == "failed" and "out of memory" in job["error"]["message"] and job["outputs"] == []
@@ -112,7 +101,7 @@ def test_a_failed_job_is_answered_200_with_its_error(api: tuple[str, Path], app:
 
 def test_a_long_job_is_answered_202_at_the_deadline_and_runs_on(api: tuple[str, Path], app: Flask) -> None:
     url, _ = api
-    key = key_of(app, "longcall")
+    key = new_key(app, "longcall")
     began = time.monotonic()
     answer = post(url, key, "/v1/jobs", {"workflow": slow(20, 1.0), "instance": "gpu1"}, "wait=10")
     took = time.monotonic() - began
@@ -127,7 +116,7 @@ def test_a_long_job_is_answered_202_at_the_deadline_and_runs_on(api: tuple[str, 
 
 def test_a_client_that_leaves_while_waiting_cancels_nothing(api: tuple[str, Path], app: Flask) -> None:
     url, log = api
-    key = key_of(app, "leaver")
+    key = new_key(app, "leaver")
     client = Client(url, key)
     body = json.dumps({"workflow": slow(30, 0.2, seed=5), "instance": "gpu0"}).encode()
     parts = urlsplit(url)
@@ -146,7 +135,7 @@ def test_a_client_that_leaves_while_waiting_cancels_nothing(api: tuple[str, Path
 
 def test_a_batch_waits_for_every_job(api: tuple[str, Path], app: Flask) -> None:
     url, _ = api
-    key = key_of(app, "batchcall")
+    key = new_key(app, "batchcall")
     body = {"template": "txt2img", "params": {"prompt": "a lighthouse", "steps": 2}, "grid": {"seed": [1, 2, 3]}}
     answer = post(url, key, "/v1/batches", body, f"wait={MOST * 10}")
     assert answer.status_code == 200, answer.text
@@ -160,7 +149,7 @@ def test_a_batch_waits_for_every_job(api: tuple[str, Path], app: Flask) -> None:
                                                   "respond-async", "return=minimal"]))
 def test_a_malformed_or_other_preference_is_ignored(api: tuple[str, Path], app: Flask, n: int, prefer: str) -> None:
     url, _ = api
-    answer = post(url, key_of(app, f"malformed{n}"), "/v1/jobs", {"workflow": txt2img(seed=6, steps=2)}, prefer)
+    answer = post(url, new_key(app, f"malformed{n}"), "/v1/jobs", {"workflow": txt2img(seed=6, steps=2)}, prefer)
     assert answer.status_code == 202 and "Preference-Applied" not in answer.headers  # RFC 7240: never a 4xx
     assert answer.json()["status"] in ("pending", "queued")
 
@@ -174,7 +163,7 @@ def test_a_plain_wsgi_server_ignores_the_preference(client: FlaskClient) -> None
 def test_two_hundred_waiting_requests_hold_no_more_threads_than_an_idle_server(
         api: tuple[str, Path], app: Flask) -> None:
     url, log = api
-    key = key_of(app, "crowd", max_running=1)
+    key = new_key(app, "crowd", max_running=1)
     client = Client(url, key)
     pid = server_pid(url)
     # Today's idle server, after the work it does without waiting: a submission (the job every other one will
@@ -232,7 +221,7 @@ def test_two_hundred_waiting_requests_hold_no_more_threads_than_an_idle_server(
 def test_the_client_runs_a_short_job_in_one_call(api: tuple[str, Path], app: Flask, tmp_path: Path,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     url, _ = api
-    client = Client(url, key_of(app, "clientcall"))
+    client = Client(url, new_key(app, "clientcall"))
     job = client.submit(workflow=txt2img(seed=11, steps=2), wait=30)
     assert job["status"] == "succeeded" and job["outputs"]
 
@@ -250,7 +239,7 @@ def test_the_cli_holds_a_short_job_and_downloads_it_without_a_progress_bar(
     graph = tmp_path / "graph.json"
     graph.write_text(json.dumps(txt2img(seed=13, steps=2)))
     done = subprocess.run([sys.executable, "-m", "comfyq", "submit", str(graph), "--hold", "30", "--out",
-                           str(tmp_path / "out"), "--api-url", url, "--api-key", key_of(app, "clicall")],
+                           str(tmp_path / "out"), "--api-url", url, "--api-key", new_key(app, "clicall")],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     printed = done.stdout.splitlines()

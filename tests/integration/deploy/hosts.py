@@ -14,15 +14,11 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
-from typing import Iterator
 from urllib.parse import urlsplit
 
 import redis
 import requests
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
 from comfyq.cli import redis_server
 from comfyq.sim.process import SimProcess, free_port
@@ -33,22 +29,6 @@ def host_env(settings: dict[str, str], data_dir: Path) -> dict[str, str]:
     """Return a process environment of ``settings`` and ``data_dir`` plus what is not comfyq's or AWS's."""
     inherited = {k: v for k, v in os.environ.items() if not k.startswith(("COMFYQ_", "AWS_"))}
     return {**inherited, **settings, "COMFYQ_DATA_DIR": str(data_dir)}
-
-
-@contextlib.contextmanager
-def fresh_database(server_url: str) -> Iterator[str]:
-    """Create an empty database on a PostgreSQL server; yield its URL, then drop it."""
-    server = make_url(server_url)
-    name = f"fleet_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(server.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f"CREATE DATABASE {name}"))
-    try:
-        yield server.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f"DROP DATABASE {name} WITH (FORCE)"))
-        admin.dispose()
 
 
 class Host:

@@ -19,9 +19,9 @@ import redis
 import requests
 
 from comfyq.sim.process import free_port
-from tests.conftest import txt2img
+from tests.conftest import fresh_database, txt2img
 from tests.integration.conftest import CREDENTIALS, TERMINAL, wait_until
-from tests.integration.deploy.hosts import ControlHost, GpuHost, Host, fresh_database
+from tests.integration.deploy.hosts import ControlHost, GpuHost, Host
 
 BUCKET = "comfyq-fleet"
 
@@ -78,7 +78,7 @@ def fleet(tmp_path: Path, s3_url: str, postgres_url: str) -> Iterator[Fleet]:
     """Start the control host, then two GPU hosts (a and b, one instance each); stop them all afterwards."""
     s3_client(s3_url).create_bucket(Bucket=BUCKET)
     ports = {"a": free_port(), "b": free_port()}
-    with fresh_database(postgres_url) as database:
+    with fresh_database(postgres_url, "fleet") as database:
         # docker/fleet.env: the same settings on every host (here on loopback; in a fleet, private addresses).
         settings = {**CREDENTIALS, "COMFYQ_DATABASE_URL": database, "COMFYQ_STORAGE": "s3",
                     "COMFYQ_S3_BUCKET": BUCKET, "COMFYQ_S3_ENDPOINT_URL": s3_url,

@@ -17,16 +17,14 @@ import redis
 import requests
 from flask import Flask
 
-from comfyq.accounts import users as accounts, credits
 from comfyq.events import log as events
 from comfyq.db.extensions import db
 from comfyq.client import Client, NotFound, Unauthorized
-from comfyq.accounts.limits import set_limits
 from comfyq.db.models import Job
 from comfyq.sim.process import free_port
 from comfyq.client.sse import Event, parse
 from tests.conftest import txt2img
-from tests.integration.conftest import api_server
+from tests.integration.conftest import api_server, new_key
 
 FINAL = {"succeeded", "failed", "timed_out", "cancelled"}
 
@@ -36,15 +34,6 @@ def api(stack_env: dict[str, str], workers: dict[str, Any], tmp_path_factory: py
     """One `comfyq api` process on the test stack; its URL."""
     with api_server(stack_env, tmp_path_factory.mktemp("api") / "api.log") as url:
         yield url
-
-
-def key_of(app: Flask, name: str, **limits: int) -> str:
-    """Create a user with credits (and ``limits``); return an API key of theirs."""
-    with app.app_context():
-        user = accounts.create_user(name, "user", "expert")
-        credits.change(user, 1000, "grant", "test credits", None)
-        set_limits(user, limits)
-        return accounts.issue_key(user)[1]
 
 
 def slow(steps: int, seconds: float = 0.05, seed: int = 1) -> dict[str, Any]:
@@ -117,7 +106,7 @@ def test_last_event_id_resumes_without_gap_or_repeat(api: str, keys: dict[str, s
 
 
 def test_a_waiting_job_reports_its_position_as_it_moves(api: str, app: Flask) -> None:
-    client = Client(api, key_of(app, "streamq", max_running=1))
+    client = Client(api, new_key(app, "streamq", max_running=1))
     # One runs at a time, each for about 1.5 s: the last waits behind its owner's 2 older ones, then 1, then 0.
     jobs = [client.submit(workflow=slow(15, 0.1, seed=20 + i)) for i in range(4)]
     got = list(client.events(jobs[3]["id"]))
@@ -133,7 +122,7 @@ def test_a_waiting_job_reports_its_position_as_it_moves(api: str, app: Flask) ->
 
 
 def test_the_user_stream_has_every_event_of_own_jobs_only(api: str, app: Flask, rds: redis.Redis) -> None:
-    mine, theirs = Client(api, key_of(app, "streamer")), Client(api, key_of(app, "other"))
+    mine, theirs = Client(api, new_key(app, "streamer")), Client(api, new_key(app, "other"))
     seen: list[Event] = []
     opened = threading.Event()
 

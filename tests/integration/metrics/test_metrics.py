@@ -17,7 +17,7 @@ from comfyq.db.models import Job, utcnow
 from comfyq.sim.testing import txt2img, with_node_knobs
 from comfyq.templates.testing import sample_spec, write_template
 from tests.conftest import Receiver
-from tests.integration.conftest import api_server, new_user, wait_until
+from tests.integration.conftest import api_server, new_key, wait_until
 
 TOKEN = "scrape-secret-for-tests"
 COST = 7  # an amount no other test's jobs cost, so the credit counters' deltas are ours
@@ -84,13 +84,8 @@ class Api:
         return job
 
 
-def key_of(app: Flask, name: str, role: str = "user", **limits: int) -> str:
-    """Create a user and return its API key."""
-    return new_user(app, name, role, credits=1000, **limits).environ_base["HTTP_AUTHORIZATION"].split()[-1]
-
-
 def test_metrics_need_an_admin_key_or_the_token(api: str, app: Flask) -> None:
-    user_key, admin_key = key_of(app, "metrics-user"), key_of(app, "metrics-admin", "admin")
+    user_key, admin_key = new_key(app, "metrics-user"), new_key(app, "metrics-admin", "admin")
     assert requests.get(f"{api}/metrics", timeout=30).json()["code"] == 401
     assert requests.get(f"{api}/metrics", headers={"Authorization": "Bearer nope"}, timeout=30).status_code == 401
     refused = requests.get(f"{api}/metrics", headers={"Authorization": f"Bearer {user_key}"}, timeout=30)
@@ -106,7 +101,7 @@ def test_metrics_need_an_admin_key_or_the_token(api: str, app: Flask) -> None:
 
 
 def test_success_failure_cancel_and_timeout_move_the_counters(api: str, app: Flask) -> None:
-    probe = Api(api, key_of(app, "metrics-probe", max_running=1))
+    probe = Api(api, new_key(app, "metrics-probe", max_running=1))
     before = scrape(api)
     flaky = Receiver(codes=(500, 200))  # the success's webhook: one failed attempt, then delivered
     try:

@@ -1,29 +1,10 @@
 """The OpenAPI document says what the API does, and the API refuses what would do nothing or lose precision."""
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
-from flask import Flask
 from flask.testing import FlaskClient
-
-from tests.conftest import offline_app, keyed_client
-
-
-@pytest.fixture
-def app(tmp_path: Path) -> Flask:
-    return offline_app(f"sqlite:///{tmp_path}/t.db", tmp_path / "out")
-
-
-@pytest.fixture
-def admin(app: Flask) -> FlaskClient:
-    return keyed_client(app)
-
-
-@pytest.fixture
-def spec(admin: FlaskClient) -> dict[str, Any]:
-    return admin.get("/openapi.json").get_json()
 
 
 def error_shape(response: Any, code: int) -> dict[str, Any]:

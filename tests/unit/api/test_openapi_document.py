@@ -1,34 +1,17 @@
 """The OpenAPI document is valid, names every operation once, shows examples that fit, and tells tools where to call."""
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Iterator
 
-import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from openapi_schema_validator import OAS30Validator
 from openapi_spec_validator import validate
 
 from comfyq.api.operation_ids import OPERATION_IDS
-from tests.conftest import keyed_client, offline_app
+from tests.conftest import keyed_client
 
 METHODS = ("get", "put", "post", "delete", "patch", "head", "options", "trace")
-
-
-@pytest.fixture
-def app(tmp_path: Path) -> Flask:
-    return offline_app(f"sqlite:///{tmp_path}/t.db", tmp_path / "out")
-
-
-@pytest.fixture
-def admin(app: Flask) -> FlaskClient:
-    return keyed_client(app)
-
-
-@pytest.fixture
-def spec(admin: FlaskClient) -> dict[str, Any]:
-    return admin.get("/openapi.json").get_json()
 
 
 def operations(spec: dict[str, Any]) -> Iterator[tuple[str, str, dict[str, Any]]]:
