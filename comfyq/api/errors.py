@@ -44,6 +44,9 @@ class ComfyqApi(Api):
         if errors == {"json": ["Invalid JSON body."]}:
             data = dict(data, message="the body is not valid JSON; send a JSON object with "
                                       "Content-Type: application/json")
+        if errors == {"json": {"_schema": ["Invalid input type."]}}:  # marshmallow's word for "not an object"
+            data = dict(data, message="the body must be a JSON object of named fields ({...}), "
+                                      "not an array, a string, a number or null")
         if isinstance(error, MethodNotAllowed) and error.valid_methods and not data.get("message"):
             allowed = ", ".join(sorted(set(error.valid_methods) - {"HEAD", "OPTIONS"}))
             data = dict(data, message=f"{request.method} is not allowed on {request.path}; use {allowed}")

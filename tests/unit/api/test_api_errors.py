@@ -34,6 +34,9 @@ def assert_shape(response, code: int, fragment: str) -> None:
 
 @pytest.mark.parametrize("payload, code, fragment", [
     ("not json", 400, "not valid JSON"),
+    ([{"template": "txt2img"}], 422, "the body must be a JSON object"),
+    ("\"txt2img\"", 422, "the body must be a JSON object"),
+    ("42", 422, "the body must be a JSON object"),
     ({"workflow": "text"}, 422, "workflow: must be a JSON object"),
     ({"workflow": [1, 2]}, 422, "workflow: must be a JSON object"),
     ({}, 422, "give either 'template'"),
