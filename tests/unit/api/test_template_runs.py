@@ -95,7 +95,7 @@ def test_an_unknown_template_is_404(app: Flask) -> None:
     ({"prompt": "a cat", "stepz": 4}, 422, "stepz: unknown param; this template takes: prompt, negative"),
     ({"prompt": "a cat", "sampler": "nope"}, 422, "sampler: must be one of: euler"),
     ({"prompt": "a cat", "scheduler": None}, 422, "scheduler: must be one of: normal, karras"),
-    ([1, 2], 422, "Invalid input type"),
+    ([1, 2], 422, "the body must be a JSON object of named fields"),
 ])
 def test_bad_params_are_422_naming_the_field(app: Flask, body: Any, code: int, message: str) -> None:
     found = error(keyed_client(app).post("/v1/templates/txt2img/runs", json=body), code)
