@@ -155,11 +155,11 @@ def webhooks(loglevel: str, concurrency: int | None) -> None:
                    "else generated into the data dir]")
 def flower(port: int, address: str, user: str, password: str | None) -> None:
     """Run Flower against the comfyq broker: every queue listed, basic auth beyond loopback."""
-    from ..app import worker_apps
-    from .flower_server import serve
+    from ..config.settings import Config
+    from .flower_server import celery_for, serve
 
-    flask_app, celery_app = worker_apps()
-    serve(celery_app, address, port, user, password, Path(flask_app.config["DATA_DIR"]))
+    config = Config().as_dict()  # no Flask app: Flower needs the broker and the queues alone
+    serve(celery_for(config), address, port, user, password, Path(config["DATA_DIR"]))
 
 
 @main.command(context_settings={"ignore_unknown_options": True, "help_option_names": []})
