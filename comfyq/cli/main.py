@@ -56,7 +56,10 @@ main.add_command(mcp)
               help="Simulator ports, used only when COMFYQ_INSTANCES is unset.")
 @click.option("--sim-catalogue", default=None, type=click.Path(exists=True, dir_okay=False),
               help="A recorded /object_info (comfyq catalogue record) for the simulators to serve.")
-def up(host: str, port: int, flower_port: int, redis_port: int, sim_ports: str, sim_catalogue: str | None) -> None:
+@click.option("--api-workers", default=1, show_default=True, type=click.IntRange(min=1),
+              help="API processes (one holds thousands of event streams; each more costs about 90 MB).")
+def up(host: str, port: int, flower_port: int, redis_port: int, sim_ports: str, sim_catalogue: str | None,
+       api_workers: int) -> None:
     """Run the whole stack on embedded defaults until Ctrl-C."""
     from .stack import Stack
 
@@ -65,7 +68,7 @@ def up(host: str, port: int, flower_port: int, redis_port: int, sim_ports: str, 
     except ValueError:
         raise click.BadParameter("give ports as numbers separated by commas", param_hint="--sim-ports") from None
     sys.exit(Stack(api_port=port, flower_port=flower_port, redis_port=redis_port, host=host,
-                   sim_ports=ports, sim_catalogue=sim_catalogue).run())
+                   sim_ports=ports, sim_catalogue=sim_catalogue, api_workers=api_workers).run())
 
 
 @main.command()
