@@ -23,12 +23,14 @@ class Commands(click.Group):
     """The ``comfyq`` group: an API that cannot be reached is one line on stderr, not a traceback."""
 
     def invoke(self, ctx: click.Context) -> Any:
-        import requests
-
         try:
             return super().invoke(ctx)
-        except requests.RequestException as exc:  # the client's Unreachable says where it looked and what to set
-            raise click.ClickException(str(exc)) from exc
+        except Exception as exc:
+            # Looked up, not imported: the long-running commands (up, api's supervisor) never load requests.
+            requests = sys.modules.get("requests")
+            if requests is not None and isinstance(exc, requests.RequestException):
+                raise click.ClickException(str(exc)) from exc  # the client's Unreachable says where it looked
+            raise
 
 
 @click.group(cls=Commands)
