@@ -15,9 +15,8 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable, Mapping
 
 import anyio.to_thread
 
-from ..client import Client
-
 if TYPE_CHECKING:
+    from ..client import Client
     from mcp.server.context import ServerRequestContext
     from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 
@@ -41,8 +40,10 @@ def loopback(scope: Scope) -> str:
     return f"{scope.get('scheme', 'http')}://{host}:{port}"
 
 
-def client_for(ctx: "ServerRequestContext[Any, Any]") -> Client:
+def client_for(ctx: "ServerRequestContext[Any, Any]") -> "Client":
     """Return a client of the API with the key of the HTTP request that carried this MCP request."""
+    from ..client import Client  # requests, with every codec charset_normalizer loads: not in an API at its start
+
     request = ctx.request
     if request is None:
         raise RuntimeError("an MCP request over HTTP came without its HTTP request")
