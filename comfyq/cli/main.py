@@ -132,11 +132,13 @@ def worker(instance: str, loglevel: str, comfy_cmd: str | None, comfy_log: str |
 
 @main.command()
 @click.option("--loglevel", default="INFO", show_default=True)
-def beat(loglevel: str) -> None:
-    """Run Celery beat with the control worker: the reconciler's passes."""
+@click.option("--webhooks/--no-webhooks", default=False, show_default=True,
+              help="Be the webhooks worker too (comfyq up does: one process fewer).")
+def beat(loglevel: str, webhooks: bool) -> None:
+    """Run the control worker with Celery beat on a thread: the reconciler's passes."""
     from .beat import start
 
-    start(loglevel)
+    start(loglevel, webhooks)
 
 
 @main.command()

@@ -1,11 +1,11 @@
 """What the children of a prefork worker need: the GPU workers' (the control and webhooks workers run threads).
 
 Importing this module connects its signal handlers in the worker's main process,
-before it forks; the objects made until the pool starts are frozen (``gc.freeze``). A forked child drops the pooled database connections it
-inherited; while it runs a task, it leaves a SIGTERM sent to the whole process
-group to its parent, which lets the task finish (a GPU worker drains it, see
-comfyq.cli.gpu_worker). The webhooks worker runs threads, not children, and
-does without.
+before it forks; what that process made until its pool starts is frozen
+(``gc.freeze``), so the children's collections leave those pages shared. A
+forked child drops the pooled database connections it inherited; while it runs
+a task, it leaves a SIGTERM sent to the whole process group to its parent,
+which lets the task finish (a GPU worker drains it, see comfyq.cli.gpu_worker).
 """
 from __future__ import annotations
 

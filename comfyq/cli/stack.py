@@ -1,4 +1,4 @@
-"""``comfyq up``: Redis, simulators, API, one worker per instance, beat, webhooks and Flower, kept running.
+"""``comfyq up``: Redis, simulators, API, one worker per instance, beat (with webhooks) and Flower, kept running.
 
 Every child runs in its own session. One that dies is restarted after a short,
 growing delay (``comfyq.processes.restarts``), once what is left of its process group is
@@ -26,8 +26,8 @@ from ..processes.restarts import ordinal
 
 SIM_PORTS = (8188, 8189)
 # Stop order: no new jobs first, then workers finish theirs, Redis goes last.
-# The webhooks worker stops after the GPU workers, so it still sends the ends of jobs they finish while draining.
-STOP_RANK = {"api": 0, "worker": 1, "beat": 2, "webhooks": 2, "flower": 2, "sim": 3, "redis": 4}
+# beat, the webhooks worker too, stops after the GPU workers, so it still sends the ends of jobs they finish draining.
+STOP_RANK = {"api": 0, "worker": 1, "beat": 2, "flower": 2, "sim": 3, "redis": 4}
 ROOT_NOTE = ("running as root, which Celery advises against (said once here instead of a SecurityWarning "
              "from each worker); run comfyq as an unprivileged user in production")
 EDITOR_HINT = ("ComfyUI's editor for a student: create them once (python3 -m comfyq users create student1 "
@@ -117,9 +117,8 @@ class Stack:
         self.comfyq("api", "api", "--host", self.host, "--port", str(self.api_port), "--workers", str(self.api_workers))
         for name in parse_instances(self.env["COMFYQ_INSTANCES"]) if self.with_workers else ():
             self.comfyq(name, "worker", name)
-        if self.with_workers:
-            self.comfyq("beat", "beat")
-            self.comfyq("webhooks", "webhooks")
+        if self.with_workers:  # the control process is the webhooks worker too: one process fewer
+            self.comfyq("beat", "beat", "--webhooks")
         if self.with_flower:
             self.comfyq("flower", "flower", "--port", str(self.flower_port), "--address", self.host)
         self.wait_healthy()

@@ -46,12 +46,14 @@ def test_the_webhooks_worker_loads_none_of_the_gpu_workers_handlers(tmp_path: Pa
 def test_the_gpu_worker_and_the_control_worker_own_their_handlers(tmp_path: Path) -> None:
     found = probe(tmp_path, """
         from comfyq.cli import beat, gpu_worker
-        out = {"gpu": gpu_worker.worker_argv("gpu0"), "control": beat.control_argv()}
+        out = {"gpu": gpu_worker.worker_argv("gpu0"), "control": beat.control_argv(),
+               "both": beat.control_argv("INFO", 8)}
     """)
     assert found["failure"] == ["comfyq.cli.gpu_worker"] and found["fork"] == ["comfyq.cli.prefork"]
     assert found["received"] == ["comfyq.cli.gpu_worker"]
     assert found["gpu"][3:7] == ["-Q", "comfy,comfy.gpu0", "-P", "prefork"]
     assert found["control"][3:9] == ["-Q", "control", "-P", "threads", "-c", "1"]  # no child: beat is a thread
+    assert found["both"][3:9] == ["-Q", "control,webhooks", "-P", "threads", "-c", "9"]  # comfyq up's beat --webhooks
 
 
 def test_the_control_process_forks_nothing_and_loads_no_http_code(tmp_path: Path) -> None:
