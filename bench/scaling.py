@@ -10,10 +10,12 @@ Usage: python bench/scaling.py [N ...]   (default: 1 2 4 8 16)
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import psutil
@@ -27,6 +29,8 @@ from comfyq.events.log import CHANNELS, FINAL_TYPES, parse  # noqa: E402
 
 T = 0.5  # seconds a job takes on its instance
 SECONDS = 20.0  # of ideal work per N
+IDLE_WINDOW = 5.0  # seconds the ready, idle stack is watched before the jobs come
+SUBMITTERS = 4  # threads submitting
 WORKFLOW = {
     "1": {"class_type": "EmptyLatentImage", "inputs": {"width": 64, "height": 64, "batch_size": 1}},
     "2": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "sd15.safetensors"}},
@@ -131,11 +135,22 @@ def run(n: int) -> dict[str, float]:
         api = f"http://127.0.0.1:{running.api_port}"
         watch = Watch(running.env["COMFYQ_REDIS_URL"])
         kinds = family(running)
+        quiet = cpu(kinds)
+        time.sleep(IDLE_WINDOW)  # what the idle stack burns: heartbeats, leases, health probes
         before = cpu(kinds)
-        for i in range(jobs):
+        idle_cpu = sum(before.values()) - sum(quiet.values())
+        load_before = os.getloadavg()[0]
+
+        def submit(i: int) -> None:
+            """Submit job i."""
             answer = http.post(f"{api}/v1/jobs", json={"workflow": graph(i)}, timeout=30)
             if not answer.ok:
                 raise RuntimeError(f"submission refused: {answer.status_code} {answer.text[:300]}")
+
+        started = time.monotonic()
+        with ThreadPoolExecutor(SUBMITTERS) as pool:  # so submitting keeps ahead of N instances
+            list(pool.map(submit, range(jobs)))
+        submitted = time.monotonic() - started
         watch.wait(jobs, timeout=SECONDS * 10 + 60)
         used = {k: v - before.get(k, 0.0) for k, v in cpu(kinds).items()}
     first = min(t for t, _ in watch.started.values())
@@ -149,7 +164,9 @@ def run(n: int) -> dict[str, float]:
     for order in by_instance.values():
         gaps += [watch.started[b][0] - watch.ended[a][0] for a, b in zip(order, order[1:]) if a in watch.ended]
     return {"n": n, "jobs": jobs, "failed": failed, "seconds": last - first, "throughput": throughput,
-            "ideal": n / T, "ratio": throughput / (n / T), "idle_ms": (n / throughput - T) * 1000, "gap_ms": statistics.median(gaps) * 1000 if gaps else 0.0,
+            "submitted_s": submitted, "idle_cpu_pct": idle_cpu / IDLE_WINDOW * 100, "load": load_before,
+            "ideal": n / T, "ratio": throughput / (n / T), "idle_ms": (n / throughput - T) * 1000,
+            "gap_ms": statistics.median(gaps) * 1000 if gaps else 0.0,
             **{f"cpu_{k}_ms": v / jobs * 1000 for k, v in used.items()}}
 
 
@@ -163,12 +180,16 @@ def main(ns: list[int]) -> None:
     kinds = sorted({k for row in rows for k in row if k.startswith("cpu_")})
     print(f"\nT = {T} s; ideal = N/T jobs/s; idle = N/throughput - T, an instance's time per job beyond T; "
           "gap = median time on an instance from a job's end event to its next job's start event")
-    header = f"{'N':>3} {'jobs':>5} {'jobs/s':>7} {'ideal':>6} {'ratio':>6} {'idle ms':>7} {'gap ms':>7} " + \
+    print("idle CPU = the stack's CPU use while ready and idle (% of one core); load = 1-min load average before "
+          "the jobs (the machine is shared); CPU per job = each kind's CPU over the run / jobs")
+    header = f"{'N':>3} {'jobs':>5} {'jobs/s':>7} {'ideal':>6} {'ratio':>6} {'idle ms':>7} {'gap ms':>7} " \
+        f"{'submit s':>8} {'idle CPU':>8} {'load':>5} " + \
         " ".join(f"{k[4:-3] + ' ms/job':>15}" for k in kinds)
     print(header)
     for row in rows:
         print(f"{row['n']:>3} {row['jobs']:>5} {row['throughput']:7.2f} {row['ideal']:6.1f} {row['ratio']:6.3f} "
-              f"{row['idle_ms']:7.1f} {row['gap_ms']:7.1f} " + " ".join(f"{row.get(k, 0.0):15.1f}" for k in kinds)
+              f"{row['idle_ms']:7.1f} {row['gap_ms']:7.1f} {row['submitted_s']:8.1f} {row['idle_cpu_pct']:7.0f}% "
+              f"{row['load']:5.1f} " + " ".join(f"{row.get(k, 0.0):15.1f}" for k in kinds)
               + (f"  ({row['failed']} failed)" if row["failed"] else ""))
     print(f"target ratio >= 0.95 at every N: {'met' if all(r['ratio'] >= 0.95 for r in rows) else 'missed'}")
 

@@ -47,8 +47,8 @@ def head() -> str | None:
     """Return the newest migration's revision, read from the scripts' text (alembic is not loaded for it)."""
     named = {}
     for script in Path(MIGRATIONS, "versions").glob("*.py"):
-        text = script.read_text()
-        found = [re.search(rf"^{key}\s*=\s*['\"]?([^'\"\s]+)", text, re.M) for key in ("revision", "down_revision")]
+        source = script.read_text()
+        found = [re.search(rf"^{key}\s*=\s*['\"]?([^'\"\s]+)", source, re.M) for key in ("revision", "down_revision")]
         if found[0]:
             named[found[0].group(1)] = found[1].group(1) if found[1] else "None"
     heads = set(named) - set(named.values())
@@ -72,7 +72,8 @@ def upgrade(flask_app: Flask) -> None:
                 f"the database at {db.engine.url!r} was made by a comfyq without migrations; "
                 "delete it (a development database) or bring it to the first migration by hand "
                 "and run `flask --app comfyq.wsgi db stamp 0001`")
-        if current(tables) == head() is not None:
+        newest = head()
+        if newest is not None and current(tables) == newest:
             return  # the usual start: up to date, no need to load alembic
         import flask_migrate
 
