@@ -2,8 +2,8 @@
 
 For each N a fresh stack (harness.stack) without workers gets enough work to keep every instance busy for
 about ``SECONDS`` (at least 6 jobs per instance), submitted with a service key; then the N GPU workers start.
-The throughput is the jobs that end between the moment the last worker is ready and the last end, over that
-time, against the ideal N/T. Printed per N: the ratio, an instance's time per job beyond T, the median gap on
+The throughput is the jobs that end between the moment the last instance starts its first job and the last
+end, over that time, against the ideal N/T. Printed per N: the ratio, an instance's time per job beyond T, the median gap on
 an instance between one job's end and its next job's start (as the event log saw them), the idle stack's CPU,
 and the CPU each process kind used per job (what competes for the 2 cores).
 Usage: python bench/scaling.py [N ...]   (default: 1 2 4 8 16)
@@ -156,6 +156,10 @@ def run(n: int) -> dict[str, float]:
         time.sleep(IDLE_WINDOW)  # what the idle stack burns: heartbeats, leases, health probes
         idle_cpu = sum(cpu(kinds).values()) - sum(rested.values())
     last = max(t for t, _ in watch.ended.values())
+    firsts: dict[str, float] = {}
+    for t, instance in watch.started.values():
+        firsts[instance] = min(t, firsts.get(instance, t))
+    ready = max(ready, *firsts.values())  # from when every instance has run its first job, all are busy
     in_window = sum(t >= ready for t, _ in watch.ended.values())
     failed = sum(kind != "succeeded" for _, kind in watch.ended.values())
     throughput = in_window / (last - ready)
