@@ -23,13 +23,10 @@ from celery.exceptions import SecurityWarning
 from flask import Flask
 
 from .accounts import credits
-from .api import init_api
 from .celery_app import celery_init_app
 from .config.settings import Config
 from .db import schema
 from .db.extensions import init_app
-from .dashboard import init_dashboard
-from .editor import init_editor
 from .events import announcer
 from .jobs import machine as jobs, positions, timing
 from .metrics import moves as metrics
@@ -56,8 +53,8 @@ def connect_hooks() -> None:
     announcer.on_run(webhooks.follow_run)  # progress webhooks, at most each COMFYQ_WEBHOOK_PROGRESS_EVERY
 
 
-def create_app(config: Mapping[str, Any] | None = None) -> Flask:
-    """Build the app from the environment, with ``config`` keys overriding it."""
+def create_app(config: Mapping[str, Any] | None = None, serve_http: bool = True) -> Flask:
+    """Build the app from the environment, ``config`` keys overriding it; with no routes unless ``serve_http``."""
     flask_app = Flask("comfyq")
     flask_app.config.from_mapping(Config().as_dict())
     flask_app.config.from_mapping(config or {})
@@ -73,9 +70,14 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     connect_hooks()
     # A broken template stops start-up here, naming its file, never at a user's request.
     flask_app.extensions["templates"] = open_store(flask_app.config)
-    init_api(flask_app)
-    init_editor(flask_app)  # ComfyUI's editor under /comfy/, after the API: its error handlers apply
-    init_dashboard(flask_app)  # the operators' page under /dashboard
+    if serve_http:  # imported here: a worker process never loads the API's schemas and documentation
+        from .api import init_api
+        from .dashboard import init_dashboard
+        from .editor import init_editor
+
+        init_api(flask_app)
+        init_editor(flask_app)  # ComfyUI's editor under /comfy/, after the API: its error handlers apply
+        init_dashboard(flask_app)  # the operators' page under /dashboard
     celery_init_app(flask_app)
     with flask_app.app_context():
         schema.upgrade(flask_app)
@@ -84,10 +86,10 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
 @functools.cache
 def worker_apps() -> tuple[Flask, Celery]:
-    """Return this worker process's app, built once from the environment, and its Celery app."""
+    """Return this worker process's app (no routes: it serves no HTTP), built once, and its Celery app."""
     if os.environ.get("COMFYQ_ROOT_NOTED"):  # `comfyq up` said once that it runs as root; each worker would repeat it
         warnings.filterwarnings("ignore", category=SecurityWarning)
-    flask_app = create_app()
+    flask_app = create_app(serve_http=False)
     return flask_app, flask_app.extensions["celery"]
 
 

@@ -3,20 +3,22 @@
 Stateless (a fresh transport per POST, its answer an event stream carrying the
 call's progress), so any API process can answer any message. The tools call
 the API back through its own socket with the key the request presented, so
-credits, limits and checks are exactly the REST API's.
+credits, limits and checks are exactly the REST API's. The MCP SDK (about
+50 MB) is loaded, and its session manager started, at the first MCP request,
+not in every API process at its start.
 """
 from __future__ import annotations
 
-import contextlib
+import asyncio
 import json
-from typing import Any, Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Mapping
 
 import anyio.to_thread
-from mcp.server.context import ServerRequestContext
-from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 
-from ..client import Client
-from .server import build_server
+if TYPE_CHECKING:
+    from ..client import Client
+    from mcp.server.context import ServerRequestContext
+    from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -38,8 +40,10 @@ def loopback(scope: Scope) -> str:
     return f"{scope.get('scheme', 'http')}://{host}:{port}"
 
 
-def client_for(ctx: ServerRequestContext[Any, Any]) -> Client:
+def client_for(ctx: "ServerRequestContext[Any, Any]") -> "Client":
     """Return a client of the API with the key of the HTTP request that carried this MCP request."""
+    from ..client import Client  # requests, with every codec charset_normalizer loads: not in an API at its start
+
     request = ctx.request
     if request is None:
         raise RuntimeError("an MCP request over HTTP came without its HTTP request")
@@ -54,8 +58,10 @@ class McpHttp:
 
     def __init__(self, known_key: KeyCheck | None = None) -> None:
         self.known_key = known_key
-        self.manager = StreamableHTTPSessionManager(app=build_server(client_for), stateless=True)
-        self.running: contextlib.AsyncExitStack | None = None
+        self.live = False  # between the server's lifespan start and stop
+        self.manager: StreamableHTTPSessionManager | None = None
+        self.runner: asyncio.Task[None] | None = None
+        self.ready = self.stopping = asyncio.Event()
 
     @staticmethod
     def serves(scope: Scope) -> bool:
@@ -64,15 +70,38 @@ class McpHttp:
         return scope.get("type") == "http" and (path == MOUNT or path.startswith(MOUNT + "/"))
 
     async def start(self) -> None:
-        """Start the session manager (call once, in the server's lifespan)."""
-        self.running = contextlib.AsyncExitStack()
-        await self.running.enter_async_context(self.manager.run())
+        """Let MCP requests in (call once, in the server's lifespan); the SDK loads at the first of them."""
+        self.live = True
 
     async def stop(self) -> None:
-        """Stop the session manager, ending open calls."""
-        if self.running is not None:
-            await self.running.aclose()
-            self.running = None
+        """Stop the session manager, if it ran, ending open calls."""
+        self.live = False
+        if self.runner is not None:
+            self.stopping.set()
+            await self.runner
+            self.runner = self.manager = None
+
+    async def session_manager(self) -> StreamableHTTPSessionManager:
+        """Return the running session manager, loading the SDK and starting it on first use."""
+        if self.runner is None:
+            from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
+            from .server import build_server
+
+            self.manager = StreamableHTTPSessionManager(app=build_server(client_for), stateless=True)
+            self.ready, self.stopping = asyncio.Event(), asyncio.Event()
+            self.runner = asyncio.get_running_loop().create_task(self._run(self.manager))
+        await self.ready.wait()
+        assert self.manager is not None
+        return self.manager
+
+    async def _run(self, manager: StreamableHTTPSessionManager) -> None:
+        """Run the manager on a task of its own, entered and left there, until stop()."""
+        try:
+            async with manager.run():
+                self.ready.set()
+                await self.stopping.wait()
+        finally:
+            self.ready.set()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
@@ -83,10 +112,11 @@ class McpHttp:
         if self.known_key is not None and not await anyio.to_thread.run_sync(self.known_key, key):
             await _unauthorized(send, "this API key is unknown, revoked, or its user is disabled; ask an admin for one")
             return
-        if self.running is None:
+        if not self.live:
             await _unavailable(send)
             return
-        await self.manager.handle_request(scope, receive, send)  # type: ignore[arg-type]
+        manager = await self.session_manager()
+        await manager.handle_request(scope, receive, send)  # type: ignore[arg-type]
 
 
 async def _answer(send: Send, status: int, name: str, message: str, headers: list[tuple[bytes, bytes]]) -> None:

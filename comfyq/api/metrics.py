@@ -9,7 +9,6 @@ from ..accounts.users import user_for_key
 from ..db.extensions import get_redis
 from ..errors import Forbidden, Unauthorized
 from ..jobs import broker
-from ..metrics.collector import Collector, render
 
 bp = Blueprint("metrics", __name__)
 # The classic text format every Prometheus reads (prometheus_client's "latest" moved to 1.0.0 in 0.22).
@@ -44,6 +43,8 @@ def _queue_depths() -> dict[str, int]:
 @bp.route("/metrics")
 def metrics() -> Response:
     """Answer one scrape of every comfyq metric."""
+    from ..metrics.collector import Collector, render  # prometheus_client: loaded at the first scrape, not at start
+
     _check_scraper()
     body = render(Collector(get_redis(), current_app.config, _queue_depths))
     return Response(body, mimetype=None, content_type=CONTENT_TYPE)

@@ -17,11 +17,12 @@ bound beyond loopback, uses a password generated once into
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
 from celery import Celery
 from flower import command
@@ -32,11 +33,13 @@ from flower.urls import settings
 from flower.views.broker import BrokerView
 from tornado.ioloop import PeriodicCallback
 
+import celeryconfig
 from ..config.exposure import is_loopback, stored_password
 
 logger = logging.getLogger(__name__)
 REFRESH_EVERY = 3.0  # seconds between Flower's inspections of every worker (stats, active queues)
 PASSWORD_FILE = "flower-password"
+MAX_TASKS = 1000  # tasks Flower keeps in memory unless FLOWER_MAX_TASKS says (its default, 100,000, grows without end)
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,13 @@ def access_for(address: str, user: str, password: str | None, data_dir: Path) ->
     if is_loopback(address):
         return Access(user, None, "none")
     return Access(user, stored_password(data_dir / PASSWORD_FILE), "generated")
+
+
+def celery_for(config: Mapping[str, Any]) -> Celery:
+    """Return a Celery app with comfyq's broker, queues and routes, and no tasks: all Flower needs."""
+    celery = Celery("comfyq")
+    celery.conf.update(celeryconfig.settings(config))
+    return celery
 
 
 def comfyq_queues(celery: Celery) -> list[str]:
@@ -100,6 +110,8 @@ def build(celery: Celery, address: str, port: int, access: Access) -> Flower:
     command.apply_env_options()  # FLOWER_* variables still work; comfyq's own choices below win
     options.address, options.port = address, port
     options.basic_auth = access.basic_auth()
+    if "FLOWER_MAX_TASKS" not in os.environ:
+        options.max_tasks = MAX_TASKS
     command.extract_settings()
     command.setup_logging()
     flower = Flower(capp=celery, options=options, **settings)

@@ -23,12 +23,14 @@ class Commands(click.Group):
     """The ``comfyq`` group: an API that cannot be reached is one line on stderr, not a traceback."""
 
     def invoke(self, ctx: click.Context) -> Any:
-        import requests
-
         try:
             return super().invoke(ctx)
-        except requests.RequestException as exc:  # the client's Unreachable says where it looked and what to set
-            raise click.ClickException(str(exc)) from exc
+        except Exception as exc:
+            # Looked up, not imported: the long-running commands (up, api's supervisor) never load requests.
+            requests = sys.modules.get("requests")
+            if requests is not None and isinstance(exc, requests.RequestException):
+                raise click.ClickException(str(exc)) from exc  # the client's Unreachable says where it looked
+            raise
 
 
 @click.group(cls=Commands)
@@ -56,7 +58,10 @@ main.add_command(mcp)
               help="Simulator ports, used only when COMFYQ_INSTANCES is unset.")
 @click.option("--sim-catalogue", default=None, type=click.Path(exists=True, dir_okay=False),
               help="A recorded /object_info (comfyq catalogue record) for the simulators to serve.")
-def up(host: str, port: int, flower_port: int, redis_port: int, sim_ports: str, sim_catalogue: str | None) -> None:
+@click.option("--api-workers", default=1, show_default=True, type=click.IntRange(min=1),
+              help="API processes (one holds thousands of event streams; each more costs about 90 MB).")
+def up(host: str, port: int, flower_port: int, redis_port: int, sim_ports: str, sim_catalogue: str | None,
+       api_workers: int) -> None:
     """Run the whole stack on embedded defaults until Ctrl-C."""
     from .stack import Stack
 
@@ -65,7 +70,7 @@ def up(host: str, port: int, flower_port: int, redis_port: int, sim_ports: str, 
     except ValueError:
         raise click.BadParameter("give ports as numbers separated by commas", param_hint="--sim-ports") from None
     sys.exit(Stack(api_port=port, flower_port=flower_port, redis_port=redis_port, host=host,
-                   sim_ports=ports, sim_catalogue=sim_catalogue).run())
+                   sim_ports=ports, sim_catalogue=sim_catalogue, api_workers=api_workers).run())
 
 
 @main.command()
@@ -127,11 +132,13 @@ def worker(instance: str, loglevel: str, comfy_cmd: str | None, comfy_log: str |
 
 @main.command()
 @click.option("--loglevel", default="INFO", show_default=True)
-def beat(loglevel: str) -> None:
-    """Run Celery beat with the control worker: the reconciler's passes."""
+@click.option("--webhooks/--no-webhooks", default=False, show_default=True,
+              help="Be the webhooks worker too (comfyq up does: one process fewer).")
+def beat(loglevel: str, webhooks: bool) -> None:
+    """Run the control worker with Celery beat on a thread: the reconciler's passes."""
     from .beat import start
 
-    start(loglevel)
+    start(loglevel, webhooks)
 
 
 @main.command()
@@ -155,11 +162,11 @@ def webhooks(loglevel: str, concurrency: int | None) -> None:
                    "else generated into the data dir]")
 def flower(port: int, address: str, user: str, password: str | None) -> None:
     """Run Flower against the comfyq broker: every queue listed, basic auth beyond loopback."""
-    from ..app import worker_apps
-    from .flower_server import serve
+    from ..config.settings import Config
+    from .flower_server import celery_for, serve
 
-    flask_app, celery_app = worker_apps()
-    serve(celery_app, address, port, user, password, Path(flask_app.config["DATA_DIR"]))
+    config = Config().as_dict()  # no Flask app: Flower needs the broker and the queues alone
+    serve(celery_for(config), address, port, user, password, Path(config["DATA_DIR"]))
 
 
 @main.command(context_settings={"ignore_unknown_options": True, "help_option_names": []})

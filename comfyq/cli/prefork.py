@@ -1,14 +1,15 @@
-"""What the children of a prefork worker need: the GPU workers' and the control worker's (``comfyq beat``).
+"""What the children of a prefork worker need: the GPU workers' (the control and webhooks workers run threads).
 
 Importing this module connects its signal handlers in the worker's main process,
-before it forks. A forked child drops the pooled database connections it
-inherited; while it runs a task, it leaves a SIGTERM sent to the whole process
-group to its parent, which lets the task finish (a GPU worker drains it, see
-comfyq.cli.gpu_worker). The webhooks worker runs threads, not children, and
-does without.
+before it forks; what that process made until its pool starts is frozen
+(``gc.freeze``), so the children's collections leave those pages shared. A
+forked child drops the pooled database connections it inherited; while it runs
+a task, it leaves a SIGTERM sent to the whole process group to its parent,
+which lets the task finish (a GPU worker drains it, see comfyq.cli.gpu_worker).
 """
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import signal
@@ -16,13 +17,20 @@ import threading
 from types import FrameType
 from typing import Any
 
-from celery.signals import task_postrun, task_prerun, worker_process_init
+from celery.signals import task_postrun, task_prerun, worker_init, worker_process_init
 
 from ..app import worker_apps
 from ..db.extensions import db
 
 logger = logging.getLogger(__name__)
 _in_task = False  # in a pool child: whether it is running a task now
+
+
+@worker_init.connect
+def _freeze(**_: Any) -> None:
+    """Move every object made so far out of the collector's reach, so a forked child's collections leave them shared."""
+    gc.collect()
+    gc.freeze()  # otherwise each collection in the child writes to their headers, copying their pages
 
 
 @worker_process_init.connect

@@ -1,4 +1,4 @@
-"""``comfyq up``: Redis, simulators, API, one worker per instance, beat, webhooks and Flower, kept running.
+"""``comfyq up``: Redis, simulators, API, one worker per instance, beat (with webhooks) and Flower, kept running.
 
 Every child runs in its own session. One that dies is restarted after a short,
 growing delay (``comfyq.processes.restarts``), once what is left of its process group is
@@ -14,10 +14,10 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 from typing import TextIO
-
-import requests
 
 from . import redis_server
 from .children import Child, Rewrite
@@ -26,8 +26,8 @@ from ..processes.restarts import ordinal
 
 SIM_PORTS = (8188, 8189)
 # Stop order: no new jobs first, then workers finish theirs, Redis goes last.
-# The webhooks worker stops after the GPU workers, so it still sends the ends of jobs they finish while draining.
-STOP_RANK = {"api": 0, "worker": 1, "beat": 2, "webhooks": 2, "flower": 2, "sim": 3, "redis": 4}
+# beat, the webhooks worker too, stops after the GPU workers, so it still sends the ends of jobs they finish draining.
+STOP_RANK = {"api": 0, "worker": 1, "beat": 2, "flower": 2, "sim": 3, "redis": 4}
 ROOT_NOTE = ("running as root, which Celery advises against (said once here instead of a SecurityWarning "
              "from each worker); run comfyq as an unprivileged user in production")
 EDITOR_HINT = ("ComfyUI's editor for a student: create them once (python3 -m comfyq users create student1 "
@@ -49,7 +49,8 @@ class Stack:
     def __init__(self, api_port: int = 8000, flower_port: int = 5555, redis_port: int = 6379,
                  host: str = "127.0.0.1", sim_ports: tuple[int, ...] = SIM_PORTS,
                  workers: bool = True, flower: bool = True, output: TextIO = sys.stdout,
-                 sim_catalogue: str | None = None) -> None:
+                 sim_catalogue: str | None = None, api_workers: int = 2) -> None:
+        self.api_workers = api_workers
         self.api_port, self.flower_port, self.redis_port, self.host = api_port, flower_port, redis_port, host
         self.sim_ports = sim_ports
         self.sim_catalogue = os.path.abspath(sim_catalogue) if sim_catalogue else None
@@ -113,12 +114,11 @@ class Stack:
         if hasattr(os, "geteuid") and os.geteuid() == 0:
             self.say(ROOT_NOTE)
             self.env["COMFYQ_ROOT_NOTED"] = "1"  # comfyq's Celery workers then keep quiet about it
-        self.comfyq("api", "api", "--host", self.host, "--port", str(self.api_port))
+        self.comfyq("api", "api", "--host", self.host, "--port", str(self.api_port), "--workers", str(self.api_workers))
         for name in parse_instances(self.env["COMFYQ_INSTANCES"]) if self.with_workers else ():
             self.comfyq(name, "worker", name)
-        if self.with_workers:
-            self.comfyq("beat", "beat")
-            self.comfyq("webhooks", "webhooks")
+        if self.with_workers:  # the control process is the webhooks worker too: one process fewer
+            self.comfyq("beat", "beat", "--webhooks")
         if self.with_flower:
             self.comfyq("flower", "flower", "--port", str(self.flower_port), "--address", self.host)
         self.wait_healthy()
@@ -141,9 +141,11 @@ class Stack:
         while time.monotonic() < deadline and not self.stopping.is_set():
             self.supervise()
             try:
-                if requests.get(f"http://{self.host}:{self.api_port}/healthz", timeout=1).ok:
-                    return
-            except requests.RequestException:
+                # urllib, not requests: the supervisor stays small (it only ever asks this).
+                with urllib.request.urlopen(f"http://{self.host}:{self.api_port}/healthz", timeout=1) as answer:
+                    if answer.status == 200:
+                        return
+            except (urllib.error.URLError, OSError):
                 pass
             time.sleep(0.2)
         if self.stopping.is_set():

@@ -8,7 +8,6 @@ import redis
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 from flask import Flask, current_app
-from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
@@ -22,7 +21,6 @@ class Base(DeclarativeBase):
 # Views present a job right after committing it; reloading it would cost a query.
 db = SQLAlchemy(model_class=Base, session_options={"expire_on_commit": False})
 MIGRATIONS = str(Path(__file__).resolve().parent / "migrations")
-migrate = Migrate(directory=MIGRATIONS)
 
 
 @event.listens_for(Engine, "connect")
@@ -41,12 +39,19 @@ def _tune_sqlite(dbapi_connection: object, _record: object) -> None:
 def init_app(flask_app: Flask) -> None:
     """Bind the database and Redis to ``flask_app``."""
     db.init_app(flask_app)
-    migrate.init_app(flask_app, db)
     flask_app.extensions["redis"] = redis.Redis.from_url(
         flask_app.config["REDIS_URL"], socket_connect_timeout=2, socket_timeout=5,
         health_check_interval=30,
         # A restarted Redis drops every connection: reconnect and retry instead of failing the caller.
         retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 3), retry_on_error=[redis.ConnectionError])
+
+
+def init_migrate(flask_app: Flask) -> None:
+    """Give ``flask_app`` Flask-Migrate (``flask db …``); alembic is heavy, so only where migrations run."""
+    if "migrate" not in flask_app.extensions:
+        from flask_migrate import Migrate
+
+        Migrate(flask_app, db, directory=MIGRATIONS)
 
 
 def get_redis() -> redis.Redis:

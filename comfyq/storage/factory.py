@@ -5,7 +5,6 @@ from typing import Any, Mapping, NamedTuple
 
 from .base import Store
 from .local import LocalStore
-from .s3 import S3Store
 
 
 class Stores(NamedTuple):
@@ -18,5 +17,7 @@ class Stores(NamedTuple):
 def open_stores(config: Mapping[str, Any]) -> Stores:
     """Return the configured stores of outputs and of input images."""
     if config["STORAGE"] == "s3":
+        from .s3 import S3Store  # boto3 is heavy: loaded only where S3 is configured
+
         return Stores(S3Store.from_config(config, "outputs/"), S3Store.from_config(config, "inputs/"))
     return Stores(LocalStore(config["OUTPUT_DIR"]), LocalStore(config["INPUT_DIR"]))

@@ -6,8 +6,9 @@ from pathlib import Path
 import pytest
 
 from comfyq import create_app
-from comfyq.cli.flower_server import Access, access_for, comfyq_queues, describe, with_declared
-from comfyq.config.settings import parse_capabilities, parse_instances
+from comfyq.cli.flower_server import (MAX_TASKS, Access, access_for, build, celery_for, comfyq_queues, describe,
+                                      with_declared)
+from comfyq.config.settings import Config, parse_capabilities, parse_instances
 
 
 def test_a_set_password_always_applies(tmp_path: Path) -> None:
@@ -47,3 +48,13 @@ def test_every_queue_comfyq_declares_is_listed_before_any_worker_is_heard(tmp_pa
     assert len(declared) == 6  # and gpu1's capability queue
     assert with_declared(declared, []) == declared
     assert with_declared(declared, ["webhooks", "other", "comfy.gpu0"]) == [*declared, "other"]
+
+
+def test_flower_needs_no_flask_app_and_keeps_a_thousand_tasks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COMFYQ_INSTANCES", "gpu0=http://127.0.0.1:8188,gpu1=http://127.0.0.1:8189")
+    monkeypatch.setenv("COMFYQ_CAPABILITIES", "gpu1=sdxl")
+    monkeypatch.delenv("FLOWER_MAX_TASKS", raising=False)
+    celery = celery_for(Config().as_dict())
+    assert len(comfyq_queues(celery)) == 6 and celery.conf.task_routes["comfyq.run_job"] == {"queue": "comfy"}
+    flower = build(celery, "127.0.0.1", 0, Access("admin", None, "none"))
+    assert flower.options.max_tasks == MAX_TASKS == 1000

@@ -46,11 +46,41 @@ def test_the_webhooks_worker_loads_none_of_the_gpu_workers_handlers(tmp_path: Pa
 def test_the_gpu_worker_and_the_control_worker_own_their_handlers(tmp_path: Path) -> None:
     found = probe(tmp_path, """
         from comfyq.cli import beat, gpu_worker
-        out = {"gpu": gpu_worker.worker_argv("gpu0"), "control": beat.control_argv()}
+        out = {"gpu": gpu_worker.worker_argv("gpu0"), "control": beat.control_argv(),
+               "both": beat.control_argv("INFO", 8)}
     """)
     assert found["failure"] == ["comfyq.cli.gpu_worker"] and found["fork"] == ["comfyq.cli.prefork"]
     assert found["received"] == ["comfyq.cli.gpu_worker"]
-    assert found["gpu"][3:5] == ["-Q", "comfy,comfy.gpu0"] and found["control"][3:6] == ["-Q", "control", "-B"]
+    assert found["gpu"][3:7] == ["-Q", "comfy,comfy.gpu0", "-P", "prefork"]
+    assert found["control"][3:9] == ["-Q", "control", "-P", "threads", "-c", "1"]  # no child: beat is a thread
+    assert found["both"][3:9] == ["-Q", "control,webhooks", "-P", "threads", "-c", "9"]  # comfyq up's beat --webhooks
+
+
+def test_the_control_process_forks_nothing_and_loads_no_http_code(tmp_path: Path) -> None:
+    found = probe(tmp_path, """
+        from comfyq.cli import beat
+        out = {"all": sorted(sys.modules)}
+    """)
+    assert found["fork"] == [] and "comfyq.cli.prefork" not in found["modules"]
+    assert not {"comfyq.api", "flask_smorest", "mcp", "boto3", "alembic"} & set(found["all"])
+
+
+def test_a_gpu_worker_loads_no_http_code_nor_s3_nor_migrations(tmp_path: Path) -> None:
+    made = probe(tmp_path, """
+        from comfyq.app import worker_apps
+        worker_apps()
+        out = {"alembic": "alembic" in sys.modules}
+    """)
+    assert made["alembic"]  # a fresh database is migrated; once up to date, alembic stays unloaded
+    found = probe(tmp_path, """
+        from comfyq.cli import gpu_worker
+        from comfyq.app import worker_apps
+        app = worker_apps()[0]
+        out = {"all": sorted(sys.modules), "rules": len(list(app.url_map.iter_rules()))}
+    """)
+    assert not {"comfyq.api", "comfyq.editor", "comfyq.dashboard", "flask_smorest", "apispec", "mcp", "boto3",
+                "alembic", "flask_migrate"} & set(found["all"])
+    assert found["rules"] <= 1  # Flask's static route alone
 
 
 def test_celery_finds_one_app_with_every_task_routed(tmp_path: Path) -> None:
