@@ -137,6 +137,19 @@ def _machine(module: Any) -> None:
 
 
 def _log(module: Any) -> None:
+    original_piped = module.publish_piped
+
+    @functools.wraps(original_piped)
+    def publish_piped(r: Any, items: Any, then: Any, failed: Any) -> Any:
+        t0 = time.time()
+
+        def traced_then(ids: Any) -> None:
+            t1 = time.time()
+            for job_id, _, event in items:
+                emit(job_id, f"event.{event.get('type')}", t0, t1)
+            then(ids)
+        return original_piped(r, items, traced_then, failed)
+    module.publish_piped = publish_piped
     original = module.publish_many
 
     @functools.wraps(original)
@@ -173,6 +186,7 @@ PATCHES: dict[str, Callable[[Any], None]] = {
     "comfyq.worker.runner": _runner,
     "comfyq.jobs.machine": _machine,
     "comfyq.events.log": _log,
+    "comfyq.db.piped": lambda m: _patch(m._Gather, "send", "redis.gathered_send"),
     "comfyq.jobs.broker": lambda m: _patch(m, "enqueue", "broker.enqueue", lambda job, *a, **k: job.id),
     "comfyq.comfy.client": lambda m: (
         _patch(m.ComfyClient, "queue_prompt", "comfy.queue_prompt", lambda self, wf, pid, *a, **k: pid),
