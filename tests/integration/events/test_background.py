@@ -46,6 +46,7 @@ def test_flush_waits_for_a_slow_send_and_a_failing_one_does_not_stop_the_thread(
         sent.extend(items)
     worker = Background(send)
     worker.put("boom")
+    assert worker.flush()
     worker.put("slow")
     assert started.wait(5)
     assert not worker.flush(timeout=0.2)  # still sending
