@@ -5,7 +5,7 @@ read /history, download the image through /view. Through comfyq: POST /v1/jobs,
 wait for the job's `finished` event (which names its outputs), download the output. Runs
 alternate so both see the same machine state.
 
-Usage: python bench/overhead.py [N] [--live] [--profile] [--cprofile]
+Usage: python bench/overhead.py [N] [--live] [--profile] [--cprofile] [--against TREE]
 
 ``--live``: each job also names a webhook (a receiver in this process) and the
 bench follows it on its own event stream (GET /v1/jobs/<id>/events) instead of
@@ -15,9 +15,13 @@ bench waits for each webhook, outside the timed run, before the next run.
 sitecustomize, which logs when each step of a job begins and ends; the bench
 prints the median time of each phase (bench/phases.py). ``--cprofile`` adds a
 cProfile of the GPU worker's runs (top functions by own and cumulative time).
+``--against TREE``: a second stack runs another checkout's comfyq (say, the
+main branch's) and its runs alternate with the others', so both differences
+come from the same minutes of a machine whose speed drifts.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import statistics
@@ -28,6 +32,7 @@ import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Callable, Iterator
 
 import redis
 import requests
@@ -82,30 +87,6 @@ def through_comfyq(http: requests.Session, api: str, events: redis.client.PubSub
     return time.perf_counter() - start
 
 
-def through_comfyq_live(http: requests.Session, api: str, hooks: "Receiver", seed: int) -> tuple[float, dict]:
-    """Run once with a webhook and the job's event stream; return the seconds taken and the client's marks."""
-    marks: dict[str, float] = {"t0": time.time()}
-    start = time.perf_counter()
-    job = http.post(f"{api}/v1/jobs", json={"workflow": unique(seed), "webhook_url": hooks.url}, timeout=10).json()
-    marks["submit answered"] = time.time()
-    final = None
-    with http.get(f"{api}/v1/jobs/{job['id']}/events", stream=True, timeout=10) as stream:
-        stream.raise_for_status()
-        marks["stream open"] = time.time()
-        for event in sse.parse(stream.iter_lines(chunk_size=None, decode_unicode=True)):
-            if event.type in FINAL_TYPES:
-                final = event.data
-                break
-    marks["finished event on the stream"] = time.time()
-    assert final is not None and final["type"] == "succeeded", final
-    http.get(f"{api}/v1/jobs/{job['id']}/outputs/{final['outputs'][0]['name']}", timeout=10).raise_for_status()
-    took = time.perf_counter() - start
-    marks["output downloaded"] = time.time()
-    marks["webhook received"] = hooks.wait(job["id"])
-    marks["job"] = job["id"]  # type: ignore[assignment]
-    return took, marks
-
-
 class Receiver:
     """A webhook receiver in the bench process: when each job's final delivery arrived."""
 
@@ -143,78 +124,125 @@ class Receiver:
         self.server.shutdown()
 
 
+def through_comfyq_live(http: requests.Session, api: str, hooks: Receiver, seed: int) -> tuple[float, dict]:
+    """Run once with a webhook and the job's event stream; return the seconds taken and the client's marks."""
+    marks: dict[str, float] = {"t0": time.time()}
+    start = time.perf_counter()
+    job = http.post(f"{api}/v1/jobs", json={"workflow": unique(seed), "webhook_url": hooks.url}, timeout=10).json()
+    marks["submit answered"] = time.time()
+    final = None
+    with http.get(f"{api}/v1/jobs/{job['id']}/events", stream=True, timeout=10) as stream:
+        stream.raise_for_status()
+        marks["stream open"] = time.time()
+        for event in sse.parse(stream.iter_lines(chunk_size=None, decode_unicode=True)):
+            if event.type in FINAL_TYPES:
+                final = event.data
+                break
+    marks["finished event on the stream"] = time.time()
+    assert final is not None and final["type"] == "succeeded", final
+    http.get(f"{api}/v1/jobs/{job['id']}/outputs/{final['outputs'][0]['name']}", timeout=10).raise_for_status()
+    took = time.perf_counter() - start
+    marks["output downloaded"] = time.time()
+    marks["webhook received"] = hooks.wait(job["id"])
+    marks["job"] = job["id"]  # type: ignore[assignment]
+    return took, marks
+
+
 def tracing_env(trace_dir: str, cprofile: bool) -> dict[str, str]:
     """Return the environment that makes the stack's processes trace (bench/tracing/sitecustomize.py)."""
-    here = str(Path(__file__).resolve().parent / "tracing")
-    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [here, os.environ.get("PYTHONPATH")]))
     env = {"COMFYQ_TRACE_DIR": trace_dir}
     if cprofile:
         env["COMFYQ_CPROFILE"] = trace_dir
     return env
 
 
-def main(n: int = 200, live: bool = False, profile: bool = False, cprofile: bool = False) -> None:
-    """Measure and print both distributions and their difference."""
-    live = live or profile or cprofile
-    saved_path = os.environ.get("PYTHONPATH")
-    trace_dir = tempfile.mkdtemp(prefix="comfyq-trace-") if profile or cprofile else None
-    env = {"COMFYQ_WEBHOOK_ALLOW": "127.0.0.1"} if live else {}
-    if trace_dir:
-        env.update(tracing_env(trace_dir, cprofile))
-    hooks = Receiver() if live else None
-    marks: list[dict] = []
+@contextlib.contextmanager
+def comfyq_of(tree: str, env: dict[str, str], hooks: Receiver | None) -> Iterator[Callable[[int], float]]:
+    """Start a stack whose processes run the comfyq of ``tree``; yield what runs one job through it."""
+    saved = os.environ.get("PYTHONPATH")
+    paths = [str(Path(__file__).resolve().parent / "tracing")] if "COMFYQ_TRACE_DIR" in env else []
+    os.environ["PYTHONPATH"] = os.pathsep.join([*paths, tree])  # the stack's processes copy it as they start
     try:
         with stack(sims=1, env=env) as running:
-            sim_url = running.env["COMFYQ_INSTANCES"].split("=", 1)[1]
             api = f"http://127.0.0.1:{running.api_port}"
-            client = ComfyClient(sim_url)
-            client.connect()
             http = requests.Session()
             http.headers["Authorization"] = f"Bearer {service_key(running)}"
             events = redis.Redis.from_url(running.env["COMFYQ_REDIS_URL"]).pubsub()
             events.psubscribe(CHANNELS)
+            running.marks = []  # type: ignore[attr-defined]
 
-            def ours_once(seed: int) -> float:
+            def once(seed: int) -> float:
                 if hooks is None:
                     return through_comfyq(http, api, events, seed)
                 took, run_marks = through_comfyq_live(http, api, hooks, seed)
-                marks.append(run_marks)
+                running.marks.append(run_marks)  # type: ignore[attr-defined]
                 return took
-            for i in range(10):  # warm up both paths
+            once.running = running  # type: ignore[attr-defined]
+            yield once
+    finally:
+        if saved is None:
+            os.environ.pop("PYTHONPATH", None)
+        else:
+            os.environ["PYTHONPATH"] = saved
+
+
+def main(n: int = 200, live: bool = False, profile: bool = False, cprofile: bool = False,
+         against: str | None = None) -> None:
+    """Measure and print both distributions and their difference (and those of another tree's comfyq)."""
+    live = live or profile or cprofile
+    here = str(Path(__file__).resolve().parent.parent)
+    os.chdir(tempfile.gettempdir())  # ``python -m comfyq`` imports from its working directory first
+    trace_dir = tempfile.mkdtemp(prefix="comfyq-trace-") if profile or cprofile else None
+    env = {"COMFYQ_WEBHOOK_ALLOW": "127.0.0.1"} if live else {}
+    hooks = Receiver() if live else None
+    try:
+        with contextlib.ExitStack() as started:
+            ours = started.enter_context(comfyq_of(here, {**env, **(tracing_env(trace_dir, cprofile)
+                                                                     if trace_dir else {})}, hooks))
+            theirs = started.enter_context(comfyq_of(os.path.abspath(against), env, hooks)) if against else None
+            running = ours.running  # type: ignore[attr-defined]
+            client = ComfyClient(running.env["COMFYQ_INSTANCES"].split("=", 1)[1])
+            client.connect()
+            for i in range(10):  # warm up every path
                 direct(client, -i - 1)
-                ours_once(-i - 100)
-            marks.clear()
-            base, ours = [], []
+                ours(-i - 100)
+                if theirs:
+                    theirs(-i - 200)
+            running.marks.clear()
+            base, mine, other = [], [], []
             for i in range(n):
                 base.append(direct(client, i))
-                ours.append(ours_once(n + i))
+                mine.append(ours(n + i))
+                if theirs:
+                    other.append(theirs(2 * n + i))
             if trace_dir:
-                for run_marks in marks:
+                for run_marks in running.marks:
                     run_marks.update(phases.on_instance(client, run_marks["job"]))
             client.close()
     finally:
         if hooks is not None:
             hooks.close()
-        if saved_path is None:
-            os.environ.pop("PYTHONPATH", None)
-        else:
-            os.environ["PYTHONPATH"] = saved_path
-    extra = [b - a for a, b in zip(base, ours)]
     how = "webhook + event stream per job" if live else "Redis pub/sub"
     print(f"overhead bench, N={n}, trivial workflow (4 nodes, one 64x64 PNG), runs alternating, comfyq: {how}")
     print(f"  direct on the simulator (baseline): {summary(base)}")
-    print(f"  through comfyq:                     {summary(ours)}")
-    print(f"  ratio comfyq/direct:                median {statistics.median(ours) / statistics.median(base):.2f}x")
-    print(f"  comfyq minus direct, per run:       {summary(extra)}  (target: median <= 25 ms, p99 <= 60 ms)")
+    rows = [("this tree", mine)] + ([(f"{against}", other)] if against else [])
+    for name, ours_runs in rows:
+        extra = [b - a for a, b in zip(base, ours_runs)]
+        print(f"  through comfyq ({name}):")
+        print(f"    end to end:                       {summary(ours_runs)}")
+        print(f"    ratio comfyq/direct:              median {statistics.median(ours_runs) / statistics.median(base):.2f}x")
+        print(f"    comfyq minus direct, per run:     {summary(extra)}  (target: median <= 25 ms, p99 <= 60 ms)")
     if trace_dir:
         print()
-        print(phases.table(marks, phases.load(trace_dir)))
+        print(phases.table(running.marks, phases.load(trace_dir)))
         if cprofile:
             print(phases.cprofile(trace_dir))
 
 
 if __name__ == "__main__":
-    flags = {arg for arg in sys.argv[1:] if arg.startswith("--")}
-    numbers = [arg for arg in sys.argv[1:] if not arg.startswith("--")]
+    args = sys.argv[1:]
+    against_tree = args[args.index("--against") + 1] if "--against" in args else None
+    flags = {arg for arg in args if arg.startswith("--")}
+    numbers = [arg for arg in args if arg.isdigit()]
     main(int(numbers[0]) if numbers else 200, live="--live" in flags, profile="--profile" in flags,
-         cprofile="--cprofile" in flags)
+         cprofile="--cprofile" in flags, against=against_tree)
