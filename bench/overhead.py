@@ -34,6 +34,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Callable, Iterator
 
+import psutil
 import redis
 import requests
 
@@ -148,6 +149,19 @@ def through_comfyq_live(http: requests.Session, api: str, hooks: Receiver, seed:
     return took, marks
 
 
+def cpu_by_process() -> dict[str, tuple[int, float]]:
+    """Return the CPU seconds each process under this one has used so far, by pid and command line."""
+    found = {}
+    for child in psutil.Process().children(recursive=True):
+        try:
+            times, line = child.cpu_times(), " ".join(child.cmdline()[1:4])
+        except psutil.Error:
+            continue
+        found[f"{child.pid} {line}"[:60]] = (child.pid, times.user + times.system)
+    found["bench (this process)"] = (os.getpid(), sum(psutil.Process().cpu_times()[:2]))
+    return found
+
+
 def tracing_env(trace_dir: str, cprofile: bool) -> dict[str, str]:
     """Return the environment that makes the stack's processes trace (bench/tracing/sitecustomize.py)."""
     env = {"COMFYQ_TRACE_DIR": trace_dir}
@@ -210,11 +224,13 @@ def main(n: int = 200, live: bool = False, profile: bool = False, cprofile: bool
                     theirs(-i - 200)
             running.marks.clear()
             base, mine, other = [], [], []
+            cpu_before = cpu_by_process()
             for i in range(n):
                 base.append(direct(client, i))
                 mine.append(ours(n + i))
                 if theirs:
                     other.append(theirs(2 * n + i))
+            cpu_after = cpu_by_process()
             if trace_dir:
                 for run_marks in running.marks:
                     run_marks.update(phases.on_instance(client, run_marks["job"]))
@@ -232,6 +248,11 @@ def main(n: int = 200, live: bool = False, profile: bool = False, cprofile: bool
         print(f"    end to end:                       {summary(ours_runs)}")
         print(f"    ratio comfyq/direct:              median {statistics.median(ours_runs) / statistics.median(base):.2f}x")
         print(f"    comfyq minus direct, per run:     {summary(extra)}  (target: median <= 25 ms, p99 <= 60 ms)")
+    print()
+    print(f"CPU per run (ms, user+system, all runs of the loop){' — both stacks' if against else ''}")
+    for name, (first_seen, spent) in sorted(cpu_after.items()):
+        before = cpu_before.get(name, (None, 0.0))[1]
+        print(f"  {name:60} {(spent - before) / n * 1000:7.2f}")
     if trace_dir:
         print()
         print(phases.table(running.marks, phases.load(trace_dir)))

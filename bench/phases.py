@@ -120,13 +120,16 @@ def table(marks: list[dict[str, Any]], traced: dict[str, Spans]) -> str:
     return "\n".join(lines)
 
 
-def cprofile(trace_dir: str, top: int = 30) -> str:
-    """Return the GPU worker's profile over all its runs: the top functions by own and by cumulative time."""
-    files = glob.glob(os.path.join(trace_dir, "worker-*.prof"))
-    if not files:
-        return "no worker profile was written"
+def cprofile(trace_dir: str, top: int = 25) -> str:
+    """Return the CPU profiles of the worker's runs, the webhook attempts and the API's requests: top functions."""
     out = StringIO()
-    stats = pstats.Stats(*files, stream=out)
-    stats.strip_dirs().sort_stats("tottime").print_stats(top)
-    stats.sort_stats("cumulative").print_stats(top)
+    for kind in ("worker", "webhooks", "api"):
+        files = glob.glob(os.path.join(trace_dir, f"{kind}-*.prof"))
+        if not files:
+            out.write(f"no {kind} profile was written\n")
+            continue
+        out.write(f"==== {kind}: CPU time (s) over all runs, {len(files)} process(es)\n")
+        stats = pstats.Stats(*files, stream=out)
+        stats.strip_dirs().sort_stats("tottime").print_stats(top)
+        stats.sort_stats("cumulative").print_stats(top)
     return out.getvalue()

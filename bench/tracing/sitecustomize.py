@@ -4,8 +4,9 @@ Python imports this module at start-up when bench/tracing is on PYTHONPATH. It
 does nothing unless ``COMFYQ_TRACE_DIR`` is set; then, as comfyq's modules are
 imported, it wraps the functions on a job's path so each call appends one line
 ``{"job", "what", "t0", "t1", "pid"}`` (wall clock) to ``trace-<pid>.jsonl``
-there. With ``COMFYQ_CPROFILE`` set too, each GPU worker run (``JobRunner.run``)
-is profiled and the sum of all runs is dumped to ``worker-<pid>.prof``.
+there. With ``COMFYQ_CPROFILE`` set too, the CPU time of each GPU worker run
+(``JobRunner.run``), webhook attempt and API request is profiled, summed per
+process in ``worker-``, ``webhooks-`` and ``api-<pid>.prof``.
 """
 from __future__ import annotations
 
@@ -66,33 +67,56 @@ def _patch(obj: Any, name: str, what: str, job_of: Callable[..., str | None] | N
         setattr(obj, name, span(what, job_of)(fn))
 
 
+def profiled(kind: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Wrap ``fn`` so its calls add to this process's CPU profile ``<kind>-<pid>.prof`` (COMFYQ_CPROFILE)."""
+    profile_dir = os.environ.get("COMFYQ_CPROFILE")
+    if not profile_dir:
+        return fn
+    import cProfile
+    profiles: dict[int, Any] = {}
+    dumped: dict[int, float] = {}
+
+    @functools.wraps(fn)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        # CPU time, not wall time: on a busy host waits would drown what the code itself costs.
+        pid = os.getpid()
+        profiler = profiles.setdefault(pid, cProfile.Profile(time.process_time))
+        profiler.enable()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            profiler.disable()
+            if time.monotonic() - dumped.get(pid, 0.0) > 2.0:  # dumping costs more than a run: now and then
+                dumped[pid] = time.monotonic()
+                profiler.dump_stats(os.path.join(profile_dir, f"{kind}-{pid}.prof"))
+    return run
+
+
 def _runner(module: Any) -> None:
     cls = module.JobRunner
-    original = cls.run
-    profile_dir = os.environ.get("COMFYQ_CPROFILE")
-    state: dict[str, Any] = {}
+    original = profiled("worker", cls.run)
 
     @functools.wraps(original)
     def run(self: Any) -> Any:
         _local.job = self.job_id
         t0 = time.time()
-        profiler = None
-        if profile_dir:
-            import cProfile
-            profiler = state.setdefault(os.getpid(), cProfile.Profile())
-            profiler.enable()
         try:
             return original(self)
         finally:
-            if profiler is not None:
-                profiler.disable()
             emit(self.job_id, "worker.run", t0, time.time())
             _local.job = None
-            if profiler is not None:
-                profiler.dump_stats(os.path.join(profile_dir, f"worker-{os.getpid()}.prof"))
     cls.run = run
     _patch(cls, "_admitted", "worker.admission_wait", lambda self: self.job_id)
     _patch(cls, "_finish", "worker.finish", lambda self, job, history: job.id)
+
+
+def _attempts(module: Any) -> None:
+    module.attempt = profiled("webhooks", module.attempt)
+    _patch(module, "post", "webhook.post", lambda d, *a, **k: d.job_id)
+
+
+def _flask(module: Any) -> None:
+    module.Flask.full_dispatch_request = profiled("api", module.Flask.full_dispatch_request)
 
 
 def _transition_job(job_id: str, to: Any, *args: Any, **kwargs: Any) -> str:
@@ -196,7 +220,8 @@ PATCHES: dict[str, Callable[[Any], None]] = {
     "comfyq.worker.transfer": lambda m: (
         _patch(m, "download_outputs", "worker.download_outputs", lambda job_id, *a, **k: job_id),
         _patch(m, "stage_inputs", "worker.stage_inputs")),
-    "comfyq.webhooks.attempts": lambda m: _patch(m, "post", "webhook.post", lambda d, *a, **k: d.job_id),
+    "comfyq.webhooks.attempts": _attempts,
+    "flask.app": _flask,
     "comfyq.submission.accept": lambda m: _patch(m, "submit_job", "api.submit_job", lambda *a, **k: None),
     "sqlalchemy.orm.session": _session,
     "celery.signals": _signals,
