@@ -164,9 +164,9 @@ def cpu_by_process() -> dict[str, tuple[int, float]]:
 
 def tracing_env(trace_dir: str, cprofile: bool) -> dict[str, str]:
     """Return the environment that makes the stack's processes trace (bench/tracing/sitecustomize.py)."""
-    env = {"COMFYQ_TRACE_DIR": trace_dir}
+    env = {"BENCH_TRACE_DIR": trace_dir}
     if cprofile:
-        env["COMFYQ_CPROFILE"] = trace_dir
+        env["BENCH_CPROFILE"] = trace_dir
     return env
 
 
@@ -174,7 +174,7 @@ def tracing_env(trace_dir: str, cprofile: bool) -> dict[str, str]:
 def comfyq_of(tree: str, env: dict[str, str], hooks: Receiver | None) -> Iterator[Callable[[int], float]]:
     """Start a stack whose processes run the comfyq of ``tree``; yield what runs one job through it."""
     saved = os.environ.get("PYTHONPATH")
-    paths = [str(Path(__file__).resolve().parent / "tracing")] if "COMFYQ_TRACE_DIR" in env else []
+    paths = [str(Path(__file__).resolve().parent / "tracing")] if "BENCH_TRACE_DIR" in env else []
     os.environ["PYTHONPATH"] = os.pathsep.join([*paths, tree])  # the stack's processes copy it as they start
     try:
         with stack(sims=1, env=env) as running:
@@ -194,6 +194,8 @@ def comfyq_of(tree: str, env: dict[str, str], hooks: Receiver | None) -> Iterato
             once.running = running  # type: ignore[attr-defined]
             yield once
     finally:
+        for name in ("BENCH_TRACE_DIR", "BENCH_CPROFILE"):  # the stack set them; they are no COMFYQ_ setting
+            os.environ.pop(name, None)
         if saved is None:
             os.environ.pop("PYTHONPATH", None)
         else:

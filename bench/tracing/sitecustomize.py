@@ -1,10 +1,10 @@
 """Trace where a job's time goes, in every process of a benchmark's stack (bench/overhead.py --profile).
 
 Python imports this module at start-up when bench/tracing is on PYTHONPATH. It
-does nothing unless ``COMFYQ_TRACE_DIR`` is set; then, as comfyq's modules are
+does nothing unless ``BENCH_TRACE_DIR`` is set; then, as comfyq's modules are
 imported, it wraps the functions on a job's path so each call appends one line
 ``{"job", "what", "t0", "t1", "pid"}`` (wall clock) to ``trace-<pid>.jsonl``
-there. With ``COMFYQ_CPROFILE`` set too, the CPU time of each GPU worker run
+there. With ``BENCH_CPROFILE`` set too, the CPU time of each GPU worker run
 (``JobRunner.run``), webhook attempt and API request is profiled, summed per
 process in ``worker-``, ``webhooks-`` and ``api-<pid>.prof``.
 """
@@ -20,7 +20,7 @@ import threading
 import time
 from typing import Any, Callable
 
-TRACE_DIR = os.environ.get("COMFYQ_TRACE_DIR")
+TRACE_DIR = os.environ.get("BENCH_TRACE_DIR")
 _local = threading.local()
 _files: dict[int, Any] = {}
 _lock = threading.Lock()
@@ -68,8 +68,8 @@ def _patch(obj: Any, name: str, what: str, job_of: Callable[..., str | None] | N
 
 
 def profiled(kind: str, fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Wrap ``fn`` so its calls add to this process's CPU profile ``<kind>-<pid>.prof`` (COMFYQ_CPROFILE)."""
-    profile_dir = os.environ.get("COMFYQ_CPROFILE")
+    """Wrap ``fn`` so its calls add to this process's CPU profile ``<kind>-<pid>.prof`` (BENCH_CPROFILE)."""
+    profile_dir = os.environ.get("BENCH_CPROFILE")
     if not profile_dir:
         return fn
     import cProfile
