@@ -5,7 +5,7 @@ read /history, download the image through /view. Through comfyq: POST /v1/jobs,
 wait for the job's `finished` event (which names its outputs), download the output. Runs
 alternate so both see the same machine state.
 
-Usage: python bench/overhead.py [N] [--live] [--profile] [--cprofile] [--against TREE]
+Usage: python bench/overhead.py [N] [--live] [--profile] [--cprofile] [--against TREE] [--tree TREE]
 
 ``--live``: each job also names a webhook (a receiver in this process) and the
 bench follows it on its own event stream (GET /v1/jobs/<id>/events) instead of
@@ -17,7 +17,8 @@ prints the median time of each phase (bench/phases.py). ``--cprofile`` adds a
 cProfile of the GPU worker's runs (top functions by own and cumulative time).
 ``--against TREE``: a second stack runs another checkout's comfyq (say, the
 main branch's) and its runs alternate with the others', so both differences
-come from the same minutes of a machine whose speed drifts.
+come from the same minutes of a machine whose speed drifts. ``--tree TREE``:
+the measured stack runs that checkout instead of this one (a profile of it).
 """
 from __future__ import annotations
 
@@ -203,10 +204,10 @@ def comfyq_of(tree: str, env: dict[str, str], hooks: Receiver | None) -> Iterato
 
 
 def main(n: int = 200, live: bool = False, profile: bool = False, cprofile: bool = False,
-         against: str | None = None) -> None:
+         against: str | None = None, tree: str | None = None) -> None:
     """Measure and print both distributions and their difference (and those of another tree's comfyq)."""
     live = live or profile or cprofile
-    here = str(Path(__file__).resolve().parent.parent)
+    here = os.path.abspath(tree) if tree else str(Path(__file__).resolve().parent.parent)
     os.chdir(tempfile.gettempdir())  # ``python -m comfyq`` imports from its working directory first
     trace_dir = tempfile.mkdtemp(prefix="comfyq-trace-") if profile or cprofile else None
     env = {"COMFYQ_WEBHOOK_ALLOW": "127.0.0.1"} if live else {}
@@ -215,7 +216,8 @@ def main(n: int = 200, live: bool = False, profile: bool = False, cprofile: bool
         with contextlib.ExitStack() as started:
             ours = started.enter_context(comfyq_of(here, {**env, **(tracing_env(trace_dir, cprofile)
                                                                      if trace_dir else {})}, hooks))
-            theirs = started.enter_context(comfyq_of(os.path.abspath(against), env, hooks)) if against else None
+            theirs = started.enter_context(comfyq_of(os.path.abspath(against), {**env, **(
+                tracing_env(trace_dir, False) if trace_dir else {})}, hooks)) if against else None
             running = ours.running  # type: ignore[attr-defined]
             client = ComfyClient(running.env["COMFYQ_INSTANCES"].split("=", 1)[1])
             client.connect()
@@ -225,6 +227,8 @@ def main(n: int = 200, live: bool = False, profile: bool = False, cprofile: bool
                 if theirs:
                     theirs(-i - 200)
             running.marks.clear()
+            other_marks = theirs.running.marks if theirs else []  # type: ignore[attr-defined]
+            other_marks.clear()
             base, mine, other = [], [], []
             cpu_before = cpu_by_process()
             for i in range(n):
@@ -236,6 +240,10 @@ def main(n: int = 200, live: bool = False, profile: bool = False, cprofile: bool
             if trace_dir:
                 for run_marks in running.marks:
                     run_marks.update(phases.on_instance(client, run_marks["job"]))
+                if theirs:
+                    with ComfyClient(theirs.running.env["COMFYQ_INSTANCES"].split("=", 1)[1]) as their_sim:  # type: ignore[attr-defined]
+                        for run_marks in other_marks:
+                            run_marks.update(phases.on_instance(their_sim, run_marks["job"]))
             client.close()
     finally:
         if hooks is not None:
@@ -243,7 +251,7 @@ def main(n: int = 200, live: bool = False, profile: bool = False, cprofile: bool
     how = "webhook + event stream per job" if live else "Redis pub/sub"
     print(f"overhead bench, N={n}, trivial workflow (4 nodes, one 64x64 PNG), runs alternating, comfyq: {how}")
     print(f"  direct on the simulator (baseline): {summary(base)}")
-    rows = [("this tree", mine)] + ([(f"{against}", other)] if against else [])
+    rows = [(tree or "this tree", mine)] + ([(f"{against}", other)] if against else [])
     for name, ours_runs in rows:
         extra = [b - a for a, b in zip(base, ours_runs)]
         print(f"  through comfyq ({name}):")
@@ -256,8 +264,10 @@ def main(n: int = 200, live: bool = False, profile: bool = False, cprofile: bool
         before = cpu_before.get(name, (None, 0.0))[1]
         print(f"  {name:60} {(spent - before) / n * 1000:7.2f}")
     if trace_dir:
-        print()
-        print(phases.table(running.marks, phases.load(trace_dir)))
+        traced = phases.load(trace_dir)
+        for name, marks in [(tree or "this tree", running.marks)] + ([(against, other_marks)] if against else []):
+            print()
+            print(f"{name}: {phases.table(marks, traced)}")
         if cprofile:
             print(phases.cprofile(trace_dir))
 
@@ -265,7 +275,8 @@ def main(n: int = 200, live: bool = False, profile: bool = False, cprofile: bool
 if __name__ == "__main__":
     args = sys.argv[1:]
     against_tree = args[args.index("--against") + 1] if "--against" in args else None
+    run_tree = args[args.index("--tree") + 1] if "--tree" in args else None
     flags = {arg for arg in args if arg.startswith("--")}
     numbers = [arg for arg in args if arg.isdigit()]
     main(int(numbers[0]) if numbers else 200, live="--live" in flags, profile="--profile" in flags,
-         cprofile="--cprofile" in flags, against=against_tree)
+         cprofile="--cprofile" in flags, against=against_tree, tree=run_tree)

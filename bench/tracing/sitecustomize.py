@@ -161,19 +161,8 @@ def _machine(module: Any) -> None:
 
 
 def _log(module: Any) -> None:
-    original_piped = module.publish_piped
-
-    @functools.wraps(original_piped)
-    def publish_piped(r: Any, items: Any, then: Any, failed: Any) -> Any:
-        t0 = time.time()
-
-        def traced_then(ids: Any) -> None:
-            t1 = time.time()
-            for job_id, _, event in items:
-                emit(job_id, f"event.{event.get('type')}", t0, t1)
-            then(ids)
-        return original_piped(r, items, traced_then, failed)
-    module.publish_piped = publish_piped
+    if hasattr(module, "publish_piped"):  # a tree from before the pipeline has publish_many alone
+        _log_piped(module)
     original = module.publish_many
 
     @functools.wraps(original)
@@ -187,6 +176,22 @@ def _log(module: Any) -> None:
             for job_id, _, event in items:
                 emit(job_id, f"event.{event.get('type')}", t0, t1)
     module.publish_many = publish_many
+
+
+def _log_piped(module: Any) -> None:
+    original_piped = module.publish_piped
+
+    @functools.wraps(original_piped)
+    def publish_piped(r: Any, items: Any, then: Any, failed: Any) -> Any:
+        t0 = time.time()
+
+        def traced_then(ids: Any) -> None:
+            t1 = time.time()
+            for job_id, _, event in items:
+                emit(job_id, f"event.{event.get('type')}", t0, t1)
+            then(ids)
+        return original_piped(r, items, traced_then, failed)
+    module.publish_piped = publish_piped
 
 
 def _session(module: Any) -> None:
