@@ -10,11 +10,14 @@ Every piece of a job's news is made here and nowhere else:
   jobs let into their queues): each joins its queue-position set and its
   ``queued`` event is logged (streams add the positions as they change);
 * a run's progress and outputs (a ``RunNews``, kept by the worker's runner):
-  each event logged as it happens, and the progress the runner saves handed
-  to the run's followers (progress webhooks), which keep their own pace.
+  each event logged as it happens, from a background thread so the runner
+  never waits on Redis (comfyq.events.background), in order and always before
+  the move that ends the run; and the progress the runner saves handed to the
+  run's followers (progress webhooks), which keep their own pace.
 
 Logged means appended to the job's and its owner's Redis logs
-(comfyq.events.log), which every SSE stream reads. Listeners hear each piece
+(comfyq.events.log), which every SSE stream reads; a move's event goes in the
+one pipeline of the move's Redis writes (comfyq.db.piped). Listeners hear each piece
 of news just before it is logged; they and the run followers are connected by
 the app's wiring (comfyq.app), so this module names none of them.
 """
