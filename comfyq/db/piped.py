@@ -91,11 +91,6 @@ def gathered(r: redis.Redis) -> Iterator[None]:
         gather.send()
 
 
-def gathering() -> bool:
-    """Return whether this thread is inside ``gathered``."""
-    return getattr(_local, "gather", None) is not None
-
-
 def write(r: redis.Redis, build: Build, failed: Failed, then: Then | None = None) -> None:
     """Send the commands ``build`` adds to a pipeline: with the block's others inside ``gathered``, else now.
 
