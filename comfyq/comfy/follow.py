@@ -34,7 +34,8 @@ class Follower:
         self.poll_interval = max(poll_interval, 0.01)
         now = time.monotonic()
         self.deadline = None if timeout is None else now + timeout
-        self.last_poll = float("-inf")
+        # The first poll() comes a poll interval in: a short prompt's end is not held up behind it.
+        self.last_poll = now
         self.last_heard = now
         self.started = False  # no message about this prompt seen yet
         self.last_checked = now

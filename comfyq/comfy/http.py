@@ -58,6 +58,21 @@ def build_session(retries: int) -> requests.Session:
     return session
 
 
+def settle_environment(session: requests.Session, url: str) -> None:
+    """Read the environment's proxies, CA bundle and netrc for ``url`` once, not at every request.
+
+    requests reads them again for each request (all of ``os.environ``, a stat
+    of the CA bundle), a millisecond or more on a busy host; a client talks to
+    one server, so its answer never changes.
+    """
+    found = session.merge_environment_settings(url, {}, None, None, None)
+    session.proxies.update(found["proxies"])
+    if url.startswith("https:"):  # plain HTTP has no use for a CA bundle
+        session.verify = found["verify"]
+    session.auth = session.auth or requests.utils.get_netrc_auth(url)
+    session.trust_env = False
+
+
 @contextmanager
 def translated_errors(url: str, timeout: Timeout) -> Iterator[None]:
     """Turn requests' exceptions raised inside the block into the ComfyError tree."""
@@ -88,6 +103,7 @@ class HttpTransport:
         self.base_url = base_url.rstrip("/")
         self.timeout: Timeout = (connect_timeout, read_timeout)
         self.session = build_session(retries)
+        settle_environment(self.session, self.base_url)
 
     @contextmanager
     def capped(self, read_timeout: float | None) -> Iterator[None]:

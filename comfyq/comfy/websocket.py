@@ -73,7 +73,9 @@ class EventSocket:
         """Open the socket, replacing a previous one; raise ComfyUnreachable on failure."""
         self.close()
         try:
-            self._ws = websocket.create_connection(self.url, timeout=self.connect_timeout)
+            # recv() decodes text itself (a bad frame is skipped); websocket-client's own check is pure Python,
+            # byte by byte: most of what reading a prompt's messages costs.
+            self._ws = websocket.create_connection(self.url, timeout=self.connect_timeout, skip_utf8_validation=True)
         except (OSError, websocket.WebSocketException) as exc:
             self._ws = None
             raise ComfyUnreachable(f"websocket cannot connect: {exc!r}", self.url) from exc

@@ -10,11 +10,14 @@ Every piece of a job's news is made here and nowhere else:
   jobs let into their queues): each joins its queue-position set and its
   ``queued`` event is logged (streams add the positions as they change);
 * a run's progress and outputs (a ``RunNews``, kept by the worker's runner):
-  each event logged as it happens, and the progress the runner saves handed
-  to the run's followers (progress webhooks), which keep their own pace.
+  each event logged as it happens, from a background thread so the runner
+  never waits on Redis (comfyq.events.background), in order and always before
+  the move that ends the run; and the progress the runner saves handed to the
+  run's followers (progress webhooks), which keep their own pace.
 
 Logged means appended to the job's and its owner's Redis logs
-(comfyq.events.log), which every SSE stream reads. Listeners hear each piece
+(comfyq.events.log), which every SSE stream reads; a move's event goes in the
+one pipeline of the move's Redis writes (comfyq.db.piped). Listeners hear each piece
 of news just before it is logged; they and the run followers are connected by
 the app's wiring (comfyq.app), so this module names none of them.
 """
@@ -27,6 +30,7 @@ from typing import Any, Callable, Mapping, NamedTuple
 import redis
 
 from . import log
+from .background import Background
 from ..db.extensions import get_redis
 from ..db.models import Job
 from ..jobs import positions
@@ -74,7 +78,11 @@ def on_moved(moved: Moved) -> Action | None:
         return None
     news = News(moved.job_id, moved.user_id, event, moved)
     after = [listener(news) for listener in _listeners]  # a listener that fails undoes the move
-    return lambda: _log([news], after)
+
+    def log_move() -> None:
+        _runs.flush()  # a run's progress, queued in this process, is logged before the move that ends it
+        _log([news], after)
+    return log_move
 
 
 def pending(jobs: list[Job]) -> None:
@@ -104,8 +112,9 @@ class RunNews:
         self.followers = [found for found in (follow(job) for follow in _followers) if found is not None]
 
     def tell(self, event: dict[str, Any]) -> None:
-        """Announce one ``progress`` or ``output`` event of the run."""
-        _announce([News(self.job_id, self.user_id, event)], self.redis)
+        """Announce one ``progress`` or ``output`` event of the run; it is logged from the background, in order."""
+        news = News(self.job_id, self.user_id, event)
+        _runs.put((news, _hear([news]), self.redis))
 
     def saved(self, state: Mapping[str, Any]) -> None:
         """Hand the progress the runner just saved, as a ``progress`` event tells it, to the run's followers."""
@@ -115,8 +124,8 @@ class RunNews:
                 follow(progress)
 
 
-def _announce(items: list[News], r: redis.Redis | None = None) -> None:
-    """Let the listeners hear news made outside a move's transaction, then log it; a listener's failure is logged."""
+def _hear(items: list[News]) -> list[Action | None]:
+    """Let the listeners hear news made outside a move's transaction; a listener's failure is logged."""
     after: list[Action | None] = []
     for news in items:
         for listener in _listeners:
@@ -124,19 +133,45 @@ def _announce(items: list[News], r: redis.Redis | None = None) -> None:
                 after.append(listener(news))
             except Exception:  # news outside a move never fails the submission or the run that made it
                 logger.exception("job %s: a listener failed on its %s event", news.job_id, news.event.get("type"))
-    _log(items, after, r)
+    return after
+
+
+def _announce(items: list[News], r: redis.Redis | None = None) -> None:
+    """Let the listeners hear news made outside a move's transaction, then log it."""
+    _log(items, _hear(items), r)
 
 
 def _log(items: list[News], after: list[Action | None], r: redis.Redis | None = None) -> None:
-    """Append news to its jobs' and owners' logs (a Redis outage is logged, never raised), then run ``after``."""
-    try:
-        if items:
-            log.publish_many(r or get_redis(), [(news.job_id, news.user_id, news.event) for news in items])
-    except (redis.RedisError, OSError) as exc:
-        logger.warning("events of %d jobs not published, Redis is unreachable: %s", len(items), exc)
-    finally:
+    """Append news to its jobs' and owners' logs (a Redis outage is logged, never raised), then run ``after``.
+
+    Inside a move's after-commit actions the events go with the move's other
+    Redis writes, in one round trip (comfyq.db.piped), and ``after`` runs once
+    that is sent.
+    """
+    def done(_: object = None) -> None:
         for action in filter(None, after):
             try:
                 action()
             except Exception:  # the news stands; the reconciler and resend pass repair what an action missed
                 logger.exception("an action after the news of job %s failed", items[0].job_id)
+
+    def failed(exc: Exception) -> None:
+        logger.warning("events of %d jobs not published, Redis is unreachable: %s", len(items), exc)
+        done()
+    if not items:
+        done()
+        return
+    log.publish_piped(r or get_redis(), [(news.job_id, news.user_id, news.event) for news in items], done, failed)
+
+
+def _send_runs(queued: list[tuple[News, list[Action | None], redis.Redis]]) -> None:
+    """Log the run news the background thread found queued, in one round trip per Redis client."""
+    start = 0
+    for end in range(1, len(queued) + 1):
+        if end == len(queued) or queued[end][2] is not queued[start][2]:
+            part = queued[start:end]
+            _log([news for news, _, _ in part], [action for _, after, _ in part for action in after], part[0][2])
+            start = end
+
+
+_runs: Background[tuple[News, list[Action | None], redis.Redis]] = Background(_send_runs)

@@ -19,10 +19,11 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import redis
 
+from ..db import piped
 from ..db.timestamps import isoformat, utcnow
 
 JOB_LOG = "comfyq:events:job:{}"
@@ -80,25 +81,64 @@ def publish(r: redis.Redis, job_id: str, user_id: str | None, event: dict[str, A
     return publish_many(r, [(job_id, user_id, event)])[0]
 
 
-def publish_many(r: redis.Redis, items: Iterable[tuple[str, str | None, dict[str, Any]]]) -> list[str | None]:
-    """Publish several events in one round trip; return their ids in their jobs' logs."""
+def _calls(items: Iterable[tuple[str, str | None, dict[str, Any]]]) -> list[tuple[list[str], list[Any]]]:
+    """Return the script's keys and arguments for each event."""
     calls = []
     now = isoformat(utcnow())
     for job_id, user_id, event in items:
         body = json.dumps({**event, "job_id": job_id, "at": now}, separators=(",", ":"))
         keys = [job_log(job_id)] + ([user_log(user_id)] if user_id else [])
         calls.append((keys, [body, LOG_TTL, JOB_LOG_MAX, USER_LOG_MAX, int(event.get("type") in FINAL_TYPES)]))
+    return calls
+
+
+def _ids(answers: list[Any]) -> list[str | None]:
+    """Return the script's answers as event ids (None: the job was over)."""
+    return [found.decode() if isinstance(found, bytes) else None for found in answers]
+
+
+def publish_many(r: redis.Redis, items: Iterable[tuple[str, str | None, dict[str, Any]]]) -> list[str | None]:
+    """Publish several events in one round trip; return their ids in their jobs' logs."""
+    calls = _calls(items)
     for attempt in range(2):
         pipe = r.pipeline(transaction=False)
         for keys, args in calls:
             pipe.evalsha(_SHA, len(keys), *keys, *args)
         try:
-            return [found.decode() if isinstance(found, bytes) else None for found in pipe.execute()]
+            return _ids(pipe.execute())
         except redis.exceptions.NoScriptError:
             if attempt:
                 raise
             r.script_load(_APPEND)  # a new or restarted Redis
     return []
+
+
+def publish_piped(r: redis.Redis, items: list[tuple[str, str | None, dict[str, Any]]],
+                  then: Callable[[list[str | None]], None], failed: Callable[[Exception], None]) -> None:
+    """Publish events with the step's other Redis writes (comfyq.db.piped); ``then`` gets their ids."""
+    calls = _calls(items)
+
+    def build(pipe: redis.client.Pipeline) -> None:
+        for keys, args in calls:
+            pipe.evalsha(_SHA, len(keys), *keys, *args)
+
+    def answered(answers: list[Any]) -> None:
+        if any(isinstance(found, redis.exceptions.NoScriptError) for found in answers):
+            # A new or restarted Redis: every call failed alike, so sending them all again keeps their order.
+            try:
+                r.script_load(_APPEND)
+                ids = publish_many(r, items)
+            except (redis.RedisError, OSError) as exc:
+                failed(exc)
+                return
+            then(ids)
+            return
+        error = next((found for found in answers if isinstance(found, Exception)), None)
+        if error is not None:
+            failed(error)
+            return
+        then(_ids(answers))
+    piped.write(r, build, failed, answered)
 
 
 def parse(message: bytes | str) -> tuple[str, str, str]:

@@ -11,7 +11,8 @@ wiring (comfyq.app): the refund an end earns, queue positions, the admission of
 the pending jobs an end makes room for, and the announcer, which tells the move
 to event streams and webhooks. This module knows none of them: it depends on
 the database layer alone, and refuses to move a job in a process whose app
-connected no hooks (one that would silently skip refunds and news).
+connected no hooks (one that would silently skip refunds and news). What
+the commit and the actions write to Redis goes in one pipeline (comfyq.db.piped).
 """
 from __future__ import annotations
 
@@ -22,7 +23,8 @@ from typing import Any, Callable, Iterable, NamedTuple
 
 from sqlalchemy import Row, update
 
-from ..db.extensions import db
+from ..db import piped
+from ..db.extensions import db, get_redis
 from ..db.models import Job, utcnow
 
 logger = logging.getLogger(__name__)
@@ -128,12 +130,13 @@ def transition(job_id: str, to: JobStatus, expected: Iterable[JobStatus], **fiel
     except Exception:
         db.session.rollback()  # the move and what it entails commit together or not at all
         raise
-    db.session.commit()
-    for action in filter(None, after):
-        try:
-            action()
-        except Exception:  # the move stands; the reconciler repairs what an action missed
-            logger.exception("job %s: an action after its move to %s failed", job_id, to.value)
+    with piped.gathered(get_redis()):  # what the commit and the actions write to Redis: one round trip
+        db.session.commit()
+        for action in filter(None, after):
+            try:
+                action()
+            except Exception:  # the move stands; the reconciler repairs what an action missed
+                logger.exception("job %s: an action after its move to %s failed", job_id, to.value)
     return True
 
 

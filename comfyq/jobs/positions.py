@@ -38,6 +38,7 @@ from sqlalchemy import func, select
 
 from ..accounts.limits import limits_for
 from ..config.settings import SHARED_QUEUE
+from ..db import piped
 from ..db.extensions import db, get_redis
 from .machine import JobStatus, Moved
 from ..db.models import Job, User, aware
@@ -160,13 +161,13 @@ def track(moved: Moved) -> Callable[[], None]:
 
 
 def _quietly(build: Callable[[redis.client.Pipeline], Any]) -> None:
-    """Run the commands ``build`` adds to a pipeline; log a Redis failure instead of raising."""
-    try:
-        pipe = get_redis().pipeline(transaction=False)
-        build(pipe)
-        pipe.execute()
-    except (redis.RedisError, OSError) as exc:
-        logger.warning("queue positions not updated, Redis is unreachable: %s", exc)
+    """Run the commands ``build`` adds to a pipeline (with a move's other writes, comfyq.db.piped); log a failure."""
+    piped.write(get_redis(), build, _not_updated)
+
+
+def _not_updated(exc: Exception) -> None:
+    """Log that Redis refused or missed a change of the sets."""
+    logger.warning("queue positions not updated, Redis is unreachable: %s", exc)
 
 
 def position(job: Job) -> int | None:

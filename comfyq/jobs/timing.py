@@ -25,6 +25,7 @@ from flask import current_app
 from sqlalchemy import select
 
 from ..config.settings import SHARED_QUEUE
+from ..db import piped
 from ..db.extensions import db, get_redis
 from ..db.models import Job, aware
 from ..fleet.instances import RUNNING_KEY
@@ -72,12 +73,12 @@ def record(moved: Moved) -> Callable[[], None] | None:
     seconds = max(0.0, (aware(moved.finished_at) - aware(moved.started_at)).total_seconds())
     key, entry = TIMES + moved.instance, f"{moved.template or ''}\t{seconds:.3f}"
 
-    def keep() -> None:
-        try:
-            get_redis().pipeline(transaction=False).lpush(key, entry).ltrim(key, 0, RECENT - 1).expire(
-                key, KEEP).execute()
-        except (redis.RedisError, OSError) as exc:
-            logger.warning("run time of %s not kept, Redis is unreachable: %s", moved.job_id, exc)
+    def not_kept(exc: Exception) -> None:
+        logger.warning("run time of %s not kept, Redis is unreachable: %s", moved.job_id, exc)
+
+    def keep() -> None:  # with the move's other writes (comfyq.db.piped)
+        piped.write(get_redis(), lambda pipe: pipe.lpush(key, entry).ltrim(key, 0, RECENT - 1).expire(key, KEEP),
+                    not_kept)
     return keep
 
 

@@ -17,6 +17,7 @@ import redis
 from sqlalchemy import event
 from sqlalchemy.orm import Session, SessionTransaction
 
+from ..db import piped
 from ..db.extensions import db, get_redis
 from .catalogue import Metric
 
@@ -61,16 +62,16 @@ def record(r: redis.Redis, items: list[Increment]) -> None:
     """Apply increments in one round trip; log, never raise, when Redis is unreachable."""
     if not items:
         return
-    pipe = r.pipeline(transaction=False)
-    for item in items:
-        if isinstance(item.amount, int):
-            pipe.hincrby(item.key, item.field, item.amount)
-        else:
-            pipe.hincrbyfloat(item.key, item.field, item.amount)
-    try:
-        pipe.execute()
-    except (redis.RedisError, OSError) as exc:
+    def build(pipe: redis.client.Pipeline) -> None:
+        for item in items:
+            if isinstance(item.amount, int):
+                pipe.hincrby(item.key, item.field, item.amount)
+            else:
+                pipe.hincrbyfloat(item.key, item.field, item.amount)
+
+    def lost(exc: Exception) -> None:
         logger.warning("metrics: %d increments lost, Redis is unreachable: %s", len(items), exc)
+    piped.write(r, build, lost)  # after a move's commit, with its other writes (comfyq.db.piped)
 
 
 def count(metric: Metric, amount: int = 1, **labels: str) -> None:

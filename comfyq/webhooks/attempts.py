@@ -15,6 +15,7 @@ address webhooks may not call ends the delivery ``refused``, untried.
 """
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import random
@@ -147,6 +148,12 @@ def _settle(delivery: WebhookDelivery, number: int, outcome: Outcome, config: Ma
     return countdown
 
 
+@functools.cache
+def user_agent() -> str:
+    """Return the User-Agent of deliveries (reading the installed version scans the path: once per process)."""
+    return f"comfyq-webhooks/{version('comfyq')}"
+
+
 def post(delivery: WebhookDelivery, keys: Keys, config: Mapping[str, Any]) -> Outcome:
     """Sign and POST a delivery to its URL, without following redirects; return how it went."""
     parts = urlsplit(delivery.url)
@@ -158,7 +165,7 @@ def post(delivery: WebhookDelivery, keys: Keys, config: Mapping[str, Any]) -> Ou
     except (OSError, UnicodeError) as exc:  # socket.gaierror among them: DNS may answer next time
         return Outcome(error=f"could not resolve {host}: {exc}")
     body, timestamp = json.dumps(delivery.payload, separators=(",", ":")).encode(), int(time.time())
-    headers = {"Content-Type": "application/json", "User-Agent": f"comfyq-webhooks/{version('comfyq')}",
+    headers = {"Content-Type": "application/json", "User-Agent": user_agent(),
                "Comfyq-Event": delivery.event, "Comfyq-Delivery": delivery.id,
                **standard.headers(keys.secret, delivery.id, body, timestamp),
                signing.HEADER: signing.sign(keys.legacy, body, timestamp)}

@@ -36,12 +36,13 @@ RESEND_PER_PASS = 500
 
 
 def payload(delivery_id: str, event: str, job_id: str, status: str, created: datetime,
-            error: dict[str, Any] | None = None, progress: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Return the JSON body of one delivery."""
+            error: dict[str, Any] | None = None, progress: dict[str, Any] | None = None,
+            outputs: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Return the JSON body of one delivery (``outputs``: a success's, as told already; None: read them)."""
     body: dict[str, Any] = {"id": delivery_id, "event": event, "job_id": job_id, "status": status,
                             "created": isoformat(created)}
     if status == JobStatus.SUCCEEDED:
-        body["outputs"] = outputs_told(job_id, db.session.scalars(
+        body["outputs"] = outputs if outputs is not None else outputs_told(job_id, db.session.scalars(
             select(Output).where(Output.job_id == job_id).order_by(Output.id)))
     elif status in TERMINAL:
         body["error"] = error
@@ -51,12 +52,13 @@ def payload(delivery_id: str, event: str, job_id: str, status: str, created: dat
 
 
 def record(job_id: str, user_id: str | None, event: str, status: str, url: str,
-           error: dict[str, Any] | None = None, progress: dict[str, Any] | None = None) -> WebhookDelivery:
+           error: dict[str, Any] | None = None, progress: dict[str, Any] | None = None,
+           outputs: list[dict[str, Any]] | None = None) -> WebhookDelivery:
     """Add a pending delivery, due now, to the session (the caller commits)."""
     now = utcnow()
     delivery = WebhookDelivery(id=new_id(), job_id=job_id, user_id=user_id, event=event, url=url, state="pending",
                                attempts=0, next_attempt_at=now, created_at=now)
-    delivery.payload = payload(delivery.id, event, job_id, status, now, error, progress)
+    delivery.payload = payload(delivery.id, event, job_id, status, now, error, progress, outputs)
     db.session.add(delivery)
     return delivery
 
@@ -83,7 +85,9 @@ def on_news(news: News) -> Callable[[], None] | None:
             select(WebhookDelivery.id).where(WebhookDelivery.job_id == moved.job_id,
                                              WebhookDelivery.event == "started").limit(1)) is not None):
         return None  # not subscribed, or a job sent back to its queue starting again
-    delivery = record(moved.job_id, moved.user_id, event, moved.to.value, moved.webhook_url, error=moved.error)
+    # A success's event names its outputs, read in this transaction: the delivery tells the same list.
+    delivery = record(moved.job_id, moved.user_id, event, moved.to.value, moved.webhook_url, error=moved.error,
+                      outputs=news.event.get("outputs"))
     return lambda: send(delivery.id)
 
 

@@ -26,11 +26,12 @@ logger = logging.getLogger(__name__)
 
 def refusal(r: redis.Redis, instance: Instance) -> str | None:
     """Return why ``instance`` must not start a job now (stuck, unhealthy, restarting), or None if it may."""
-    try:
-        state = (r.hget(instances.STATUS_KEY.format(instance.name), "state") or b"").decode()
-        stuck = instances.stuck_prompt(r, instance.name)
+    try:  # one round trip
+        found_state, stuck = r.pipeline(transaction=False).hget(instances.STATUS_KEY.format(instance.name), "state") \
+            .get(instances.STUCK_KEY.format(instance.name)).execute()
     except redis.RedisError:
         return None  # no verdict to go by: the run itself finds out
+    state = (found_state or b"").decode()
     if stuck is None and state in ("", instances.HEALTHY):
         return None
     return f"instance {instance.name} is {'stuck' if stuck else state}"

@@ -166,6 +166,14 @@ def test_poll_is_called_while_waiting(comfy: ComfyClient) -> None:
     assert max(b - a for a, b in zip(calls, calls[1:])) < 0.5
 
 
+def test_the_first_poll_waits_a_poll_interval(comfy: ComfyClient) -> None:
+    prompt_id = new_id()
+    comfy.queue_prompt(graph(steps=1), prompt_id)
+    calls: list[float] = []
+    comfy.follow(prompt_id, poll=lambda: calls.append(time.monotonic()), poll_interval=30, timeout=20)
+    assert calls == []  # a short prompt's end is never held up behind a poll
+
+
 # -- queue operations ----------------------------------------------------------
 
 def test_queue_states_order_and_find_prompt(comfy: ComfyClient) -> None:
