@@ -48,7 +48,8 @@ CREDITS = 10_000_000
 BATCH_SIZE = 100  # COMFYQ_MAX_BATCH_JOBS's default
 BATCH = {"template": "txt2img", "params": {"prompt": "a lighthouse at dusk"},
          "variants": [{"seed": seed} for seed in range(BATCH_SIZE)]}
-EARLIER = "235-394 jobs/s (README, service key, before accounts; another day, so no ratio)"
+EARLIER = ("2026-11-23 (README, SQLite): metered 197 jobs/s = 0.169x the baseline of that run, p99 78 ms; "
+           "another day, so compare ratios")
 # Count the answers by status in each wrk thread and keep the first refusal's body.
 STATUS_LUA = """
 local threads = {}
