@@ -32,6 +32,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import psutil
 import redis
 import requests
 from sqlalchemy import create_engine, text
@@ -80,19 +81,36 @@ def ensure_wrk() -> str:
     return shutil.which("wrk") or "wrk"
 
 
-def load(url: str, seconds: int, connections: int, key: str = "",
-         payload: dict[str, Any] | None = None) -> dict[str, Any]:
-    """POST ``payload`` (the workflow) to ``url`` for ``seconds`` with API ``key``; return rate, p50, p99, statuses."""
+def cpu_seconds(pid: int) -> float:
+    """Return the CPU time (user + system) the server process ``pid`` and all its children used so far."""
+    root = psutil.Process(pid)
+    total = 0.0
+    for proc in [root, *root.children(recursive=True)]:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            times = proc.cpu_times()
+            total += times.user + times.system
+    return total
+
+
+def load(url: str, seconds: int, connections: int, key: str = "", payload: dict[str, Any] | None = None,
+         server: int | None = None) -> dict[str, Any]:
+    """POST ``payload`` (the workflow) to ``url`` for ``seconds`` with API ``key``; return rate, p50, p99, statuses.
+
+    ``server``: the pid of the server, whose CPU time per request is then measured too (``cpu_ms``): on a
+    shared machine it moves far less than the rates, which other work's share of the cores drives.
+    """
     script = Path(tempfile.mkdtemp()) / "post.lua"
     body = json.dumps(payload or {"workflow": WORKFLOW})
     script.write_text(f'wrk.method = "POST"\nwrk.body = {json.dumps(body)}\n'
                       'wrk.headers["Content-Type"] = "application/json"\n'
                       f'wrk.headers["Authorization"] = "Bearer {key}"\n' + STATUS_LUA)
+    before = cpu_seconds(server) if server else 0.0
     try:
         out = subprocess.run([ensure_wrk(), "-t", "2", "-c", str(connections), "-d", f"{seconds}s", "--latency",
                               "-s", str(script), url], capture_output=True, text=True, check=True).stdout
     finally:
         shutil.rmtree(script.parent, ignore_errors=True)
+    used = cpu_seconds(server) - before if server else 0.0
 
     def ms(label: str) -> float:
         value, unit = re.search(rf"^\s+{label}\s+([\d.]+)(us|ms|s)\s*$", out, re.M).groups()
@@ -103,7 +121,9 @@ def load(url: str, seconds: int, connections: int, key: str = "",
     statuses: dict[int, int] = {}
     for status, number in re.findall(r"^status (\d+) (\d+)$", out, re.M):
         statuses[int(status)] = statuses.get(int(status), 0) + int(number)
-    return {"rate": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+    answered = sum(n for status, n in statuses.items() if status < 300)
+    return {"cpu_ms": used * 1000 / answered if answered else 0.0,
+            "rate": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
             "p50": ms("50%"), "p99": ms("99%"), "errors": int(errors.group(1)) if errors else 0,
             "socket_errors": sum(int(n) for n in sockets.groups()) if sockets else 0, "statuses": statuses,
             "refusals": re.findall(r"^refusal (.*)$", out, re.M)}
@@ -122,7 +142,7 @@ def baseline(seconds: int, connections: int) -> dict[str, Any]:
                 break
             except requests.ConnectionError:
                 time.sleep(0.1)
-        return load(f"http://127.0.0.1:{port}/v1/jobs", seconds, connections)
+        return load(f"http://127.0.0.1:{port}/v1/jobs", seconds, connections, server=proc.pid)
     finally:
         proc.terminate()
         proc.wait(10)
@@ -183,11 +203,15 @@ def comfyq_run(seconds: int, connections: int, name: str, role: str, credits: in
             publish_catalogue(running)
             key = user_key(running, name, role, credits, max_waiting=0, rate_per_minute=0)
             path, payload = ("/v1/batches", BATCH) if batch else ("/v1/jobs", None)
+            api = next(child.pid for child in running.children if child.name == "api")
+            before = cpu_seconds(api)
             result = load(f"http://127.0.0.1:{running.api_port}{path}", seconds, connections, key, payload)
             if batch:
                 result["requests"], result["rate"] = result["rate"], result["rate"] * BATCH_SIZE
             time.sleep(0.5)  # requests wrk gave up on at the end may still be committing
-            return result, audit(running, name)
+            stored = audit(running, name)
+            result["cpu_ms"] = (cpu_seconds(api) - before) * 1000 / max(1, stored["jobs"])  # those included
+            return result, stored
     finally:
         if data:
             shutil.rmtree(data, ignore_errors=True)  # the stack's data dir, once it stopped
@@ -210,6 +234,8 @@ def main(seconds: int = 10, connections: int = 8, kinds: tuple[str, ...] = ("sql
         _row("comfyq, metered batches", batched, batch_db)
         print(f"  ratio metered/baseline: throughput {metered['rate'] / base['rate']:.3f}x, p99 {metered['p99']:.1f} ms"
               f" (targets: >= 0.6x, p99 <= 50 ms); service/baseline {service['rate'] / base['rate']:.3f}x")
+        print(f"  CPU per request, baseline/metered: {base['cpu_ms'] / metered['cpu_ms']:.3f}x (the ratio the cores "
+              "alone would allow)")
         print(f"  batches: {batched['rate']:.0f} jobs/s ({batched['requests']:.1f} batches/s; target >= 1000 jobs/s)")
         for label, m in (("metered", metered_db), ("batches", batch_db)):
             exact = m["debits"] == m["jobs"] == m["debited"] and m["balance"] == CREDITS - m["jobs"] == m["ledger"] \
@@ -225,6 +251,7 @@ def _row(name: str, r: dict[str, Any], stored: dict[str, int] | None) -> None:
     """Print one run's line: rate, latency, answers by status, jobs stored."""
     codes = ", ".join(f"{code}: {n}" for code, n in sorted(r["statuses"].items()))
     print(f"  {name:<27} {r['rate']:8.0f} jobs/s  p50 {r['p50']:6.2f} ms  p99 {r['p99']:6.2f} ms  "
+          f"server CPU {r['cpu_ms']:5.2f} ms/job  "
           f"non-2xx {r['errors']}  socket errors {r['socket_errors']}  ({codes})"
           + (f"  jobs stored {stored['jobs']}" if stored else ""))
     for body in r["refusals"]:
