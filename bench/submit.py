@@ -1,4 +1,4 @@
-"""Submit throughput of POST /v1/jobs under `comfyq api` (uvicorn, 2 processes), measured with wrk.
+"""Submit throughput of POST /v1/jobs and POST /v1/batches under `comfyq api` (uvicorn, 2 processes), with wrk.
 
 Baseline, in the same run and under the same server settings: a bare Flask app
 that parses the same body and answers 202 (bench/baseline_app.py). comfyq: the
@@ -11,17 +11,20 @@ expert, 10,000,000 credits: auth + debit + ledger entry + admission). Both users
 have their own limits max_waiting 0 and rate_per_minute 0 (no limit), so the runs
 measure the work of accepting a job, not refusals. wrk counts the answers by
 status; after the metered run the DB is checked: one debit per job created and
-balance = credits granted - jobs = the ledger's sum.
-Usage: python bench/submit.py [seconds] [connections]
+balance = credits granted - jobs = the ledger's sum. A third run posts batches
+(one template, BATCH_SIZE variants, metered key) and counts jobs/s; its ledger
+is checked likewise. Each comfyq run is made on SQLite and on PostgreSQL (a
+throwaway server, tests/postgres.py; Debian's postgresql package).
+Usage: python bench/submit.py [seconds] [connections] [--db sqlite|postgres|both]
 """
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
 import os
 import re
 import shutil
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -29,8 +32,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+import psutil
 import redis
 import requests
+from sqlalchemy import create_engine, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.harness import stack, user_key  # noqa: E402
@@ -41,7 +46,11 @@ from comfyq.sim.process import free_port  # noqa: E402
 # What `comfyq api` runs by default: 2 uvicorn processes, Flask in 1 thread each (SQLite).
 SERVER = ["--workers", "2", "--loop", "uvloop", "--http", "httptools"]
 CREDITS = 10_000_000
-EARLIER = "235-394 jobs/s (README, service key, before accounts; another day, so no ratio)"
+BATCH_SIZE = 100  # COMFYQ_MAX_BATCH_JOBS's default
+BATCH = {"template": "txt2img", "params": {"prompt": "a lighthouse at dusk"},
+         "variants": [{"seed": seed} for seed in range(BATCH_SIZE)]}
+EARLIER = ("2026-11-23 (README, SQLite): metered 197 jobs/s = 0.169x the baseline of that run, p99 78 ms; "
+           "another day, so compare ratios")
 # Count the answers by status in each wrk thread and keep the first refusal's body.
 STATUS_LUA = """
 local threads = {}
@@ -72,18 +81,36 @@ def ensure_wrk() -> str:
     return shutil.which("wrk") or "wrk"
 
 
-def load(url: str, seconds: int, connections: int, key: str = "") -> dict[str, Any]:
-    """POST the workflow to ``url`` for ``seconds`` (with API ``key``); return rate, p50, p99, errors, statuses."""
+def cpu_seconds(pid: int) -> float:
+    """Return the CPU time (user + system) the server process ``pid`` and all its children used so far."""
+    root = psutil.Process(pid)
+    total = 0.0
+    for proc in [root, *root.children(recursive=True)]:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            times = proc.cpu_times()
+            total += times.user + times.system
+    return total
+
+
+def load(url: str, seconds: int, connections: int, key: str = "", payload: dict[str, Any] | None = None,
+         server: int | None = None) -> dict[str, Any]:
+    """POST ``payload`` (the workflow) to ``url`` for ``seconds`` with API ``key``; return rate, p50, p99, statuses.
+
+    ``server``: the pid of the server, whose CPU time per request is then measured too (``cpu_ms``): on a
+    shared machine it moves far less than the rates, which other work's share of the cores drives.
+    """
     script = Path(tempfile.mkdtemp()) / "post.lua"
-    body = json.dumps({"workflow": WORKFLOW})
+    body = json.dumps(payload or {"workflow": WORKFLOW})
     script.write_text(f'wrk.method = "POST"\nwrk.body = {json.dumps(body)}\n'
                       'wrk.headers["Content-Type"] = "application/json"\n'
                       f'wrk.headers["Authorization"] = "Bearer {key}"\n' + STATUS_LUA)
+    before = cpu_seconds(server) if server else 0.0
     try:
         out = subprocess.run([ensure_wrk(), "-t", "2", "-c", str(connections), "-d", f"{seconds}s", "--latency",
                               "-s", str(script), url], capture_output=True, text=True, check=True).stdout
     finally:
         shutil.rmtree(script.parent, ignore_errors=True)
+    used = cpu_seconds(server) - before if server else 0.0
 
     def ms(label: str) -> float:
         value, unit = re.search(rf"^\s+{label}\s+([\d.]+)(us|ms|s)\s*$", out, re.M).groups()
@@ -94,7 +121,9 @@ def load(url: str, seconds: int, connections: int, key: str = "") -> dict[str, A
     statuses: dict[int, int] = {}
     for status, number in re.findall(r"^status (\d+) (\d+)$", out, re.M):
         statuses[int(status)] = statuses.get(int(status), 0) + int(number)
-    return {"rate": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+    answered = sum(n for status, n in statuses.items() if status < 300)
+    return {"cpu_ms": used * 1000 / answered if answered else 0.0,
+            "rate": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
             "p50": ms("50%"), "p99": ms("99%"), "errors": int(errors.group(1)) if errors else 0,
             "socket_errors": sum(int(n) for n in sockets.groups()) if sockets else 0, "statuses": statuses,
             "refusals": re.findall(r"^refusal (.*)$", out, re.M)}
@@ -113,7 +142,7 @@ def baseline(seconds: int, connections: int) -> dict[str, Any]:
                 break
             except requests.ConnectionError:
                 time.sleep(0.1)
-        return load(f"http://127.0.0.1:{port}/v1/jobs", seconds, connections)
+        return load(f"http://127.0.0.1:{port}/v1/jobs", seconds, connections, server=proc.pid)
     finally:
         proc.terminate()
         proc.wait(10)
@@ -127,64 +156,112 @@ def publish_catalogue(running: Any) -> None:
 
 
 def audit(running: Any, name: str) -> dict[str, int]:
-    """Return the jobs by status, debits, balance and ledger sum of user ``name`` in the stack's SQLite DB."""
-    with contextlib.closing(sqlite3.connect(Path(running.env["COMFYQ_DATA_DIR"]) / "comfyq.db")) as conn:
-        user_id, balance = conn.execute("SELECT id, balance FROM users WHERE name = ?", (name,)).fetchone()
-        jobs = dict(conn.execute("SELECT status, count(*) FROM jobs WHERE user_id = ? GROUP BY status", (user_id,)))
-        debits = conn.execute("SELECT count(*), coalesce(sum(amount), 0) FROM ledger WHERE user_id = ? "
-                              "AND kind = 'debit'", (user_id,)).fetchone()
-        ledger = conn.execute("SELECT coalesce(sum(amount), 0) FROM ledger WHERE user_id = ?", (user_id,)).fetchone()
-    return {"jobs": sum(jobs.values()), "pending": jobs.get("pending", 0), "queued": jobs.get("queued", 0),
+    """Return the jobs by status, debits, balance and ledger sum of user ``name`` in the stack's database."""
+    url = running.env.get("COMFYQ_DATABASE_URL") or f"sqlite:///{Path(running.env['COMFYQ_DATA_DIR']) / 'comfyq.db'}"
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        user_id, balance = conn.execute(text("SELECT id, balance FROM users WHERE name = :n"), {"n": name}).one()
+        jobs = {status: n for status, n in conn.execute(
+            text("SELECT status, count(*) FROM jobs WHERE user_id = :u GROUP BY status"), {"u": user_id})}
+        debits = conn.execute(text("SELECT count(*), coalesce(sum(amount), 0) FROM ledger WHERE user_id = :u "
+                                   "AND kind = 'debit'"), {"u": user_id}).one()
+        ledger = conn.execute(text("SELECT coalesce(sum(amount), 0) FROM ledger WHERE user_id = :u"),
+                              {"u": user_id}).one()
+        half = conn.execute(text("SELECT count(*) FROM jobs j WHERE j.user_id = :u AND NOT EXISTS "
+                                 "(SELECT 1 FROM ledger l WHERE l.job_id = j.id AND l.kind = 'debit')"),
+                            {"u": user_id}).scalar()
+    engine.dispose()
+    return {"undebited": int(half), "jobs": sum(jobs.values()), "pending": jobs.get("pending", 0), "queued": jobs.get("queued", 0),
             "debits": debits[0], "debited": -debits[1], "balance": balance, "ledger": ledger[0]}
 
 
-def comfyq_run(seconds: int, connections: int, name: str, role: str,
-               credits: int) -> tuple[dict[str, Any], dict[str, int]]:
-    """Measure POST /v1/jobs with a fresh stack and a key of a new ``role`` user; return wrk's and the DB's figures."""
+@contextlib.contextmanager
+def database(kind: str) -> Any:
+    """Yield the stack's extra env for database ``kind``: none for SQLite, a throwaway server's URL for PostgreSQL."""
+    if kind == "sqlite":
+        yield {}
+        return
+    from tests.postgres import PostgresServer
+
+    server = PostgresServer(Path(tempfile.mkdtemp(prefix="comfyq-bench-pg-"))).start()
+    try:
+        yield {"COMFYQ_DATABASE_URL": server.url}
+    finally:
+        server.stop()
+
+
+def comfyq_run(seconds: int, connections: int, name: str, role: str, credits: int, kind: str,
+               batch: bool = False) -> tuple[dict[str, Any], dict[str, int]]:
+    """Measure POST /v1/jobs (or /v1/batches) on a fresh stack with database ``kind`` and a new ``role`` user's key.
+
+    Return wrk's figures (for batches, the rate in jobs/s) and the DB's.
+    """
     data = ""
     try:
-        with stack(sims=1, workers=False) as running:
+        with database(kind) as env, stack(sims=1, workers=False, env=env) as running:
             data = running.env["COMFYQ_DATA_DIR"]
             publish_catalogue(running)
             key = user_key(running, name, role, credits, max_waiting=0, rate_per_minute=0)
-            result = load(f"http://127.0.0.1:{running.api_port}/v1/jobs", seconds, connections, key)
+            path, payload = ("/v1/batches", BATCH) if batch else ("/v1/jobs", None)
+            api = next(child.pid for child in running.children if child.name == "api")
+            before = cpu_seconds(api)
+            result = load(f"http://127.0.0.1:{running.api_port}{path}", seconds, connections, key, payload)
+            if batch:
+                result["requests"], result["rate"] = result["rate"], result["rate"] * BATCH_SIZE
             time.sleep(0.5)  # requests wrk gave up on at the end may still be committing
-            return result, audit(running, name)
+            stored = audit(running, name)
+            result["cpu_ms"] = (cpu_seconds(api) - before) * 1000 / max(1, stored["jobs"])  # those included
+            return result, stored
     finally:
         if data:
             shutil.rmtree(data, ignore_errors=True)  # the stack's data dir, once it stopped
 
 
-def main(seconds: int = 10, connections: int = 8) -> None:
-    """Measure the baseline and both comfyq runs, check the ledger, and print the comparison."""
+def main(seconds: int = 10, connections: int = 8, kinds: tuple[str, ...] = ("sqlite", "postgres")) -> None:
+    """Measure the baseline and the comfyq runs on each database, check the ledgers, and print the comparison."""
     base = baseline(seconds, connections)
-    service, service_db = comfyq_run(seconds, connections, "bench-service", "service", 0)
-    metered, metered_db = comfyq_run(seconds, connections, "bench-metered", "user", CREDITS)
-    print(f"submit bench: wrk {seconds} s, {connections} connections, uvicorn {' '.join(SERVER)}, "
-          "SQLite, no workers")
-    rows: tuple[tuple[str, dict[str, Any], dict[str, int] | None], ...] = (
-        ("bare Flask 202 (baseline)", base, None), ("comfyq, service key (free)", service, service_db),
-            ("comfyq, metered user key", metered, metered_db))
-    for name, r, stored in rows:
-        codes = ", ".join(f"{code}: {n}" for code, n in sorted(r["statuses"].items()))
-        print(f"  {name:<27} {r['rate']:8.0f} jobs/s  p50 {r['p50']:6.2f} ms  p99 {r['p99']:6.2f} ms  "
-              f"non-2xx {r['errors']}  socket errors {r['socket_errors']}  ({codes})"
-              + (f"  jobs stored {stored['jobs']}" if stored else ""))
-        for body in r["refusals"]:
-            print(f"    first refusal: {body[:300]}")
-    print(f"  ratio metered/baseline: throughput {metered['rate'] / base['rate']:.3f}x, "
-          f"p99 {metered['p99'] / base['p99']:.2f}x")
-    print(f"  ratio metered/service:  throughput {metered['rate'] / service['rate']:.2f}x, "
-          f"p99 {metered['p99'] / service['p99']:.2f}x")
-    print(f"  ratio service/baseline: throughput {service['rate'] / base['rate']:.3f}x, "
-          f"p99 {service['p99'] / base['p99']:.2f}x (targets: >= 1000 jobs/s, p99 <= 50 ms)")
-    m = metered_db
-    exact = m["debits"] == m["jobs"] == m["debited"] and m["balance"] == CREDITS - m["jobs"] == m["ledger"]
-    print(f"  metered ledger: {m['jobs']} jobs ({m['queued']} queued, {m['pending']} pending), {m['debits']} "
-          f"debits of {m['debited']} credits, balance {m['balance']} = {CREDITS} - {CREDITS - m['balance']}, "
-          f"ledger sum {m['ledger']}: {'exact' if exact else 'MISMATCH'}")
+    runs = {kind: (comfyq_run(seconds, connections, "bench-service", "service", 0, kind),
+                   comfyq_run(seconds, connections, "bench-metered", "user", CREDITS, kind),
+                   comfyq_run(seconds, connections, "bench-batch", "user", CREDITS, kind, batch=True))
+            for kind in kinds}
+    print(f"submit bench: wrk {seconds} s, {connections} connections, uvicorn {' '.join(SERVER)}, no workers; "
+          f"batches of {BATCH_SIZE} (template txt2img)")
+    _row("bare Flask 202 (baseline)", base, None)
+    for kind, ((service, service_db), (metered, metered_db), (batched, batch_db)) in runs.items():
+        print(f" {kind}:")
+        _row("comfyq, service key (free)", service, service_db)
+        _row("comfyq, metered user key", metered, metered_db)
+        _row("comfyq, metered batches", batched, batch_db)
+        print(f"  ratio metered/baseline: throughput {metered['rate'] / base['rate']:.3f}x, p99 {metered['p99']:.1f} ms"
+              f" (targets: >= 0.6x, p99 <= 50 ms); service/baseline {service['rate'] / base['rate']:.3f}x")
+        print(f"  CPU per request, baseline/metered: {base['cpu_ms'] / metered['cpu_ms']:.3f}x (the ratio the cores "
+              "alone would allow)")
+        print(f"  batches: {batched['rate']:.0f} jobs/s ({batched['requests']:.1f} batches/s; target >= 1000 jobs/s)")
+        for label, m in (("metered", metered_db), ("batches", batch_db)):
+            exact = m["debits"] == m["jobs"] == m["debited"] and m["balance"] == CREDITS - m["jobs"] == m["ledger"] \
+                and not m["undebited"]
+            print(f"  {label} ledger: {m['jobs']} jobs ({m['queued']} queued, {m['pending']} pending), {m['debits']} "
+                  f"debits of {m['debited']} credits, balance {m['balance']} = {CREDITS} - {CREDITS - m['balance']}, "
+                  f"ledger sum {m['ledger']}, jobs without a debit {m['undebited']}: "
+                  f"{'exact' if exact else 'MISMATCH'}")
     print(f"  for reference, earlier: {EARLIER}")
 
 
+def _row(name: str, r: dict[str, Any], stored: dict[str, int] | None) -> None:
+    """Print one run's line: rate, latency, answers by status, jobs stored."""
+    codes = ", ".join(f"{code}: {n}" for code, n in sorted(r["statuses"].items()))
+    print(f"  {name:<27} {r['rate']:8.0f} jobs/s  p50 {r['p50']:6.2f} ms  p99 {r['p99']:6.2f} ms  "
+          f"server CPU {r['cpu_ms']:5.2f} ms/job  "
+          f"non-2xx {r['errors']}  socket errors {r['socket_errors']}  ({codes})"
+          + (f"  jobs stored {stored['jobs']}" if stored else ""))
+    for body in r["refusals"]:
+        print(f"    first refusal: {body[:300]}")
+
+
 if __name__ == "__main__":
-    main(*(int(a) for a in sys.argv[1:3]))
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("seconds", nargs="?", type=int, default=10)
+    parser.add_argument("connections", nargs="?", type=int, default=8)
+    parser.add_argument("--db", choices=("sqlite", "postgres", "both"), default="both")
+    args = parser.parse_args()
+    main(args.seconds, args.connections, ("sqlite", "postgres") if args.db == "both" else (args.db,))

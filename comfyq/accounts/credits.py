@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Mapping, Protocol
 
-from sqlalchemy import Insert, select, update
+from sqlalchemy import Insert, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -48,11 +48,11 @@ def reserve(user: User, cost: int) -> None:
 
 
 def record_debits(user: User, jobs: Iterable[Job]) -> None:
-    """Add the debit entry of each costly job (the balance was reserved already)."""
-    entries = [LedgerEntry(user_id=user.id, kind="debit", amount=-job.cost, job_id=job.id) for job in jobs if job.cost]
-    db.session.add_all(entries)
-    if entries:
-        count_on_commit(CREDITS_DEBITED, sum(-entry.amount for entry in entries))
+    """Insert the debit entry of each costly, already flushed job in one statement (the balance was reserved)."""
+    rows = [{"user_id": user.id, "kind": "debit", "amount": -job.cost, "job_id": job.id} for job in jobs if job.cost]
+    if rows:
+        db.session.execute(insert(LedgerEntry), rows)  # no ORM objects: a batch's hundred entries in one INSERT
+        count_on_commit(CREDITS_DEBITED, sum(-row["amount"] for row in rows))
 
 
 def refund_due(to: str, came_from: str) -> bool:

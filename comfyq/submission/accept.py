@@ -49,7 +49,7 @@ def accept(user: User, jobs: list[Job], *with_them: object) -> None:
     db.session.flush()
     if metered:
         credits.record_debits(user, jobs)
-    admitted = admission.admit(user.id)
+    admitted = admission.admit(user.id, added=len(jobs))
     failed = admission.send(admitted)  # still under the admission lock: workers get jobs in admission order
     db.session.commit()
     announcer.pending([job for job in jobs if job.status == JobStatus.PENDING])

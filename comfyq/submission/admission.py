@@ -124,10 +124,11 @@ def allocate(room: dict[str, int], standings: dict[str, Standing], free: int | N
     return order
 
 
-def admit(user_id: str | None = None, freed: bool = False) -> list[Job]:
+def admit(user_id: str | None = None, freed: bool = False, added: int = 0) -> list[Job]:
     """Queue the pending jobs of ``user_id`` (or everyone's) that the caps allow; return them, uncommitted.
 
     ``freed``: a job of ``user_id`` just ended; if that freed the one global slot, everyone may take it.
+    ``added``: how many pending jobs of ``user_id`` this transaction just made (a submission).
     """
     config = current_app.config
     served = lock()
@@ -142,7 +143,7 @@ def admit(user_id: str | None = None, freed: bool = False) -> list[Job]:
         jobs = _queue(user_id, min(room, free) if free is not None else room)
         _served(served, [job.user_id for job in jobs], jobs)
         if user is not None:
-            _place_alone(user, served + len(jobs) if jobs else user.last_served)
+            _place_alone(user, served + len(jobs) if jobs else user.last_served, still_pending=added > len(jobs))
         return jobs
     if free is not None and free <= 0:
         return []
@@ -176,11 +177,17 @@ def _place(user_id: str, place: tuple[float, int] | None) -> None:
     db.session.info.setdefault(PLACES, {})[user_id] = place
 
 
-def _place_alone(user: User, last_served: int | None) -> None:
-    """Note the rotation place of a user whose jobs alone a decision looked at."""
+def _place_alone(user: User, last_served: int | None, still_pending: bool = False) -> None:
+    """Note the rotation place of a user whose jobs alone a decision looked at.
+
+    ``still_pending``: the user is known to keep a pending job (a submission added more than was admitted).
+    """
+    weight = limits_for(user, current_app.config).weight
+    if still_pending and last_served is not None:  # a served user's score is their last admission alone: no query
+        _place(user.id, (float(last_served), weight))
+        return
     first, number = db.session.execute(select(func.min(Job.created_at), func.count()).where(
         Job.user_id == user.id, Job.status == JobStatus.PENDING.value)).one()
-    weight = limits_for(user, current_app.config).weight
     _place(user.id, (positions.rotation_score(last_served, first), weight) if number else None)
 
 

@@ -7,6 +7,7 @@ import random
 from typing import Any
 
 from flask import current_app
+from sqlalchemy.orm.attributes import set_committed_value
 
 from ..accounts.users import check_submission, visible_row
 from ..errors import InvalidRequest
@@ -70,6 +71,7 @@ def create_batch(body: dict[str, Any], max_jobs: int, user: User) -> Batch:
     jobs = [new_job(plan, user, batch.id) for plan in plans]
     webhook.apply(jobs)
     accept(user, jobs, batch)
+    set_committed_value(batch, "jobs", jobs)  # made in creation order: no need to load them back
     return batch
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 import math
+import threading
 from functools import lru_cache
 from typing import Any, Mapping
 
@@ -76,9 +77,21 @@ def _parsed(source: str) -> ast.AST:
     return SimpleEval.parse(source)  # type: ignore[no-any-return]
 
 
+_evaluators = threading.local()
+
+
+def _evaluator() -> SimpleEval:
+    """Return this thread's evaluator: building one costs more than most formulas (a batch plans hundreds)."""
+    found = getattr(_evaluators, "evaluator", None)
+    if found is None:
+        found = _evaluators.evaluator = SimpleEval(functions=dict(FUNCTIONS))
+    return found
+
+
 def evaluate(source: str, values: Mapping[str, Any]) -> Any:
     """Compute a formula from param values; raise FormulaError when it cannot be."""
-    evaluator = SimpleEval(functions=dict(FUNCTIONS), names={**CONSTANTS, **LIMITS, **values})
+    evaluator = _evaluator()
+    evaluator.names = {**CONSTANTS, **LIMITS, **values}
     try:
         return evaluator.eval(source, previously_parsed=_parsed(source))
     except Exception as exc:  # simpleeval's own errors, ZeroDivisionError, TypeError, OverflowError...

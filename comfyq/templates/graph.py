@@ -1,7 +1,6 @@
 """``workflow.json``: reading it, checking it against a node catalogue, pointing params at it, filling it."""
 from __future__ import annotations
 
-import copy
 import json
 from pathlib import Path
 from typing import Any, Mapping
@@ -132,8 +131,19 @@ def _limits_problem(where: str, param: Param, declared: Any) -> str | None:
 
 def fill(graph: Mapping[str, Any], params: Mapping[str, Param], values: Mapping[str, Any]) -> dict[str, Any]:
     """Return a deep copy of the graph with every param's value set at its targets."""
-    filled = copy.deepcopy(dict(graph))
+    filled: dict[str, Any] = _copied(dict(graph))
     for name, param in params.items():
         for node_id, input_name in param.targets:
             filled[node_id]["inputs"][input_name] = values[name]
     return filled
+
+
+def _copied(value: Any) -> Any:
+    """Return a deep copy of JSON-like data (dicts, lists, tuples, scalars), far cheaper than ``copy.deepcopy``."""
+    if isinstance(value, dict):
+        return {key: _copied(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_copied(item) for item in value]
+    if isinstance(value, tuple):
+        return tuple(_copied(item) for item in value)
+    return value

@@ -98,6 +98,24 @@ def test_a_backlog_just_served_loses_the_freed_slot_to_newcomers(app: Flask) -> 
     assert served["ann"] < served["ben"] < served["hog"]
 
 
+@pytest.mark.parametrize("last_served", [7, None])
+def test_a_submission_that_stays_pending_gets_the_place_counting_would_give(app: Flask,
+                                                                             last_served: int | None) -> None:
+    ann = accounts.create_user("ann", "user")
+    add_jobs(ann, 2, "queued")  # at her running cap (2): nothing more is admitted
+    add_jobs(ann, 3, start=10)  # her backlog, the last one just submitted
+    ann.last_served = last_served
+    db.session.commit()
+    places = []
+    for added in (1, 0):  # told of the submission (no count when she was served before), then counting
+        assert admission.admit(ann.id, added=added) == []
+        places.append(db.session.info.pop(admission.PLACES))
+        db.session.rollback()
+    assert places[0] == places[1] and places[0][ann.id] is not None
+    if last_served is not None:
+        assert places[0][ann.id] == (float(last_served), 1)
+
+
 def test_a_user_gets_at_most_their_running_cap_in_creation_order(app: Flask) -> None:
     alice = accounts.create_user("alice", "user")
     ids = add_jobs(alice, 4)

@@ -61,3 +61,16 @@ def test_names_in_leaves_functions_out() -> None:
 def test_huge_powers_are_refused_not_computed() -> None:
     with pytest.raises(formulas.FormulaError):
         formulas.evaluate("a ** 99999999", {"a": 10})
+
+
+def test_one_formulas_names_never_reach_the_next() -> None:
+    import threading
+
+    assert formulas.evaluate("width * 2", {"width": 3}) == 6
+    with pytest.raises(formulas.FormulaError):
+        formulas.evaluate("width * 2", {"height": 3})  # the evaluator is reused; the names are not
+    answers: list[object] = []
+    other = threading.Thread(target=lambda: answers.append(formulas.evaluate("width + 1", {"width": 41})))
+    other.start()
+    other.join()
+    assert answers == [42] and formulas.evaluate("width", {"width": 5}) == 5

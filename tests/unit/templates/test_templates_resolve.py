@@ -227,3 +227,16 @@ def test_labels_fall_back_to_the_class_type_and_describe_is_json() -> None:
     assert described["params"]["seed"]["random_when_unset"] is True and described["params"]["seed"]["max"] == 2**64 - 1
     assert described["params"]["mode"]["choices"] == ["a", "b"] and described["params"]["image"]["required"]
     assert described["ref"] == "t@1" and described["node_labels"] == {"4": "Sampling"}
+
+
+def test_fill_copies_the_whole_graph_so_the_template_never_changes() -> None:
+    from comfyq.templates.graph import fill
+
+    graph = {"1": {"class_type": "K", "inputs": {"steps": 4, "pair": ["2", 0], "opts": {"x": [1, (2, 3)]}}}}
+    before = copy.deepcopy(graph)
+    param = Param(name="steps", type="int", targets=(("1", "steps"),))
+    filled = fill(graph, {"steps": param}, {"steps": 9})
+    filled["1"]["inputs"]["pair"].append(1)
+    filled["1"]["inputs"]["opts"]["x"][0] = 0
+    assert graph == before and filled["1"]["inputs"]["steps"] == 9
+    assert filled["1"]["inputs"]["opts"]["x"][1] == (2, 3)
