@@ -15,7 +15,7 @@ from comfyq.cli.stack import Stack
 
 @contextlib.contextmanager
 def stack(sims: int = 1, workers: bool = True, env: dict[str, str] | None = None) -> Iterator[Stack]:
-    """Yield a running Stack with ``sims`` simulators and no Flower, with extra ``env``; its logs go to a file."""
+    """Yield a running Stack with ``sims`` simulators, two API processes and no Flower, with extra ``env``; logs to a file."""
     saved = {k: v for k, v in os.environ.items() if k.startswith("COMFYQ_")}
     for key in saved:
         del os.environ[key]
@@ -24,7 +24,7 @@ def stack(sims: int = 1, workers: bool = True, env: dict[str, str] | None = None
     os.environ.update(env or {})
     log = open(os.path.join(data, "stack.log"), "w")
     running = Stack(api_port=free_port(), redis_port=free_port(), sim_ports=tuple(free_port() for _ in range(sims)),
-                    workers=workers, flower=False, output=log)
+                    workers=workers, flower=False, output=log, api_workers=2)
     try:
         running.start()
         yield running

@@ -10,7 +10,9 @@ not in every API process at its start.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import logging
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Mapping
 
 import anyio.to_thread
@@ -25,6 +27,7 @@ Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 KeyCheck = Callable[[str], bool]
 MOUNT = "/mcp"
+logger = logging.getLogger(__name__)
 
 
 def presented_key(headers: Mapping[str, str]) -> str:
@@ -78,11 +81,12 @@ class McpHttp:
         self.live = False
         if self.runner is not None:
             self.stopping.set()
-            await self.runner
+            with contextlib.suppress(Exception):  # a manager that failed to start was logged when it did
+                await self.runner
             self.runner = self.manager = None
 
-    async def session_manager(self) -> StreamableHTTPSessionManager:
-        """Return the running session manager, loading the SDK and starting it on first use."""
+    async def session_manager(self) -> StreamableHTTPSessionManager | None:
+        """Return the running session manager, loading the SDK and starting it on first use; None if it failed."""
         if self.runner is None:
             from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
             from .server import build_server
@@ -91,7 +95,9 @@ class McpHttp:
             self.ready, self.stopping = asyncio.Event(), asyncio.Event()
             self.runner = asyncio.get_running_loop().create_task(self._run(self.manager))
         await self.ready.wait()
-        assert self.manager is not None
+        if self.runner.done():  # it could not start: let the next request try again
+            logger.error("the MCP session manager did not start", exc_info=self.runner.exception())
+            self.runner = self.manager = None
         return self.manager
 
     async def _run(self, manager: StreamableHTTPSessionManager) -> None:
@@ -116,6 +122,9 @@ class McpHttp:
             await _unavailable(send)
             return
         manager = await self.session_manager()
+        if manager is None:
+            await _unavailable(send, "MCP could not start on this server (see its log); try again in a moment")
+            return
         await manager.handle_request(scope, receive, send)  # type: ignore[arg-type]
 
 
@@ -132,7 +141,7 @@ async def _unauthorized(send: Send, message: str) -> None:
     await _answer(send, 401, "Unauthorized", message, [(b"www-authenticate", b"Bearer")])
 
 
-async def _unavailable(send: Send) -> None:
-    """Answer 503: the server runs without its lifespan, so MCP was never started."""
-    await _answer(send, 503, "Service Unavailable", "MCP needs the ASGI lifespan; run the API with `comfyq api` "
-                  "(uvicorn) and lifespan on", [])
+async def _unavailable(send: Send, message: str = "MCP needs the ASGI lifespan; run the API with `comfyq api` "
+                       "(uvicorn) and lifespan on") -> None:
+    """Answer 503: MCP was never started, or its session manager failed to."""
+    await _answer(send, 503, "Service Unavailable", message, [])

@@ -3,7 +3,7 @@
 The control worker consumes the ``control`` queue alone (no GPU worker does):
 beat sends it the reconciler's passes, output retention and the resend of lost
 webhook deliveries on celeryconfig's schedule (comfyq.control.tasks). It holds
-no lease. One process in all: beat runs on a thread (``BeatThread``), not as
+no lease unless it is the webhooks worker too. One process in all: beat runs on a thread (``BeatThread``), not as
 the forked child ``celery worker -B`` makes, and the tasks run on a thread
 pool, since no control task needs a hard time limit's child to kill; none of
 the GPU worker's signal handlers is loaded here. With ``--webhooks`` (what

@@ -49,7 +49,7 @@ class Stack:
     def __init__(self, api_port: int = 8000, flower_port: int = 5555, redis_port: int = 6379,
                  host: str = "127.0.0.1", sim_ports: tuple[int, ...] = SIM_PORTS,
                  workers: bool = True, flower: bool = True, output: TextIO = sys.stdout,
-                 sim_catalogue: str | None = None, api_workers: int = 2) -> None:
+                 sim_catalogue: str | None = None, api_workers: int = 1) -> None:
         self.api_workers = api_workers
         self.api_port, self.flower_port, self.redis_port, self.host = api_port, flower_port, redis_port, host
         self.sim_ports = sim_ports

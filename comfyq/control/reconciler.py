@@ -44,8 +44,11 @@ def reconcile() -> dict[str, Any]:
     if not lock.acquire(blocking=False):
         return {"skipped": "another pass is running"}
     try:
-        repaired = {"admitted": admission.admit_and_dispatch(), "requeued": requeue_lost(),
-                    "timed_out": end_abandoned(), "positions_rebuilt": positions.resync()}
+        repaired: dict[str, Any] = {}
+        for repair, step in (("admitted", admission.admit_and_dispatch), ("requeued", requeue_lost),
+                             ("timed_out", end_abandoned), ("positions_rebuilt", positions.resync)):
+            lock.reacquire()  # a fresh 120 s for each step: a slow pass is never joined by a second one
+            repaired[repair] = step()
         for repair, done in repaired.items():
             if done:
                 count(REPAIRS, len(done), repair=repair)

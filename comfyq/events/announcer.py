@@ -80,7 +80,10 @@ def on_moved(moved: Moved) -> Action | None:
     after = [listener(news) for listener in _listeners]  # a listener that fails undoes the move
 
     def log_move() -> None:
-        _runs.flush()  # a run's progress, queued in this process, is logged before the move that ends it
+        # a run's progress, queued in this process, is logged before the move that ends it
+        if not _runs.flush():
+            logger.warning("job %s: its progress events were still queued when its %s was logged",
+                           news.job_id, event.get("type"))
         _log([news], after)
     return log_move
 
@@ -161,7 +164,11 @@ def _log(items: list[News], after: list[Action | None], r: redis.Redis | None = 
     if not items:
         done()
         return
-    log.publish_piped(r or get_redis(), [(news.job_id, news.user_id, news.event) for news in items], done, failed)
+    try:
+        log.publish_piped(r or get_redis(), [(news.job_id, news.user_id, news.event) for news in items], done, failed)
+    except Exception:  # the events could not even be written down: the actions still run
+        done()
+        raise
 
 
 def _send_runs(queued: list[tuple[News, list[Action | None], redis.Redis]]) -> None:

@@ -57,12 +57,19 @@ def test_the_gpu_worker_and_the_control_worker_own_their_handlers(tmp_path: Path
 
 
 def test_the_control_process_forks_nothing_and_loads_no_http_code(tmp_path: Path) -> None:
+    probe(tmp_path, """
+        from comfyq.app import worker_apps
+        worker_apps()  # migrate the fresh database first, as the GPU worker's test does
+        out = {}
+    """)
     found = probe(tmp_path, """
         from comfyq.cli import beat
+        beat.schedule_file()  # builds the apps the control process runs
         out = {"all": sorted(sys.modules)}
     """)
     assert found["fork"] == [] and "comfyq.cli.prefork" not in found["modules"]
-    assert not {"comfyq.api", "flask_smorest", "mcp", "boto3", "alembic"} & set(found["all"])
+    assert "flask_sqlalchemy" in found["all"] and "comfyq.cli.webhooks_worker" not in found["modules"]  # only with --webhooks
+    assert not {"comfyq.api", "flask_smorest", "apispec", "mcp", "boto3", "alembic"} & set(found["all"])
 
 
 def test_a_gpu_worker_loads_no_http_code_nor_s3_nor_migrations(tmp_path: Path) -> None:
