@@ -3,7 +3,9 @@
 The placing run already moved the job to ``running`` on this instance and
 queued its prompt under the job's id, so the job's own run follows that prompt
 and never posts it twice. A placed job that ended before its run (cancelled
-while it waited) leaves nothing behind: its prompt is taken out of the queue.
+while it waited) leaves nothing behind: its prompt is taken out of the queue,
+and a cancelled one whose prompt never began gets its credits back (a job
+cancelled while running is not refunded, but this one never held the GPU).
 """
 from __future__ import annotations
 
@@ -11,10 +13,13 @@ import logging
 
 import redis
 
-from ..comfy import ComfyClient
+from ..accounts import credits
+from ..comfy import ComfyClient, ComfyError
+from ..db.extensions import db
 from ..config.settings import Instance
 from ..fleet import instances
 from ..jobs import recovery
+from ..jobs.machine import JobStatus
 
 logger = logging.getLogger(__name__)
 
@@ -31,5 +36,18 @@ def claim(r: redis.Redis, instance: Instance, job_id: str) -> bool:
 def let_go(client: ComfyClient, job_id: str, status: str) -> None:
     """Take the prompt of a placed job that already ended ``status`` out of the instance's queue."""
     logger.info("job %s ended %s while its prompt waited on %s; withdrawing it", job_id, status, client.base_url)
-    recovery.stop_prompt(client, job_id)
+    withdraw(client, job_id, cancelled=status == JobStatus.CANCELLED)
 
+
+def withdraw(client: ComfyClient, job_id: str, cancelled: bool = True) -> bool:
+    """Stop a placed prompt; refund a cancelled job whose prompt never began (once); return whether it did."""
+    recovery.stop_prompt(client, job_id)
+    try:
+        never_began = client.find_prompt(job_id) == "unknown"
+    except ComfyError:
+        return False  # cannot tell: no refund, as for any job cancelled while running
+    if not (cancelled and never_began):
+        return False
+    returned = credits.refund(job_id, note="cancelled before its prompt began")
+    db.session.commit()
+    return returned > 0

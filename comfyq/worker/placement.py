@@ -6,8 +6,9 @@ on this instance (one attempt, as any run's claim), then ``POST /prompt``
 under the job's id. ComfyUI's own queue starts it the moment the running prompt
 ends; the job's own task, when it comes, finds it placed and follows it
 (comfyq.worker.claim). A placed job cancelled meanwhile is taken out of
-ComfyUI's queue here (its refund is the cancel's own transition); one whose
-prompt ComfyUI refuses fails at once, refunded by that move.
+ComfyUI's queue here and refunded, since it never held the GPU
+(comfyq.worker.claim); one whose prompt ComfyUI refuses fails at once,
+refunded by that move.
 """
 from __future__ import annotations
 
@@ -22,10 +23,9 @@ from ..db.extensions import db
 from ..db.models import Job
 from ..events import log as events
 from ..fleet import instances
-from ..jobs import recovery
 from ..jobs.machine import JobStatus, is_terminal, transition
 from ..storage.base import Store
-from . import lookahead, prompts
+from . import claim, lookahead, prompts
 from .transfer import stage_inputs
 
 logger = logging.getLogger(__name__)
@@ -89,5 +89,5 @@ class Placer:
         for job_id in instances.placed_jobs(self.redis, self.instance.name) - self.withdrawn:
             if events.cancel_requested(self.redis, job_id):
                 self.withdrawn.add(job_id)
-                recovery.stop_prompt(self.client, job_id)
+                claim.withdraw(self.client, job_id)
                 logger.info("job %s: cancelled while placed; its prompt left %s's queue", job_id, self.instance.name)
