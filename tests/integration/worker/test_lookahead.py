@@ -22,7 +22,7 @@ from comfyq.db.extensions import db
 from comfyq.db.models import LedgerEntry
 from tests.conftest import txt2img
 from tests.integration.chaos import ChaosStack, wait_until
-from tests.integration.conftest import with_key
+from tests.integration.conftest import TERMINAL, with_key
 
 LOOKAHEAD = {"COMFYQ_LOOKAHEAD": "2", "COMFYQ_MAX_RUNNING_PER_USER": "4"}
 
@@ -82,6 +82,16 @@ def submit(client: FlaskClient, workflow: dict[str, Any]) -> str:
     return response.get_json()["id"]
 
 
+def seen(client: FlaskClient, job_id: str) -> dict[str, Any]:
+    return client.get(f"/v1/jobs/{job_id}").get_json()
+
+
+def ended(client: FlaskClient, job_id: str, timeout: float = 60) -> dict[str, Any]:
+    """Wait until a job of ``client``'s user ends; return it."""
+    wait_until(lambda: seen(client, job_id)["status"] in TERMINAL, timeout=timeout)
+    return seen(client, job_id)
+
+
 def started_on_sim(stack: ChaosStack, job_id: str) -> None:
     wait_until(lambda: stack.sims["gpu0"].journal_counts("started")[job_id] >= 1, timeout=15)
 
@@ -110,11 +120,11 @@ def test_a_placed_job_cancelled_leaves_the_queue_unrun_and_is_refunded_once(stac
     wait_until(lambda: second in queue_of(stack)[1], timeout=10)
     assert client.post(f"/v1/jobs/{second}/cancel").get_json()["status"] == "cancelled"
     wait_until(lambda: second not in queue_of(stack)[1], timeout=5)
-    assert stack.job(first)["status"] == "running"  # withdrawn while the one ahead of it still ran
-    assert stack.wait_status(first)["status"] == "succeeded"
+    assert seen(client, first)["status"] == "running"  # withdrawn while the one ahead of it still ran
+    assert ended(client, first)["status"] == "succeeded"
     third = submit(client, slow(5, 0.1))  # runs after the cancelled job's own task came and went
-    assert stack.wait_status(third)["status"] == "succeeded"
-    assert stack.job(second)["status"] == "cancelled" and stack.started()[second] == 0
+    assert ended(client, third)["status"] == "succeeded"
+    assert seen(client, second)["status"] == "cancelled" and stack.started()[second] == 0
     assert ledger(stack, second) == [("debit", -1), ("refund", 1)]
     assert ledger(stack, first) == [("debit", -1)]
 
@@ -125,16 +135,16 @@ def test_a_failing_or_refused_placed_job_fails_cleanly_with_its_refund(stack: Ch
     started_on_sim(stack, first)
     failing = submit(client, slow(7, 0.2, fail="sampler exploded"))
     wait_until(lambda: failing in queue_of(stack)[1], timeout=10)
-    failed = stack.wait_status(failing)
+    failed = ended(client, failing)
     assert failed["status"] == "failed" and failed["error"]["type"] == "execution_failed", failed
     assert "sampler exploded" in failed["error"]["message"]
     again = submit(client, slow(8, 2.0))
     started_on_sim(stack, again)
     refused = submit(client, txt2img(seed=9, sim={"4": {"reject": "the checkpoint vanished"}}))
-    ended = stack.wait_status(refused, timeout=10)
-    assert ended["status"] == "failed" and ended["error"]["type"] == "prompt_rejected", ended
-    assert stack.job(again)["status"] == "running"  # refused as it was placed, behind the running one
-    assert stack.wait_status(first)["status"] == stack.wait_status(again)["status"] == "succeeded"
+    refusal = ended(client, refused, timeout=10)
+    assert refusal["status"] == "failed" and refusal["error"]["type"] == "prompt_rejected", refusal
+    assert seen(client, again)["status"] == "running"  # refused as it was placed, behind the running one
+    assert ended(client, first)["status"] == ended(client, again)["status"] == "succeeded"
     for job_id in (failing, refused):
         assert ledger(stack, job_id) == [("debit", -1), ("refund", 1)]
 
@@ -146,15 +156,15 @@ def test_a_soft_limit_counts_from_the_prompts_own_execution_start(stack: ChaosSt
     started_on_sim(stack, first)
     behind = submit(strict, slow(11, 0.5))
     wait_until(lambda: behind in queue_of(stack)[1], timeout=10)
-    done = stack.wait_status(behind, timeout=30)
+    done = ended(strict, behind, timeout=30)
     assert done["status"] == "succeeded", done  # waited 7 s placed, ran 0.5 s of its 2
     assert stack.wait_status(first)["status"] == "succeeded"
     # A placed prompt that runs past its limit is still stopped, counted from its own start.
     long_one = stack.submit(slow(12, 2.0))
     started_on_sim(stack, long_one)
     over = submit(strict, slow(13, 6.0))
-    ended = stack.wait_status(over, timeout=30)
-    assert ended["status"] == "timed_out", ended
+    late = ended(strict, over, timeout=30)
+    assert late["status"] == "timed_out", late
     ran = history(stack, over)
     assert 1.5 < ran["execution_interrupted"] - ran["execution_start"] < 4.0
 
@@ -181,7 +191,7 @@ def test_a_worker_killed_with_a_placed_prompt_runs_each_job_once(stack: ChaosSta
     wait_until(lambda: second in queue_of(stack)[1], timeout=10)
     stack.kill_worker("gpu0")
     stack.start_worker("gpu0")
-    done = [stack.wait_status(job_id, timeout=60) for job_id in (first, second)]
+    done = [ended(client, job_id) for job_id in (first, second)]
     assert [(j["status"], j["attempts"]) for j in done] == [("succeeded", 1), ("succeeded", 1)]
     assert all(len(j["outputs"]) == 1 for j in done)
     assert stack.started()[first] == 1 and stack.started()[second] == 1
