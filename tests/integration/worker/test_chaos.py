@@ -171,17 +171,18 @@ def test_hanging_node_marks_an_unsupervised_instance_stuck(stack: ChaosStack) ->
     assert stack.wait_status(stack.submit(slow(520, 0.2), instance="gpu0"))["status"] == "succeeded"
 
 
-# All six admitted at once (no fair-share cap), so four wait in the broker when it loses everything.
-@pytest.mark.stack(beat=True, env={"COMFYQ_MAX_RUNNING_PER_USER": "6"})
+# Eight admitted at once (no fair-share cap): each worker holds its running job and the next
+# (COMFYQ_LOOKAHEAD=2, both "running"), so four wait in the broker when it loses everything.
+@pytest.mark.stack(beat=True, env={"COMFYQ_MAX_RUNNING_PER_USER": "8", "COMFYQ_MAX_ADMITTED": "8"})
 def test_redis_restart_loses_queued_jobs_and_the_reconciler_requeues_them(stack: ChaosStack) -> None:
-    ids = [stack.submit(slow(600 + i, 2.0)) for i in range(6)]
-    wait_until(lambda: sum(stack.job(j)["status"] == "running" for j in ids) == 2, timeout=30)
+    ids = [stack.submit(slow(600 + i, 2.0)) for i in range(10)]
+    wait_until(lambda: sum(stack.job(j)["status"] == "running" for j in ids) >= 2, timeout=30)
     stack.redis_proc.kill()  # type: ignore[union-attr]
     stack.redis_proc.wait(5)  # type: ignore[union-attr]
     stack.start_redis()  # empty: persistence is off
     restarted = time.monotonic()
     done = [stack.wait_status(job_id, timeout=90) for job_id in ids]
-    assert [j["status"] for j in done] == ["succeeded"] * 6, done
+    assert [j["status"] for j in done] == ["succeeded"] * 10, done
     started = stack.started()
     assert {job_id: started[job_id] for job_id in ids} == {job_id: 1 for job_id in ids}
     assert "enqueued it again" in (stack.tmp / "beat.log").read_text()
