@@ -130,6 +130,10 @@ class WorkerGuard:
     def drain(self, timeout: float) -> None:
         """Stop taking work; after ``timeout`` s, kill the child still running a job so its message goes back."""
         self.draining.set()
+        try:
+            lookahead.reset(self.redis, self.instance.name)  # place nothing more: the jobs held go back unrun
+        except redis.RedisError:
+            pass
 
         def wait_then_hand_back() -> None:
             deadline = time.monotonic() + timeout
