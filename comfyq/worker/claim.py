@@ -6,6 +6,8 @@ and never posts it twice. A placed job that ended before its run (cancelled
 while it waited) leaves nothing behind: its prompt is taken out of the queue,
 and a cancelled one whose prompt never began gets its credits back (a job
 cancelled while running is not refunded, but this one never held the GPU).
+A placed job whose instance turned unfit before its run (stuck, restarting)
+is taken back while its prompt still waits, and goes where a refused job goes.
 """
 from __future__ import annotations
 
@@ -51,3 +53,14 @@ def withdraw(client: ComfyClient, job_id: str, cancelled: bool = True) -> bool:
     returned = credits.refund(job_id, note="cancelled before its prompt began")
     db.session.commit()
     return returned > 0
+
+
+def take_back(client: ComfyClient, job_id: str) -> bool:
+    """Withdraw a placed prompt that has not begun; return whether it waited and is gone now."""
+    try:
+        if client.find_prompt(job_id) != "pending":
+            return False  # running or over: its run follows it
+        client.delete_from_queue([job_id])
+        return client.find_prompt(job_id) == "unknown"
+    except ComfyError:
+        return False

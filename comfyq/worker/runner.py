@@ -86,6 +86,11 @@ class JobRunner:
                 # Its prompt may still run there: only that instance's worker may reattach.
                 return recovery.hand_over(job, other, self.limits)
             resume = self._adopt(job, other)
+        if self.placed and resume and (refused := prompts.refusal(self.redis, self.instance)) is not None \
+                and claim.take_back(self.client, job.id) and transition(
+                    job.id, JobStatus.QUEUED, [JobStatus.RUNNING], attempts=Job.attempts - 1, progress=None):
+            self.close_intake()  # placed before the instance turned unfit: nothing ran, so no attempt is used
+            return recovery.refused(job, self.instance, refused, self.limits)
         if not resume:
             refused = prompts.refusal(self.redis, self.instance)
             if refused is not None:  # stuck or unhealthy: take no work until it is fit again

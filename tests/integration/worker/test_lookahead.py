@@ -197,3 +197,18 @@ def test_a_worker_killed_with_a_placed_prompt_runs_each_job_once(stack: ChaosSta
     assert stack.started()[first] == 1 and stack.started()[second] == 1
     for job_id in (first, second):
         assert ledger(stack, job_id) == [("debit", -1)]
+
+
+@pytest.mark.stack(env={**LOOKAHEAD, "COMFYQ_SOFT_TIME_LIMIT": "3", "COMFYQ_TIME_LIMIT_GRACE": "10"})
+def test_a_placed_job_whose_instance_got_stuck_is_taken_back_unrun(stack: ChaosStack) -> None:
+    hung = stack.submit(txt2img(seed=18, sim={"3": {"hang": True}}))
+    started_on_sim(stack, hung)
+    behind = stack.submit(slow(19, 0.2))
+    wait_until(lambda: behind in queue_of(stack)[1], timeout=10)
+    assert stack.wait_status(hung, timeout=30)["status"] == "timed_out"  # its node ignored the interrupt: stuck
+    back = stack.wait_status(behind, {"queued"}, timeout=15)
+    assert back["attempts"] == 0 and behind not in queue_of(stack)[1]  # nothing ran: no attempt used
+    requests.post(f"{stack.sims['gpu0'].url}/sim/config", json={"release_hang": True}, timeout=5)
+    done = stack.wait_status(behind, timeout=30)
+    assert done["status"] == "succeeded" and done["attempts"] == 1, done
+    assert stack.started()[behind] == 1
