@@ -38,7 +38,7 @@ class Placer:
                  hostname: str | None, depth: int) -> None:
         self.instance, self.client, self.inputs, self.redis = instance, client, inputs, r
         self.hostname, self.depth = hostname, depth
-        self.tried: set[str] = set()  # jobs this run placed or gave up on
+        self.tried: set[str] = set()  # jobs this run placed, or found it must not
         self.withdrawn: set[str] = set()
 
     def step(self, running: str) -> None:
@@ -47,9 +47,8 @@ class Placer:
             return
         try:
             for job_id in lookahead.next_jobs(lookahead.held(self.redis, self.instance.name), running, self.depth):
-                if job_id not in self.tried:
+                if job_id not in self.tried and self._place(job_id):
                     self.tried.add(job_id)
-                    self._place(job_id)
             self._withdraw_cancelled()
         except SoftTimeLimitExceeded:
             raise
@@ -57,32 +56,35 @@ class Placer:
             logger.exception("placing the next prompts on %s failed; they will run unplaced", self.instance.name)
             db.session.rollback()
 
-    def _place(self, job_id: str) -> None:
-        """Claim one next job and queue its prompt on the instance behind the running one."""
+    def _place(self, job_id: str) -> bool:
+        """Claim one next job and queue its prompt behind the running one; return whether that is settled."""
         db.session.rollback()  # a fresh read
         job = db.session.get(Job, job_id, populate_existing=True)
         if job is None or is_terminal(job.status):
             lookahead.started(self.redis, self.instance.name, job_id)  # it will not run: off the list
-            return
-        if job.status != JobStatus.QUEUED or prompts.refusal(self.redis, self.instance) is not None:
-            return  # pending (its admission not committed yet), taken, or an unfit instance: its own run decides
+            return True
+        if job.status == JobStatus.PENDING or prompts.refusal(self.redis, self.instance) is not None:
+            return False  # its admission not committed yet, or an unfit instance: ask again at the next poll
+        if job.status != JobStatus.QUEUED:
+            return True  # taken already: its own run follows it
+        workflow = job.workflow
         stage_inputs(self.client, self.inputs, list(job.inputs or ()))
         if not transition(job.id, JobStatus.RUNNING, [JobStatus.QUEUED], instance=self.instance.name,
                           prompt_id=job.id, attempts=Job.attempts + 1, progress=None, worker=self.hostname):
-            return
+            return True
         instances.mark_placed(self.redis, self.instance.name, job_id)
         try:
-            self.client.queue_prompt(job.workflow, job_id)
+            self.client.queue_prompt(workflow, job_id)
         except PromptRejected as exc:
             instances.unmark_placed(self.redis, self.instance.name, job_id)
             status, error = prompts.prompt_failure(exc, cancelling=False)
             transition(job_id, status, [JobStatus.RUNNING], error=error, worker=self.hostname)
             logger.info("job %s: its prompt was refused when placed ahead: %s", job_id, exc.message)
-            return
         except ComfyError as exc:  # the job's own run finds the prompt there, or places it then
             logger.warning("job %s: placing its prompt on %s failed: %s", job_id, self.instance.name, exc)
-            return
-        logger.info("job %s: prompt placed on %s behind %s", job_id, self.instance.name, "the running one")
+        else:
+            logger.info("job %s: prompt placed on %s behind the running one", job_id, self.instance.name)
+        return True
 
     def _withdraw_cancelled(self) -> None:
         """Take the prompts of placed jobs that were cancelled out of ComfyUI's queue (once each)."""
