@@ -122,6 +122,9 @@ def stack_env(redis_url: str, sims: list[SimProcess], tmp_path_factory: pytest.T
         "COMFYQ_CAPABILITIES": "gpu1=sdxl",
         "COMFYQ_CATALOGUE_TTL": "0",
         "COMFYQ_MAX_ADMITTED": "2",  # the global cap: at most 2 jobs in the GPU queues at once
+        # A job held behind a running one stays queued, as these tests expect; the lookahead (a GPU worker holding
+        # the next job and placing its prompt, reported running) has its own stacks: tests/integration/worker.
+        "COMFYQ_LOOKAHEAD": "1",
         # Webhooks: the local receivers of the tests are allowed, retries come fast and stop after 5 s.
         "COMFYQ_WEBHOOK_ALLOW": "127.0.0.1",
         "COMFYQ_WEBHOOK_BACKOFF": "0.5",
