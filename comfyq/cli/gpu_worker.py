@@ -36,7 +36,7 @@ def worker_argv(instance: str, loglevel: str = "INFO") -> list[str]:
     """Return the celery worker arguments that bind a worker to ``instance``."""
     queues = ",".join([SHARED_QUEUE, *flask_app.config["INSTANCES"][instance].queues()])
     return ["worker", "-n", f"{instance}@{socket.gethostname()}", "-Q", queues,
-            "-P", "prefork", "-c", "1", "--prefetch-multiplier", "1", "-E", "-l", loglevel,
+            "-P", "prefork", "-c", "1", "--prefetch-multiplier", str(flask_app.config["LOOKAHEAD"]), "-E", "-l", loglevel,
             "--without-gossip", "--without-mingle"]
 
 
@@ -65,7 +65,7 @@ def _received(request: Any = None, **_: Any) -> None:
     """Renew every message this worker receives until it is acknowledged, and count it toward a recycle."""
     LeaseStep.hold(request)
     if HealthStep.guard is not None:
-        HealthStep.guard.received()
+        HealthStep.guard.received(request)
 
 
 @worker_shutting_down.connect

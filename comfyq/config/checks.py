@@ -23,6 +23,8 @@ def check(config: Any) -> None:
     if config.MAX_ATTEMPTS < 1 or config.DRAIN_TIMEOUT < 0 or config.RECONCILE_INTERVAL <= 0:
         raise ConfigError("COMFYQ_MAX_ATTEMPTS must be at least 1, COMFYQ_DRAIN_TIMEOUT not negative "
                           "and COMFYQ_RECONCILE_INTERVAL positive")
+    if config.LOOKAHEAD < 1:
+        raise ConfigError("COMFYQ_LOOKAHEAD must be at least 1 (1: a worker holds only its running job)")
     if min(config.RAW_JOB_COST, config.MAX_WAITING_PER_USER, config.SUBMIT_RATE_PER_MINUTE, config.MAX_ADMITTED) < 0 \
             or config.MAX_RUNNING_PER_USER < 1:
         raise ConfigError("COMFYQ_MAX_RUNNING_PER_USER must be at least 1; COMFYQ_RAW_JOB_COST, "

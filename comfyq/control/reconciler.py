@@ -2,6 +2,9 @@
 
 - ``queued`` in the database with no broker message anywhere (Redis lost its
   data, or an enqueue died half-way) → enqueue it again;
+- ``running`` with no broker message anywhere (say, a job whose prompt a worker
+  placed ahead, comfyq.worker.placement, when Redis lost the message the
+  worker held) → send it again to its instance, whose run follows the prompt;
 - ``running`` with no live worker on it, past its hard limit → stop its prompt,
   end it ``timed_out`` and release the instance;
 - ``pending`` while its owner has room (an admission after a job's end was
@@ -72,10 +75,10 @@ def _maybe_missing(client: redis.Redis, queues: list[str], candidates: int) -> b
 
 
 def requeue_lost() -> list[str]:
-    """Enqueue again every queued job, older than the grace, that has no broker message."""
+    """Enqueue again every queued or running job, untouched for the grace, that has no broker message."""
     cutoff = utcnow() - timedelta(seconds=float(current_app.config["RECONCILE_GRACE"]))
-    candidates = db.session.execute(select(Job.id, Job.updated_at).where(
-        Job.status == JobStatus.QUEUED.value, Job.updated_at < cutoff)).all()
+    candidates = db.session.execute(select(Job.id, Job.updated_at, Job.status).where(
+        Job.status.in_([JobStatus.QUEUED.value, JobStatus.RUNNING.value]), Job.updated_at < cutoff)).all()
     if not candidates:
         return []
     client = broker.connect(socket_timeout=10)
@@ -84,18 +87,22 @@ def requeue_lost() -> list[str]:
         return []
     present = broker.task_ids(client, queues)
     requeued = []
-    for job_id, seen in candidates:
+    for job_id, seen, status in candidates:
         if job_id in present:
             continue
         # Guarded by the time we read: if anything touched the job since, leave it to the next pass.
         moved = db.session.execute(update(Job).where(
-            Job.id == job_id, Job.status == JobStatus.QUEUED.value, Job.updated_at == seen,
+            Job.id == job_id, Job.status == status, Job.updated_at == seen,
         ).values(updated_at=utcnow()).execution_options(synchronize_session=False))
         if moved.rowcount != 1:
             db.session.rollback()
             continue
         db.session.commit()
-        recovery.message_lost(db.session.get(Job, job_id))  # id, queue and limits: nothing the update changed
+        job = db.session.get(Job, job_id)  # id, queue and limits: nothing the update changed
+        if status == JobStatus.RUNNING.value:
+            recovery.run_message_lost(job)
+        else:
+            recovery.message_lost(job)
         requeued.append(job_id)
     return requeued
 

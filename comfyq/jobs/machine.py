@@ -152,6 +152,14 @@ def _guarded_update(job_id: str, conditions: list[Any], values: dict[str, Any]) 
         .execution_options(synchronize_session=False)).first()
 
 
+def set_started(job_id: str, at: datetime) -> None:
+    """Record when a running job's prompt began to execute (a prompt placed ahead starts after its claim)."""
+    db.session.execute(
+        update(Job).where(Job.id == job_id, Job.status == JobStatus.RUNNING.value)
+        .values(started_at=at).execution_options(synchronize_session=False))
+    db.session.commit()
+
+
 def set_progress(job_id: str, progress: dict[str, Any]) -> None:
     """Record the latest progress of a running job (no state change)."""
     db.session.execute(

@@ -186,14 +186,27 @@ def message_lost(job: Job) -> None:
     logger.warning("reconciler: job %s was queued without a broker message; enqueued it again", job.id)
 
 
+def run_message_lost(job: Job) -> None:
+    """Send a running job whose broker message was lost to its instance: its run there follows the prompt.
+
+    Harmless if a run still holds the job: the second message waits behind it on
+    that one worker and, the job ended, ends at once (no attempt is used).
+    """
+    instance = current_app.config["INSTANCES"].get(job.instance or "")
+    broker.enqueue(job, instance.queue if instance is not None else job.queue)
+    logger.warning("reconciler: job %s was running without a broker message; sent it again to follow its prompt",
+                   job.id)
+
+
 def abandoned(job: Job) -> bool:
     """End ``timed_out`` a running job past its hard limit that no live worker runs; return whether it did."""
     r = get_redis()
     hard = _overdue(job.started_at, job.soft_time_limit)
     if hard is None:
         return False
-    if job.instance and lease.is_alive(r, job.instance) and instances.running_job(r, job.instance) == job.id:
-        return False  # its worker runs it: Celery's hard limit ends it there
+    if job.instance and lease.is_alive(r, job.instance) and (
+            instances.running_job(r, job.instance) == job.id or instances.is_placed(r, job.instance, job.id)):
+        return False  # its worker runs it (Celery's hard limit ends it there), or placed it to run next
     error = {"type": "timed_out", "message": f"the job ran past its hard limit ({hard:g} s) with no live "
                                              "worker on it; the reconciler ended it"}
     instance = current_app.config["INSTANCES"].get(job.instance or "")

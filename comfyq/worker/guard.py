@@ -15,6 +15,7 @@ import os
 import signal
 import threading
 import time
+from typing import Any
 
 import redis
 from celery import Celery
@@ -22,11 +23,12 @@ from celery.worker import state as worker_state
 from flask import Flask
 
 from ..fleet import instances
-from . import intake
+from . import intake, lookahead
 from ..config.settings import Instance
 from ..db.extensions import get_redis
 from .health import HealthMonitor
 from ..fleet.lease import Lease
+from ..jobs.broker import RUN_JOB
 from .supervisor import ComfySupervisor
 
 logger = logging.getLogger(__name__)
@@ -41,6 +43,7 @@ class WorkerGuard:
         self.celery, self.instance, self.hostname, self.supervisor = celery_app, instance, hostname, supervisor
         self.redis = get_redis()
         self.lease = lease
+        self.depth = int(config["LOOKAHEAD"])
         self.health = HealthMonitor(instance, self.redis, interval=float(config["HEALTH_INTERVAL"]),
                                     failures=int(config["HEALTH_FAILURES"]), on_state=self._on_state,
                                     on_stuck=self._restart_stuck if supervisor else None,
@@ -54,6 +57,7 @@ class WorkerGuard:
     def start(self) -> None:
         """Check and publish the catalogue at once (jobs are validated against it), then keep at it."""
         try:
+            lookahead.reset(self.redis, self.instance.name)  # what a killed worker held went back to the queue
             self.health.publish_catalogue()
             self.health.check()
         except Exception:  # noqa: BLE001 - the watch below must start whatever the first round met
@@ -62,10 +66,16 @@ class WorkerGuard:
         if self.supervisor is not None:
             self.supervisor.watch()
 
-    def received(self) -> None:
-        """Count a job the worker just received toward a supervised recycle."""
+    def received(self, request: Any = None) -> None:
+        """Count a job the worker just received toward a supervised recycle; list it for its lookahead."""
         if self.supervisor is not None:
             self.supervisor.job_done()
+        if request is not None and lookahead.worth_noting(self.depth, getattr(request, "name", None), RUN_JOB,
+                                                          getattr(request, "eta", None)):
+            try:
+                lookahead.note(self.redis, self.instance.name, request.id)
+            except redis.RedisError as exc:  # not listed: its prompt is placed when its own run begins
+                logger.warning("could not list job %s for lookahead: %s", request.id, exc)
 
     def _on_state(self, state: str) -> None:
         """Take shared work only while the instance is healthy and no operator closed the intake."""
@@ -120,6 +130,10 @@ class WorkerGuard:
     def drain(self, timeout: float) -> None:
         """Stop taking work; after ``timeout`` s, kill the child still running a job so its message goes back."""
         self.draining.set()
+        try:
+            lookahead.reset(self.redis, self.instance.name)  # place nothing more: the jobs held go back unrun
+        except redis.RedisError:
+            pass
 
         def wait_then_hand_back() -> None:
             deadline = time.monotonic() + timeout

@@ -11,7 +11,9 @@ from flask import current_app
 from sqlalchemy import select
 
 from ..events import log as events
-from . import prompts
+from . import claim, lookahead, prompts
+from .limits import SoftDeadline, as_datetime, execution_start, history_start
+from .placement import Placer
 from ..fleet import instances, lease
 from ..comfy import (ComfyClient, ComfyConnectFailed, ComfyProtocolError, ComfyTimeout, ComfyUnreachable,
                      ExecutionFailed, ExecutionInterrupted, PromptLost, PromptRejected)
@@ -19,7 +21,7 @@ from ..comfy.payloads import outcome
 from ..config.settings import Instance
 from ..db.extensions import db
 from ..jobs import recovery
-from ..jobs.machine import JobStatus, is_terminal, set_progress, transition
+from ..jobs.machine import JobStatus, is_terminal, set_progress, set_started, transition
 from ..db.models import Job
 from ..events.announcer import RunNews
 from ..events.progress import ProgressTracker
@@ -53,10 +55,17 @@ class JobRunner:
         self.adopted: ComfyClient | None = None  # a dead worker's instance whose prompt this run follows
         self.cancelling = False
         self.submitted = False  # from here on, the instance may hold the prompt
+        self.placed = False  # an earlier run placed this job's prompt ahead (comfyq.worker.placement)
+        self.deadline = SoftDeadline(self.time_limits.get("soft"))
+        depth = int(current_app.config["LOOKAHEAD"])
+        self.placer = Placer(instance, client, self.inputs, r, hostname, depth) if depth > 1 else None
         self._saved_at = time.monotonic()
 
     def run(self) -> str:
         """Run the job unless it is terminal or taken; return the status it ended in."""
+        if self.placer is not None:
+            self._quietly(lookahead.started, self.redis, self.instance.name, self.job_id)
+            self.placed = claim.claim(self.redis, self.instance, self.job_id)
         job = db.session.get(Job, self.job_id)
         if job is None or job.status == JobStatus.PENDING:  # sent just before its admission (or row) commits
             job = self._admitted()
@@ -67,6 +76,8 @@ class JobRunner:
             logger.warning("job %s does not exist; dropping its task", self.job_id)
             return "missing"
         if is_terminal(job.status):
+            if self.placed:  # cancelled (or ended otherwise) while its prompt waited on the instance
+                claim.let_go(self.client, self.job_id, job.status)
             return job.status
         self.news = RunNews(job, self.redis)  # the announcer's path for this run's progress and outputs
         resume = job.status == JobStatus.RUNNING and job.instance == self.instance.name
@@ -76,6 +87,11 @@ class JobRunner:
                 # Its prompt may still run there: only that instance's worker may reattach.
                 return recovery.hand_over(job, other, self.limits)
             resume = self._adopt(job, other)
+        if self.placed and resume and (refused := prompts.refusal(self.redis, self.instance)) is not None \
+                and claim.take_back(self.client, job.id) and transition(
+                    job.id, JobStatus.QUEUED, [JobStatus.RUNNING], attempts=Job.attempts - 1, progress=None):
+            self.close_intake()  # placed before the instance turned unfit: nothing ran, so no attempt is used
+            return recovery.refused(job, self.instance, refused, self.limits)
         if not resume:
             refused = prompts.refusal(self.redis, self.instance)
             if refused is not None:  # stuck or unhealthy: take no work until it is fit again
@@ -173,12 +189,16 @@ class JobRunner:
         self.client.connect()
         where = self.client.find_prompt(job.id) if resume else "unknown"
         if where == "done":
-            return outcome(job.id, self.client.history(job.id) or {}, self.client.base_url)
+            entry = self.client.history(job.id) or {}
+            if self.placed and (began := history_start(entry)) is not None:
+                set_started(job.id, as_datetime(began))
+            return outcome(job.id, entry, self.client.base_url)
         if where == "unknown":
             self._submit(job)
         # ComfyUI sends a prompt's messages only to the client that queued it: a reattached one polls each second.
+        # A placed prompt was queued by this process's client, whose messages wait on its socket.
         return self.client.follow(job.id, self._on_event, poll=self._poll,
-                                  silence_check=None if where == "unknown" else 1.0)
+                                  silence_check=None if where == "unknown" or self.placed else 1.0)
 
     def _submit(self, job: Job) -> None:
         """POST the prompt; after an uncertain answer, look it up instead of posting twice."""
@@ -195,6 +215,11 @@ class JobRunner:
 
     def _on_event(self, kind: str, data: dict[str, Any]) -> None:
         """Announce one execution message and, throttled, record the progress and hand it to the announcer."""
+        if kind == "execution_start":
+            began = execution_start(data)
+            self.deadline.begin(began)
+            if self.placed:  # it began when the prompt ahead of it ended, not when it was placed
+                set_started(self.job_id, as_datetime(began))
         event = self.tracker.apply(kind, data)
         if event is None:
             return
@@ -223,10 +248,13 @@ class JobRunner:
             return None
 
     def _poll(self) -> None:
-        """Stop the prompt once a cancel is requested."""
+        """Stop the prompt once a cancel is requested or its soft limit passed; place the next prompts meanwhile."""
         if not self.cancelling and self._quietly(events.cancel_requested, self.redis, self.job_id):
             self.cancelling = True
             self._stop_prompt()
+        self.deadline.check()
+        if self.placer is not None and not self.cancelling and self.adopted is None:
+            self.placer.step(self.job_id)
 
     def _stop_prompt(self) -> None:
         """Drop this job's prompt if pending, and interrupt it if it is the one running."""

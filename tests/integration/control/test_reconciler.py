@@ -9,6 +9,7 @@ import redis
 from flask import Flask
 from flask.testing import FlaskClient
 
+from comfyq.comfy import ComfyClient
 from comfyq.control import reconciler
 from comfyq.accounts.users import get_user
 from comfyq.db.extensions import db
@@ -79,3 +80,21 @@ def test_a_running_job_past_its_hard_limit_without_a_worker_times_out(app: Flask
     assert job_id in first["timed_out"] and job_id not in second["timed_out"]
     done = client.get(f"/v1/jobs/{job_id}").get_json()
     assert done["status"] == "timed_out" and "no live worker" in done["error"]["message"]
+
+
+def test_a_running_job_without_a_message_is_sent_to_its_instance_and_its_prompt_followed(
+        app: Flask, client: FlaskClient, sims: list) -> None:
+    # As a job placed ahead whose held message Redis lost: running on gpu0, its prompt there, no message anywhere.
+    job_id = _job(app, status="running", instance="gpu0", prompt_id=None, attempts=1,
+                  started_at=utcnow(), updated_at=utcnow() - timedelta(minutes=5))
+    with app.app_context():
+        db.session.execute(db.update(Job).where(Job.id == job_id).values(
+            prompt_id=job_id, updated_at=utcnow() - timedelta(minutes=5)))
+        db.session.commit()
+        with ComfyClient(sims[0].url) as comfy:
+            comfy.queue_prompt(txt2img(seed=901), job_id)
+        assert job_id in reconciler.reconcile()["requeued"]
+        assert job_id not in reconciler.reconcile()["requeued"]  # its message is there now
+    done = wait_for(client, job_id)
+    assert done["status"] == "succeeded" and done["attempts"] == 1 and len(done["outputs"]) == 1
+    assert sims[0].journal_counts("started")[job_id] == 1
