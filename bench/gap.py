@@ -4,7 +4,7 @@ The simulator stamps each prompt's ``execution_start`` and ``execution_success``
 (milliseconds, as ComfyUI does in /history's status messages). The baseline
 queues N prompts of a fixed duration straight on the instance, all at once;
 comfyq runs the same prompts as N jobs of one user allowed several at once,
-with ``COMFYQ_LOOKAHEAD`` 2 (the default: the next prompt waits on the
+with ``COMFYQ_LOOKAHEAD`` 2 (the next prompt waits on the
 instance) and 1 (no lookahead: the next prompt is sent when the worker is free).
 Usage: python bench/gap.py [N] [SECONDS]
 """
