@@ -115,8 +115,8 @@ SETTINGS: tuple[Setting, ...] = (
     S("COMFYQ_HEALTH_FAILURES", WHOLE, 2, "failed checks in a row meaning unhealthy"),
     S("COMFYQ_MAX_ATTEMPTS", WHOLE, 3, "runs of a job whose instance dies or is never reached"),
     S("COMFYQ_DRAIN_TIMEOUT", NUMBER, 60.0, "on SIGTERM, how long the running job may end"),
-    S("COMFYQ_LOOKAHEAD", WHOLE, 1, "jobs a GPU worker holds: the running one, and the next ones whose "
-      "prompts wait on its instance (1: none; 2 for a busy fleet, see Known limits)"),
+    S("COMFYQ_LOOKAHEAD", WHOLE, 2, "jobs a GPU worker holds: the running one, and the next ones whose "
+      "prompts wait on its instance, so it starts them at once (1: none)"),
     S("COMFYQ_RECONCILE_INTERVAL", NUMBER, 10.0, "seconds between reconciler passes"),
     S("COMFYQ_RECONCILE_GRACE", NUMBER, 30.0, "a queued job younger than this is left alone"),
     # Metrics: /metrics answers an admin's API key, or this token (for a Prometheus that holds no user's key).

@@ -2,8 +2,7 @@
 
 - ``queued`` in the database with no broker message anywhere (Redis lost its
   data, or an enqueue died half-way) → enqueue it again;
-- ``running`` with no broker message anywhere (say, a job whose prompt a worker
-  placed ahead, comfyq.worker.placement, when Redis lost the message the
+- ``running`` with no broker message anywhere (Redis lost the message its
   worker held) → send it again to its instance, whose run follows the prompt;
 - ``running`` with no live worker on it, past its hard limit → stop its prompt,
   end it ``timed_out`` and release the instance;

@@ -15,8 +15,6 @@ STATUS_TTL = 10  # seconds; a worker refreshes every second or so, so a missing 
 RUNNING_KEY = "comfyq:instance:{}:job"
 RUNNING_TTL = 24 * 3600  # a worker clears it when its task ends; the TTL only bounds a crash
 STUCK_KEY = "comfyq:instance:{}:stuck"
-PLACED_KEY = "comfyq:instance:{}:placed"  # jobs whose prompts a worker placed ahead on its instance (a set)
-PLACED_TTL = 24 * 3600  # a run claims its placed job; the TTL only bounds a crash
 HELD_KEY = "comfyq:instance:{}:held"  # an operator closed the intake (the value says who); no TTL: until reopened
 
 HEALTHY, UNHEALTHY, STUCK, RESTARTING = "healthy", "unhealthy", "stuck", "restarting"
@@ -34,27 +32,6 @@ def running_job(r: redis.Redis, instance: str) -> str | None:
     """Return the job a worker's instance is busy with, if any."""
     found = r.get(RUNNING_KEY.format(instance))
     return found.decode() if found else None
-
-
-def mark_placed(r: redis.Redis, instance: str, job_id: str) -> None:
-    """Record that ``job_id``'s prompt was placed on ``instance`` ahead of its run."""
-    r.pipeline(transaction=False).sadd(PLACED_KEY.format(instance), job_id).expire(
-        PLACED_KEY.format(instance), PLACED_TTL).execute()
-
-
-def unmark_placed(r: redis.Redis, instance: str, job_id: str) -> bool:
-    """Forget a placed job; return whether it was placed on ``instance``."""
-    return bool(r.srem(PLACED_KEY.format(instance), job_id))
-
-
-def placed_jobs(r: redis.Redis, instance: str) -> set[str]:
-    """Return the jobs whose prompts wait on ``instance``, placed ahead of their runs."""
-    return {m.decode() for m in r.smembers(PLACED_KEY.format(instance))}
-
-
-def is_placed(r: redis.Redis, instance: str, job_id: str) -> bool:
-    """Tell whether ``job_id``'s prompt was placed on ``instance`` ahead of its run."""
-    return bool(r.sismember(PLACED_KEY.format(instance), job_id))
 
 
 def hold_intake(r: redis.Redis, instance: str, by: str | None) -> None:

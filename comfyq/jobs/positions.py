@@ -21,10 +21,9 @@ pending jobs). A user's first pending job costs a walk over the users ahead of
 it; a later one, over every user with pending jobs (one Lua script, one round
 trip). This is exact for equal weights when jobs end in the order they
 started; with weights it is an estimate, as ends interleave with the turns.
-A job a worker placed ahead (comfyq.worker.placement: ``running``, its prompt
-waiting on the instance behind the running one) starts before every job still
-waiting for its instances: the placed sets (comfyq.fleet.instances) add to
-each position. The DB stays the truth: ``resync`` (run by the reconciler) rebuilds any
+A job whose prompt a worker placed ahead (comfyq.worker.placement) stays
+``queued`` in its set until its run claims it, first in line as it was admitted
+first. The DB stays the truth: ``resync`` (run by the reconciler) rebuilds any
 set whose size disagrees with it and the rotation, and a lookup Redis cannot
 answer falls back to counting.
 """
@@ -43,7 +42,6 @@ from ..accounts.limits import limits_for
 from ..config.settings import SHARED_QUEUE
 from ..db import piped
 from ..db.extensions import db, get_redis
-from ..fleet.instances import PLACED_KEY
 from .machine import JobStatus, Moved
 from ..db.models import Job, User, aware
 
@@ -183,12 +181,12 @@ def position(job: Job) -> int | None:
         if job.status == JobStatus.QUEUED:
             rank = r.zrank(WAITING + job.queue, job.id)
             if rank is not None:
-                return int(rank) + placed_ahead(r, job.queue)
+                return int(rank)
         else:
             keys = [PENDING + str(job.user_id), ROTATION, WEIGHTS, *(WAITING + q for q in _queues(job.queue))]
             found = int(_pending_script(r)(keys=keys, args=[job.id, str(job.user_id), PENDING, "", ""], client=r))
             if found >= 0:
-                return found + placed_ahead(r)
+                return found
     except (redis.RedisError, OSError) as exc:
         logger.warning("queue position of %s counted in the DB, Redis is unreachable: %s", job.id, exc)
     return counted_position(job)
@@ -251,24 +249,11 @@ def next_pending_position(user: User, queue: str, weight: int) -> int:
     try:
         r = get_redis()
         keys = [PENDING + str(user.id), ROTATION, WEIGHTS, *(WAITING + q for q in _queues(queue))]
-        return int(_pending_script(r)(keys=keys, args=["", str(user.id), PENDING, repr(score), weight], client=r)) \
-            + placed_ahead(r)
+        return int(_pending_script(r)(keys=keys, args=["", str(user.id), PENDING, repr(score), weight], client=r))
     except (redis.RedisError, OSError) as exc:
         logger.warning("queue position of a new job of %s counted in the DB, Redis is unreachable: %s", user.id, exc)
     places = rotation_from_db()
     return _counted_pending(user.id, places[user.id][2] if user.id in places else 0, places, weight, score)
-
-
-def placed_ahead(r: redis.Redis, queue: str | None = None) -> int:
-    """Return how many placed jobs wait on the instances that serve ``queue`` (None: on every instance)."""
-    instances = [i for i in current_app.config["INSTANCES"].values()
-                 if queue is None or queue == SHARED_QUEUE or queue in i.queues()]
-    if not instances:
-        return 0
-    pipe = r.pipeline(transaction=False)
-    for instance in instances:
-        pipe.scard(PLACED_KEY.format(instance.name))
-    return sum(pipe.execute())
 
 
 def _queues(queue: str) -> list[str]:

@@ -204,9 +204,8 @@ def abandoned(job: Job) -> bool:
     hard = _overdue(job.started_at, job.soft_time_limit)
     if hard is None:
         return False
-    if job.instance and lease.is_alive(r, job.instance) and (
-            instances.running_job(r, job.instance) == job.id or instances.is_placed(r, job.instance, job.id)):
-        return False  # its worker runs it (Celery's hard limit ends it there), or placed it to run next
+    if job.instance and lease.is_alive(r, job.instance) and instances.running_job(r, job.instance) == job.id:
+        return False  # its worker runs it: Celery's hard limit ends it there
     error = {"type": "timed_out", "message": f"the job ran past its hard limit ({hard:g} s) with no live "
                                              "worker on it; the reconciler ended it"}
     instance = current_app.config["INSTANCES"].get(job.instance or "")

@@ -1,58 +1,59 @@
-"""A run that finds its job's prompt already placed on the instance (comfyq.worker.placement) claims it.
+"""How a run comes to its job: after its admission's commit, and past a prompt placed ahead.
 
-The placing run already moved the job to ``running`` on this instance and
-queued its prompt under the job's id, so the job's own run follows that prompt
-and never posts it twice. A placed job that ended before its run (cancelled
-while it waited) leaves nothing behind: its prompt is taken out of the queue,
-and a cancelled one whose prompt never began gets its credits back (a job
-cancelled while running is not refunded, but this one never held the GPU).
-A placed job whose instance turned unfit before its run (stuck, restarting)
-is taken back while its prompt still waits, and goes where a refused job goes.
+A job's task is sent just before the admission that admits it commits, so a
+run may wait a moment for that commit (``wait_admitted``). A run that finds its job placed on its own instance claims it and follows the
+prompt there, never posting it twice; one that finds the job ended (cancelled
+while it waited) takes the prompt out of the queue. A run that finds the job
+placed on another instance sends it to that instance's worker while it lives,
+or, the worker gone, follows the prompt where it waits or ran (``adopt``). A
+placed job whose instance turned unfit before its run (stuck, restarting) is
+taken back while its prompt still waits, and goes where a refused job goes.
 """
 from __future__ import annotations
 
 import logging
+import time
 
 import redis
+from flask import current_app
+from sqlalchemy import select
 
-from ..accounts import credits
 from ..comfy import ComfyClient, ComfyError
-from ..db.extensions import db
 from ..config.settings import Instance
-from ..fleet import instances
-from ..jobs import recovery
-from ..jobs.machine import JobStatus
+from ..db.extensions import db
+from ..db.models import Job
+from ..fleet import lease, placements
+from ..jobs import broker, recovery
+from ..jobs.machine import JobStatus, transition
 
 logger = logging.getLogger(__name__)
+ADMISSION_WAIT = 10.0  # seconds a job sent just before its admission's commit may wait for that commit
+ADMISSION_QUICK = 0.25  # seconds of that wait spent looking every 2 ms, not every 20
 
 
-def claim(r: redis.Redis, instance: Instance, job_id: str) -> bool:
-    """Take a placed job for its run; return whether its prompt was placed on ``instance`` ahead of it."""
-    try:
-        return instances.unmark_placed(r, instance.name, job_id)
-    except (redis.RedisError, OSError) as exc:
-        logger.warning("job %s: could not tell whether it was placed (Redis: %s); looking on the instance", job_id, exc)
-        return False
+def wait_admitted(job_id: str) -> Job | None:
+    """Wait for the commit of the admission that sent a job (its task is sent just before); return the job.
+
+    Admission sends under the admission lock so workers get jobs in admission
+    order; the commit follows within milliseconds (a submission's own job
+    has no row before it). If the decision rolled back, the job is still
+    pending (or missing) after ``ADMISSION_WAIT`` and its task is dropped:
+    the decision that admits it later sends it again.
+    """
+    began = time.monotonic()
+    while True:
+        db.session.rollback()  # a fresh read, past the admission's commit
+        job = db.session.get(Job, job_id, populate_existing=True)
+        waited = time.monotonic() - began
+        if (job is not None and job.status != JobStatus.PENDING) or waited > ADMISSION_WAIT:
+            return job
+        time.sleep(0.002 if waited < ADMISSION_QUICK else 0.02)  # the commit usually follows within ms
 
 
 def let_go(client: ComfyClient, job_id: str, status: str) -> None:
-    """Take the prompt of a placed job that already ended ``status`` out of the instance's queue."""
-    logger.info("job %s ended %s while its prompt waited on %s; withdrawing it", job_id, status, client.base_url)
-    withdraw(client, job_id, cancelled=status == JobStatus.CANCELLED)
-
-
-def withdraw(client: ComfyClient, job_id: str, cancelled: bool = True) -> bool:
-    """Stop a placed prompt; refund a cancelled job whose prompt never began (once); return whether it did."""
+    """Take the prompt of a placed job that ended ``status`` (or runs elsewhere) off the instance."""
+    logger.info("job %s is %s while its prompt waited on %s; withdrawing it", job_id, status, client.base_url)
     recovery.stop_prompt(client, job_id)
-    try:
-        never_began = client.find_prompt(job_id) == "unknown"
-    except ComfyError:
-        return False  # cannot tell: no refund, as for any job cancelled while running
-    if not (cancelled and never_began):
-        return False
-    returned = credits.refund(job_id, note="cancelled before its prompt began")
-    db.session.commit()
-    return returned > 0
 
 
 def take_back(client: ComfyClient, job_id: str) -> bool:
@@ -64,3 +65,59 @@ def take_back(client: ComfyClient, job_id: str) -> bool:
         return client.find_prompt(job_id) == "unknown"
     except ComfyError:
         return False
+
+
+def take_back_all(r: redis.Redis, instance: Instance) -> None:
+    """Withdraw every placed prompt still waiting on ``instance``, so its jobs run anywhere (a draining worker)."""
+    with ComfyClient(instance.url, connect_timeout=2.0, read_timeout=5.0, retries=0) as client:
+        for job_id in placements.placed_jobs(r, instance.name):
+            if take_back(client, job_id):
+                placements.unplace(r, instance.name, job_id)
+                logger.info("job %s: its placed prompt left %s, whose worker stops", job_id, instance.name)
+
+
+def adopt(r: redis.Redis, job: Job, owner: Instance, hostname: str | None) -> ComfyClient | None:
+    """Claim a queued job placed on ``owner``, whose worker is gone, where its prompt waits or ran; return a client.
+
+    None: ``owner`` has no such prompt (the placement is forgotten and the job
+    runs where it is), or another run claimed the job first.
+    """
+    client = ComfyClient(owner.url, connect_timeout=2.0, read_timeout=10.0, retries=0)
+    try:
+        where = client.find_prompt(job.id)
+    except ComfyError:
+        where = "unknown"
+    if where == "unknown":
+        client.close()
+        placements.unplace(r, owner.name, job.id)
+        return None
+    if not transition(job.id, JobStatus.RUNNING, [JobStatus.QUEUED], instance=owner.name, prompt_id=job.id,
+                      attempts=Job.attempts + 1, progress=None, worker=hostname):
+        client.close()
+        return None
+    placements.unplace(r, owner.name, job.id)
+    logger.warning("job %s: the worker that placed it on %s is gone; following its prompt there (%s)",
+                   job.id, owner.name, where)
+    return client
+
+
+def placed_elsewhere(r: redis.Redis, job: Job, owner: str, hostname: str | None,
+                     limits: broker.Limits) -> str | tuple[Instance, ComfyClient] | None:
+    """Deal with a run's queued job placed on instance ``owner``; return how the run ends, or what it follows.
+
+    A string: the run ends so (sent to the owner's live worker, or taken). An
+    instance and a client of it: the owner's worker is gone and this run
+    follows the prompt there. None: nothing waits there, the run goes on here.
+    """
+    other = current_app.config["INSTANCES"].get(owner)
+    if other is None:  # an instance no longer configured: its placement means nothing
+        placements.unplace(r, owner, job.id)
+        return None
+    if lease.is_alive(r, other.name):
+        return recovery.hand_over(job, other, limits)  # the worker that placed it follows its prompt
+    client = adopt(r, job, other, hostname)
+    if client is not None:
+        return other, client
+    db.session.rollback()
+    status = db.session.scalar(select(Job.status).where(Job.id == job.id))
+    return None if status == JobStatus.QUEUED else "taken"

@@ -23,7 +23,7 @@ from celery.worker import state as worker_state
 from flask import Flask
 
 from ..fleet import instances
-from . import intake, lookahead
+from . import claim, intake, lookahead
 from ..config.settings import Instance
 from ..db.extensions import get_redis
 from .health import HealthMonitor
@@ -137,6 +137,10 @@ class WorkerGuard:
 
         def wait_then_hand_back() -> None:
             deadline = time.monotonic() + timeout
+            try:  # the jobs held go back to the queue unrun: their prompts must not run here unfollowed
+                claim.take_back_all(self.redis, self.instance)
+            except Exception:  # noqa: BLE001 - one the instance keeps is followed by whichever run takes its job
+                logger.exception("could not withdraw the prompts placed on %s", self.instance.name)
             while worker_state.active_requests and time.monotonic() < deadline:
                 time.sleep(0.1)
             if worker_state.active_requests:

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import redis
 
+from ..fleet import placements
+
 KEY = "comfyq:lookahead:{}"
 TTL = 24 * 3600  # the child takes its job off as its run begins; the TTL only bounds a crash
 
@@ -29,6 +31,17 @@ def note(r: redis.Redis, instance: str, job_id: str) -> None:
 def started(r: redis.Redis, instance: str, job_id: str) -> None:
     """Take a job whose run begins (or that ended before it) off the list."""
     r.lrem(KEY.format(instance), 0, job_id)
+
+
+def begin(r: redis.Redis, instance: str, job_id: str) -> tuple[bool, str | None]:
+    """Take a job whose run begins off the list; return whether the worker handed it back, and where it is placed.
+
+    One round trip: the hand-back mark (comfyq.worker.handback) is consumed, and
+    the placement (comfyq.fleet.placements) read, with the list's update.
+    """
+    handed, _, owner = r.pipeline(transaction=False).delete(placements.HANDED_KEY.format(job_id, instance)).lrem(
+        KEY.format(instance), 0, job_id).get(placements.JOB_KEY.format(job_id)).execute()
+    return bool(handed), owner.decode() if owner else None
 
 
 def held(r: redis.Redis, instance: str) -> list[str]:

@@ -1,14 +1,15 @@
-"""Place the next jobs' prompts on the instance while the running one executes, and withdraw cancelled ones.
+"""Place the next jobs' prompts on the instance while the running one executes; withdraw those that ended.
 
-The pool child, following its running prompt, claims each next job the worker
-holds (comfyq.worker.lookahead): a guarded move from ``queued`` to ``running``
-on this instance (one attempt, as any run's claim), then ``POST /prompt``
-under the job's id. ComfyUI's own queue starts it the moment the running prompt
-ends; the job's own task, when it comes, finds it placed and follows it
-(comfyq.worker.claim). A placed job cancelled meanwhile is taken out of
-ComfyUI's queue here and refunded, since it never held the GPU
-(comfyq.worker.claim); one whose prompt ComfyUI refuses fails at once,
-refunded by that move.
+The pool child, following its running prompt, places each next job the worker
+holds (comfyq.worker.lookahead): it records the placement (at most one
+instance per job, comfyq.fleet.placements), then posts the prompt under the
+job's id. ComfyUI's own queue starts it the moment the running prompt ends.
+The job stays ``queued``, using no attempt, until its own task comes and
+claims it (comfyq.worker.runner), a moment after the prompt began. A placed
+job cancelled meanwhile has its prompt taken out of ComfyUI's queue here; one
+whose prompt ComfyUI refuses fails at once, refunded by that move. While
+another instance that could run a held job sits idle with nothing queued for
+it, the job goes back to the queue instead (comfyq.worker.handback).
 """
 from __future__ import annotations
 
@@ -16,40 +17,47 @@ import logging
 
 import redis
 from celery.exceptions import SoftTimeLimitExceeded
+from sqlalchemy import select
 
 from ..comfy import ComfyClient, ComfyError, PromptRejected
 from ..config.settings import Instance
 from ..db.extensions import db
 from ..db.models import Job
-from ..events import log as events
-from ..fleet import instances
+from ..fleet import placements
 from ..jobs.machine import JobStatus, is_terminal, transition
 from ..storage.base import Store
-from . import claim, lookahead, prompts
+from . import claim, handback, lookahead, prompts
 from .transfer import stage_inputs
 
 logger = logging.getLogger(__name__)
+# Prompts this process posted ahead: ComfyUI sends their messages to its websocket, so their runs need not poll.
+POSTED_HERE: set[str] = set()
 
 
 class Placer:
     """Keep up to ``depth`` - 1 next prompts waiting on one instance behind the running one."""
 
     def __init__(self, instance: Instance, client: ComfyClient, inputs: Store, r: redis.Redis,
-                 hostname: str | None, depth: int) -> None:
+                 hostname: str | None, depth: int, peers: dict[str, Instance]) -> None:
         self.instance, self.client, self.inputs, self.redis = instance, client, inputs, r
         self.hostname, self.depth = hostname, depth
         self.tried: set[str] = set()  # jobs this run placed, or found it must not
         self.withdrawn: set[str] = set()
+        self.handback = handback.HandBack(instance, peers, r)
 
     def step(self, running: str) -> None:
-        """Place what is due behind ``running`` and withdraw placed prompts whose jobs were cancelled."""
+        """Place what is due behind ``running``, hand back what an idle instance could run, withdraw what ended."""
         if self.depth < 2:
             return
         try:
-            for job_id in lookahead.next_jobs(lookahead.held(self.redis, self.instance.name), running, self.depth):
+            following = lookahead.next_jobs(lookahead.held(self.redis, self.instance.name), running, self.depth)
+            idle = self.handback.idle_queues(looking=bool(following))
+            for job_id in following:
+                if idle and self.handback.offer(job_id, idle, self.client):
+                    continue
                 if job_id not in self.tried and self._place(job_id):
                     self.tried.add(job_id)
-            self._withdraw_cancelled()
+            self._withdraw_ended(running)
         except SoftTimeLimitExceeded:
             raise
         except Exception:  # noqa: BLE001 - placing ahead is a saving: it must never fail the running job
@@ -57,7 +65,7 @@ class Placer:
             db.session.rollback()
 
     def _place(self, job_id: str) -> bool:
-        """Claim one next job and queue its prompt behind the running one; return whether that is settled."""
+        """Queue one next job's prompt behind the running one; return whether that is settled."""
         db.session.rollback()  # a fresh read
         job = db.session.get(Job, job_id, populate_existing=True)
         if job is None or is_terminal(job.status):
@@ -65,31 +73,43 @@ class Placer:
             return True
         if job.status == JobStatus.PENDING or prompts.refusal(self.redis, self.instance) is not None:
             return False  # its admission not committed yet, or an unfit instance: ask again at the next poll
-        if job.status != JobStatus.QUEUED:
-            return True  # taken already: its own run follows it
-        workflow = job.workflow
+        if job.status != JobStatus.QUEUED or not placements.place(self.redis, self.instance.name, job_id):
+            return True  # taken already, or placed: its own run follows it
         stage_inputs(self.client, self.inputs, list(job.inputs or ()))
-        if not transition(job.id, JobStatus.RUNNING, [JobStatus.QUEUED], instance=self.instance.name,
-                          prompt_id=job.id, attempts=Job.attempts + 1, progress=None, worker=self.hostname):
-            return True
-        instances.mark_placed(self.redis, self.instance.name, job_id)
+        POSTED_HERE.add(job_id)
         try:
-            self.client.queue_prompt(workflow, job_id)
+            self.client.queue_prompt(job.workflow, job_id)
         except PromptRejected as exc:
-            instances.unmark_placed(self.redis, self.instance.name, job_id)
+            placements.unplace(self.redis, self.instance.name, job_id)
             status, error = prompts.prompt_failure(exc, cancelling=False)
-            transition(job_id, status, [JobStatus.RUNNING], error=error, worker=self.hostname)
+            transition(job_id, status, [JobStatus.QUEUED], error=error, worker=self.hostname)
             logger.info("job %s: its prompt was refused when placed ahead: %s", job_id, exc.message)
-        except ComfyError as exc:  # the job's own run finds the prompt there, or places it then
+            return True
+        except ComfyError as exc:  # the job's own run looks for the prompt, and posts it if it is not there
             logger.warning("job %s: placing its prompt on %s failed: %s", job_id, self.instance.name, exc)
+            return True
+        db.session.rollback()
+        now = db.session.scalar(select(Job.status).where(Job.id == job_id))
+        if now != JobStatus.QUEUED:  # cancelled, or taken by a run that looked before the placement
+            self._withdraw(job_id, str(now))
         else:
             logger.info("job %s: prompt placed on %s behind the running one", job_id, self.instance.name)
         return True
 
-    def _withdraw_cancelled(self) -> None:
-        """Take the prompts of placed jobs that were cancelled out of ComfyUI's queue (once each)."""
-        for job_id in instances.placed_jobs(self.redis, self.instance.name) - self.withdrawn:
-            if events.cancel_requested(self.redis, job_id):
-                self.withdrawn.add(job_id)
-                claim.withdraw(self.client, job_id)
-                logger.info("job %s: cancelled while placed; its prompt left %s's queue", job_id, self.instance.name)
+    def _withdraw_ended(self, running: str) -> None:
+        """Take the prompts of placed jobs that ended (say, cancelled) out of ComfyUI's queue, once each."""
+        placed = placements.placed_jobs(self.redis, self.instance.name) - self.withdrawn - {running}
+        if not placed:
+            return
+        db.session.rollback()
+        found = dict(db.session.execute(select(Job.id, Job.status).where(Job.id.in_(placed))).tuples().all())
+        for job_id in placed:
+            status = found.get(job_id, "missing")
+            if status != JobStatus.QUEUED:
+                self._withdraw(job_id, status)
+
+    def _withdraw(self, job_id: str, status: str) -> None:
+        """Stop a placed prompt whose job ended ``status`` or runs elsewhere, and forget the placement."""
+        self.withdrawn.add(job_id)  # its own run cannot have claimed it: this process is busy with another
+        claim.let_go(self.client, job_id, status)
+        placements.unplace(self.redis, self.instance.name, job_id)

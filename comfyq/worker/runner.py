@@ -13,8 +13,8 @@ from sqlalchemy import select
 from ..events import log as events
 from . import claim, lookahead, prompts
 from .limits import SoftDeadline, as_datetime, execution_start, history_start
-from .placement import Placer
-from ..fleet import instances, lease
+from .placement import POSTED_HERE, Placer
+from ..fleet import instances, lease, placements
 from ..comfy import (ComfyClient, ComfyConnectFailed, ComfyProtocolError, ComfyTimeout, ComfyUnreachable,
                      ExecutionFailed, ExecutionInterrupted, PromptLost, PromptRejected)
 from ..comfy.payloads import outcome
@@ -30,8 +30,6 @@ from .transfer import download_outputs, stage_inputs
 from ..storage.base import Store
 
 logger = logging.getLogger(__name__)
-ADMISSION_WAIT = 10.0  # seconds a job sent just before its admission's commit may wait for that commit
-ADMISSION_QUICK = 0.25  # seconds of that wait spent looking every 2 ms, not every 20
 SAVE_EVERY = 0.5  # seconds between progress writes to the DB and the Celery backend
 
 
@@ -56,16 +54,22 @@ class JobRunner:
         self.cancelling = False
         self.submitted = False  # from here on, the instance may hold the prompt
         self.placed = False  # an earlier run placed this job's prompt ahead (comfyq.worker.placement)
+        self.posted_here = False  # ... from this very process, whose websocket gets the prompt's messages
         self.deadline = SoftDeadline(self.time_limits.get("soft"))
         depth = int(current_app.config["LOOKAHEAD"])
-        self.placer = Placer(instance, client, self.inputs, r, hostname, depth) if depth > 1 else None
+        self.placer = Placer(instance, client, self.inputs, r, hostname, depth,
+                             current_app.config["INSTANCES"]) if depth > 1 else None
         self._saved_at = time.monotonic()
 
     def run(self) -> str:
         """Run the job unless it is terminal or taken; return the status it ended in."""
-        if self.placer is not None:
-            self._quietly(lookahead.started, self.redis, self.instance.name, self.job_id)
-            self.placed = claim.claim(self.redis, self.instance, self.job_id)
+        handed, owner = (self._quietly(lookahead.begin, self.redis, self.instance.name, self.job_id) or (False, None)
+                         ) if self.placer is not None else (False, None)
+        if handed:
+            return "handed back"  # this worker sent the job to its queue again: that message runs it
+        placed_here = owner == self.instance.name
+        self.posted_here = self.job_id in POSTED_HERE
+        POSTED_HERE.discard(self.job_id)
         job = db.session.get(Job, self.job_id)
         if job is None or job.status == JobStatus.PENDING:  # sent just before its admission (or row) commits
             job = self._admitted()
@@ -76,9 +80,10 @@ class JobRunner:
             logger.warning("job %s does not exist; dropping its task", self.job_id)
             return "missing"
         if is_terminal(job.status):
-            if self.placed:  # cancelled (or ended otherwise) while its prompt waited on the instance
-                claim.let_go(self.client, self.job_id, job.status)
+            if placed_here:  # cancelled (or ended otherwise) while its prompt waited on the instance
+                self._let_go(job.status)
             return job.status
+        self.placed = placed_here and job.status == JobStatus.QUEUED
         self.news = RunNews(job, self.redis)  # the announcer's path for this run's progress and outputs
         resume = job.status == JobStatus.RUNNING and job.instance == self.instance.name
         if job.status == JobStatus.RUNNING and not resume and job.instance in current_app.config["INSTANCES"]:
@@ -87,26 +92,37 @@ class JobRunner:
                 # Its prompt may still run there: only that instance's worker may reattach.
                 return recovery.hand_over(job, other, self.limits)
             resume = self._adopt(job, other)
-        if self.placed and resume and (refused := prompts.refusal(self.redis, self.instance)) is not None \
-                and claim.take_back(self.client, job.id) and transition(
-                    job.id, JobStatus.QUEUED, [JobStatus.RUNNING], attempts=Job.attempts - 1, progress=None):
+        if job.status == JobStatus.QUEUED and owner is not None and not self.placed:
+            elsewhere = claim.placed_elsewhere(self.redis, job, owner, self.hostname, self.limits)
+            if isinstance(elsewhere, str):
+                return elsewhere
+            if elsewhere is not None:  # its worker is gone: follow its prompt there
+                self.instance, self.client, self.adopted = elsewhere[0], elsewhere[1], elsewhere[1]
+                resume = True
+        if self.placed and (refused := prompts.refusal(self.redis, self.instance)) is not None \
+                and claim.take_back(self.client, job.id):
+            self._quietly(placements.unplace, self.redis, self.instance.name, job.id)
             self.close_intake()  # placed before the instance turned unfit: nothing ran, so no attempt is used
             return recovery.refused(job, self.instance, refused, self.limits)
         if not resume:
-            refused = prompts.refusal(self.redis, self.instance)
+            refused = None if self.placed else prompts.refusal(self.redis, self.instance)
             if refused is not None:  # stuck or unhealthy: take no work until it is fit again
                 self.close_intake()
                 return recovery.refused(job, self.instance, refused, self.limits)
             if not transition(job.id, JobStatus.RUNNING, [JobStatus(job.status)], instance=self.instance.name,
                               prompt_id=job.id, attempts=Job.attempts + 1, progress=None, worker=self.hostname):
+                if self.placed:  # cancelled between the read and the claim
+                    self._let_go("taken")
                 return "taken"
+            if self.placed:
+                self._quietly(placements.unplace, self.redis, self.instance.name, job.id)
         labels = node_labels(current_app.extensions["templates"], job.template, job.template_version)
         self.tracker = ProgressTracker(job.workflow, labels)
         self.tracker.state["time_limits"] = self.time_limits  # as the worker enforces them
         self._quietly(instances.set_running, self.redis, self.instance.name, job.id)
-        self.submitted = resume  # a resumed or adopted prompt may be on the instance already
+        self.submitted = resume or self.placed  # a resumed, adopted or placed prompt may be on the instance already
         try:
-            return self._finish(job, self._execute(job, resume))
+            return self._finish(job, self._execute(job, resume or self.placed))
         except (PromptRejected, ExecutionFailed, ExecutionInterrupted, PromptLost, ComfyProtocolError) as exc:
             return self._end(*prompts.prompt_failure(exc, self.cancelling))
         except SoftTimeLimitExceeded:
@@ -130,22 +146,8 @@ class JobRunner:
                 self.adopted.close()
 
     def _admitted(self) -> Job | None:
-        """Wait for the commit of the admission that sent this job (its task is sent just before); return the job.
-
-        Admission sends under the admission lock so workers get jobs in admission
-        order; the commit follows within milliseconds (a submission's own job
-        has no row before it). If the decision rolled back, the job is still
-        pending (or missing) after ``ADMISSION_WAIT`` and its task is dropped:
-        the decision that admits it later sends it again.
-        """
-        began = time.monotonic()
-        while True:
-            db.session.rollback()  # a fresh read, past the admission's commit
-            job = db.session.get(Job, self.job_id, populate_existing=True)
-            waited = time.monotonic() - began
-            if (job is not None and job.status != JobStatus.PENDING) or waited > ADMISSION_WAIT:
-                return job
-            time.sleep(0.002 if waited < ADMISSION_QUICK else 0.02)  # the commit usually follows within ms
+        """Wait for the commit of the admission that sent this job; return the job (comfyq.worker.claim)."""
+        return claim.wait_admitted(self.job_id)
 
     @property
     def limits(self) -> tuple[float | None, float | None]:
@@ -163,6 +165,11 @@ class JobRunner:
             return False
         self.instance, self.client, self.adopted = other, client, client
         return True
+
+    def _let_go(self, status: str) -> None:
+        """Withdraw this job's placed prompt, which will not run as this job, and forget the placement."""
+        claim.let_go(self.client, self.job_id, status)
+        self._quietly(placements.unplace, self.redis, self.instance.name, self.job_id)
 
     def _interrupt_grace(self) -> float:
         """Return how long a stopped prompt may take to leave the instance."""
@@ -196,9 +203,9 @@ class JobRunner:
         if where == "unknown":
             self._submit(job)
         # ComfyUI sends a prompt's messages only to the client that queued it: a reattached one polls each second.
-        # A placed prompt was queued by this process's client, whose messages wait on its socket.
+        # A prompt this process placed was queued by its client, whose messages wait on its socket.
         return self.client.follow(job.id, self._on_event, poll=self._poll,
-                                  silence_check=None if where == "unknown" or self.placed else 1.0)
+                                  silence_check=None if where == "unknown" or self.posted_here else 1.0)
 
     def _submit(self, job: Job) -> None:
         """POST the prompt; after an uncertain answer, look it up instead of posting twice."""

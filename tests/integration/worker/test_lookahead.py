@@ -6,12 +6,14 @@ a lone user never has a next job for the worker to hold.
 """
 from __future__ import annotations
 
+import re
 import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
+import redis
 import requests
 from flask.testing import FlaskClient
 from sqlalchemy import select
@@ -20,6 +22,8 @@ from comfyq import create_app
 from comfyq.accounts import credits, limits, users as accounts
 from comfyq.db.extensions import db
 from comfyq.db.models import LedgerEntry
+from comfyq.fleet import placements
+from comfyq.worker import lookahead
 from tests.conftest import txt2img
 from tests.integration.chaos import ChaosStack, wait_until
 from tests.integration.conftest import TERMINAL, with_key
@@ -96,13 +100,25 @@ def started_on_sim(stack: ChaosStack, job_id: str) -> None:
     wait_until(lambda: stack.sims["gpu0"].journal_counts("started")[job_id] >= 1, timeout=15)
 
 
+def test_a_run_begins_by_consuming_its_workers_hand_back_and_reading_the_placement(rds: redis.Redis) -> None:
+    job = f"job-{time.monotonic_ns()}"
+    lookahead.note(rds, "gpuA", job)
+    placements.place(rds, "gpuA", job)
+    placements.hand_back(rds, "gpuA", job)
+    assert lookahead.begin(rds, "gpuB", job) == (False, "gpuA")  # another worker's message for it still runs
+    assert lookahead.begin(rds, "gpuA", job) == (True, "gpuA")  # this worker's own message is void, once
+    assert lookahead.begin(rds, "gpuA", job) == (False, "gpuA") and lookahead.held(rds, "gpuA") == []
+    placements.unplace(rds, "gpuA", job)
+
+
 def test_the_next_prompt_waits_on_the_instance_before_the_running_one_ends(stack: ChaosStack) -> None:
     first = stack.submit(slow(1, 3.0))
     started_on_sim(stack, first)
     second = stack.submit(slow(2, 0.3))
     wait_until(lambda: second in queue_of(stack)[1], timeout=10)
     assert queue_of(stack)[0] == [first] and stack.job(first)["status"] == "running"
-    assert stack.job(second)["status"] == "running"  # claimed by the placement: one attempt, as any run's
+    held = stack.job(second)
+    assert (held["status"], held["attempts"], held["started_at"]) == ("queued", 0, None)  # until its run claims it
     done = [stack.wait_status(job_id) for job_id in (first, second)]
     assert [(j["status"], j["attempts"]) for j in done] == [("succeeded", 1), ("succeeded", 1)]
     assert stack.started()[first] == 1 and stack.started()[second] == 1  # placed once, never posted again
@@ -206,9 +222,36 @@ def test_a_placed_job_whose_instance_got_stuck_is_taken_back_unrun(stack: ChaosS
     behind = stack.submit(slow(19, 0.2))
     wait_until(lambda: behind in queue_of(stack)[1], timeout=10)
     assert stack.wait_status(hung, timeout=30)["status"] == "timed_out"  # its node ignored the interrupt: stuck
-    back = stack.wait_status(behind, {"queued"}, timeout=15)
-    assert back["attempts"] == 0 and behind not in queue_of(stack)[1]  # nothing ran: no attempt used
+    wait_until(lambda: behind not in queue_of(stack)[1], timeout=15)
+    back = stack.job(behind)
+    assert (back["status"], back["attempts"]) == ("queued", 0), back  # nothing ran: no attempt used
     requests.post(f"{stack.sims['gpu0'].url}/sim/config", json={"release_hang": True}, timeout=5)
     done = stack.wait_status(behind, timeout=30)
     assert done["status"] == "succeeded" and done["attempts"] == 1, done
     assert stack.started()[behind] == 1
+
+
+def test_a_held_job_goes_back_to_the_queue_when_another_instance_idles(tmp_path: Path) -> None:
+    chaos = ChaosStack(tmp_path, names=("gpu0", "gpu1"), env=LOOKAHEAD)
+    try:
+        chaos.start_redis()
+        for name in chaos.names:
+            chaos.start_sim(name)
+        chaos.start_worker("gpu0")  # gpu1's worker comes later: until then gpu0 holds the next job
+        first = chaos.submit(slow(20, 30.0))
+        wait_until(lambda: chaos.sims["gpu0"].journal_counts("started")[first] >= 1, timeout=15)
+        second = chaos.submit(slow(21, 0.3))
+        wait_until(lambda: second in queue_of(chaos)[1], timeout=10)  # placed on gpu0, behind a 30 s prompt
+        assert chaos.job(second)["status"] == "queued"
+        chaos.start_worker("gpu1")  # idle, with nothing in the queue: gpu0 gives the held job back
+        done = chaos.wait_status(second, timeout=30)
+        assert (done["status"], done["instance"], done["attempts"]) == ("succeeded", "gpu1", 1), done
+        assert chaos.job(first)["status"] == "running"  # it did not wait for the 30 s prompt ahead of it
+        assert second not in queue_of(chaos)[1] and chaos.started()[second] == 1
+        assert chaos.client.post(f"/v1/jobs/{first}/cancel").get_json()["status"] == "cancelled"
+        assert chaos.wait_status(first)["status"] == "cancelled"
+        # Its own message for the job came and was dropped, not run.
+        wait_until(lambda: re.search(rf"{second}\] succeeded in [0-9.]+s: 'handed back'", chaos.log("gpu0")),
+                   timeout=30)
+    finally:
+        chaos.stop()
