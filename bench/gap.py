@@ -91,8 +91,9 @@ def through_comfyq(n: int, seconds: float, lookahead: int, with_native: bool) ->
 
 
 def line(label: str, values: list[float]) -> str:
-    """Return one row of the table: median and p95 in milliseconds."""
-    return f"  {label:<34} median {statistics.median(values) * 1000:7.1f} ms   p95 {percentile(values, 95) * 1000:7.1f} ms"
+    """Return one row of the table: median, p95, mean and max in milliseconds."""
+    return (f"  {label:<34} median {statistics.median(values) * 1000:7.1f} ms   p95 {percentile(values, 95) * 1000:7.1f} ms"
+            f"   mean {statistics.mean(values) * 1000:7.1f} ms   max {max(values) * 1000:7.1f} ms")
 
 
 def main(n: int = 200, seconds: float = 0.3) -> None:

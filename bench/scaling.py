@@ -1,7 +1,8 @@
 """Throughput against the number of instances: N simulators, each with its own GPU worker, jobs of T = 0.5 s.
 
 For each N a fresh stack (harness.stack) without workers gets enough work to keep every instance busy for
-about ``SECONDS`` (at least 6 jobs per instance), submitted with a service key; then the N GPU workers start.
+about ``SECONDS`` (at least 6 jobs per instance), submitted with the key of a service allowed two jobs per
+instance at once (the running one and the next, which the worker holds); then the N GPU workers start.
 The throughput is the jobs that end between the moment the last instance starts its first job and the last
 end, over that time, against the ideal N/T. Printed per N: the ratio, an instance's time per job beyond T, the median gap on
 an instance between one job's end and its next job's start (as the event log saw them), the idle stack's CPU,
@@ -24,7 +25,7 @@ import redis
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.harness import service_key, stack  # noqa: E402
+from bench.harness import stack, user_key  # noqa: E402
 from comfyq.cli.stack import Stack  # noqa: E402
 from comfyq.events.log import CHANNELS, FINAL_TYPES, parse  # noqa: E402
 
@@ -131,7 +132,10 @@ def run(n: int) -> dict[str, float]:
     env = {"COMFYQ_MAX_ADMITTED": str(3 * n), "COMFYQ_MAX_WAITING_PER_USER": "0"}
     with stack(sims=n, workers=False, env=env) as running:
         http = requests.Session()
-        http.headers["Authorization"] = f"Bearer {service_key(running)}"
+        # A service allowed two jobs per instance: the running one and the next, which the worker holds and
+        # places (COMFYQ_LOOKAHEAD). With one per instance (the default cap) a lone user never has a next job.
+        key = user_key(running, "bench", role="service", max_running=2 * n, max_waiting=0, rate_per_minute=0)
+        http.headers["Authorization"] = f"Bearer {key}"
         api = f"http://127.0.0.1:{running.api_port}"
         watch = Watch(running.env["COMFYQ_REDIS_URL"])
 

@@ -51,3 +51,13 @@ def placed_jobs(r: redis.Redis, instance: str) -> set[str]:
 def hand_back(r: redis.Redis, instance: str, job_id: str) -> None:
     """Record that ``instance``'s worker gave up the message it holds for ``job_id``."""
     r.set(HANDED_KEY.format(job_id, instance), 1, ex=TTL)
+
+
+def take_hand_back(r: redis.Redis, instance: str, job_id: str) -> None:
+    """Forget a hand-back that did not happen: ``instance``'s message for ``job_id`` runs after all."""
+    r.delete(HANDED_KEY.format(job_id, instance))
+
+
+def handed_back(r: redis.Redis, instance: str, job_id: str) -> bool:
+    """Tell whether ``instance``'s worker gave up its message for ``job_id`` (without consuming the mark)."""
+    return bool(r.exists(HANDED_KEY.format(job_id, instance)))

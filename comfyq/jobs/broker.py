@@ -69,6 +69,14 @@ def run_repr(job: Job, queue: str) -> str:
     return "any instance" if queue == SHARED_QUEUE else f"queue {queue}"
 
 
+def send_again(celery: Celery, request: Any) -> None:
+    """Send a run message a worker received back to the queue it came from, as it was (same id and limits)."""
+    hard, soft = request.time_limits
+    celery.send_task(request.name, args=list(request.args), task_id=request.id,
+                     queue=request.delivery_info["routing_key"], soft_time_limit=soft, time_limit=hard,
+                     ignore_result=True, argsrepr=request.argsrepr, kwargsrepr=request.kwargsrepr)
+
+
 def revoke(job_id: str) -> None:
     """Tell the workers to drop the task of ``job_id`` should they receive it; log, never raise, if that fails."""
     try:

@@ -23,11 +23,12 @@ from celery.worker import state as worker_state
 from flask import Flask
 
 from ..fleet import instances
-from . import claim, intake, lookahead
+from . import claim, handback, intake, lookahead
 from ..config.settings import Instance
 from ..db.extensions import get_redis
 from .health import HealthMonitor
 from ..fleet.lease import Lease
+from ..jobs import broker
 from ..jobs.broker import RUN_JOB
 from .supervisor import ComfySupervisor
 
@@ -44,6 +45,8 @@ class WorkerGuard:
         self.redis = get_redis()
         self.lease = lease
         self.depth = int(config["LOOKAHEAD"])
+        self.handback = handback.Watch(handback.HandBack(instance, config["INSTANCES"], self.redis),
+                                       lambda request: broker.send_again(celery_app, request))
         self.health = HealthMonitor(instance, self.redis, interval=float(config["HEALTH_INTERVAL"]),
                                     failures=int(config["HEALTH_FAILURES"]), on_state=self._on_state,
                                     on_stuck=self._restart_stuck if supervisor else None,
@@ -76,6 +79,11 @@ class WorkerGuard:
                 lookahead.note(self.redis, self.instance.name, request.id)
             except redis.RedisError as exc:  # not listed: its prompt is placed when its own run begins
                 logger.warning("could not list job %s for lookahead: %s", request.id, exc)
+                return
+            busy = any(held.id != request.id for held in (*worker_state.active_requests,
+                                                          *worker_state.reserved_requests))
+            if busy:  # it would wait here: an instance going idle may take it instead
+                self.handback.watch(request, (request.delivery_info or {}).get("routing_key", ""))
 
     def _on_state(self, state: str) -> None:
         """Take shared work only while the instance is healthy and no operator closed the intake."""

@@ -75,6 +75,9 @@ class Placer:
             return False  # its admission not committed yet, or an unfit instance: ask again at the next poll
         if job.status != JobStatus.QUEUED or not placements.place(self.redis, self.instance.name, job_id):
             return True  # taken already, or placed: its own run follows it
+        if placements.handed_back(self.redis, self.instance.name, job_id):  # by the main process, just now
+            placements.unplace(self.redis, self.instance.name, job_id)
+            return True
         stage_inputs(self.client, self.inputs, list(job.inputs or ()))
         POSTED_HERE.add(job_id)
         try:
