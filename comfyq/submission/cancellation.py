@@ -28,11 +28,11 @@ def cancel_job(job_id: str, user: User) -> Job:
     """Move a pending, queued or running job ``user`` may see to ``cancelled`` and stop its work; return it."""
     get_job(job_id, user)  # someone else's job is "not found", never cancelled
     reason = {"type": "cancelled", "message": "cancelled by request"}
-    placed = _placed(job_id)
     if transition(job_id, JobStatus.CANCELLED, [JobStatus.QUEUED, JobStatus.PENDING], error=reason):
         # The worker would also skip it (terminal), but revoking drops the message early. A prompt placed ahead
         # is withdrawn by the worker that placed it, whose run of the job must come to do so if nothing else did.
-        if placed is None:
+        # Read after the move: a placement made since then sees the job cancelled and withdraws its prompt.
+        if _placed(job_id) is None:
             broker.revoke(job_id)
     elif transition(job_id, JobStatus.CANCELLED, [JobStatus.RUNNING], error=reason):
         # The worker that owns the prompt sees the flag and interrupts only this prompt.

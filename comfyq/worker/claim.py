@@ -56,6 +56,18 @@ def let_go(client: ComfyClient, job_id: str, status: str) -> None:
     recovery.stop_prompt(client, job_id)
 
 
+def let_go_elsewhere(r: redis.Redis, owner: str, job_id: str, status: str) -> None:
+    """Stop the prompt of an ended job placed on ``owner`` if that instance's worker is gone, and forget it."""
+    other = current_app.config["INSTANCES"].get(owner)
+    if other is not None and lease.is_alive(r, owner):
+        return  # that worker withdraws it: its placer, or the job's own run there
+    if other is not None:
+        logger.info("job %s is %s while its prompt waited on %s, whose worker is gone; withdrawing it",
+                    job_id, status, owner)
+        recovery.stop_prompt_on(other, job_id)
+    placements.unplace(r, owner, job_id)
+
+
 def take_back(client: ComfyClient, job_id: str) -> bool:
     """Withdraw a placed prompt that has not begun; return whether it waited and is gone now."""
     try:

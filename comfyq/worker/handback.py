@@ -92,7 +92,13 @@ class HandBack:
             placements.unplace(self.redis, self.instance.name, job_id)
         placements.hand_back(self.redis, self.instance.name, job_id)  # before the send: this message is void
         lookahead.started(self.redis, self.instance.name, job_id)
-        broker.enqueue(job)
+        try:
+            broker.enqueue(job)
+        except broker.SEND_ERRORS as exc:
+            placements.take_hand_back(self.redis, self.instance.name, job_id)
+            lookahead.note(self.redis, self.instance.name, job_id)
+            logger.warning("job %s: could not send it back to the queue (%s); it runs here", job_id, exc)
+            return False
         idle.discard(job.queue)  # one job per idle look: the next look sees whether the instance took it
         self.seen.discard(job.queue)
         logger.info("job %s: an instance waits idle on %s; handed back to the queue", job_id, job.queue)
@@ -136,8 +142,11 @@ class Watch:
                     gap = self.FIRST_LOOK
                 else:
                     gap = min(gap * 2, self.LAST_GAP)
-                if not self._look():
-                    break
+                try:
+                    if not self._look():
+                        break
+                except Exception:  # noqa: BLE001 - the watch must outlive one bad look; the child's looks remain
+                    logger.exception("looking for idle instances failed")
 
     def _look(self) -> bool:
         """Look once at the watched jobs: give back those an idle instance waits for; return whether any is left."""
@@ -180,7 +189,7 @@ class Watch:
             return False
         try:
             self.send(request)
-        except broker.SEND_ERRORS as exc:
+        except Exception as exc:  # noqa: BLE001 - whatever failed, this worker's own message must run after all
             placements.take_hand_back(r, me, job_id)
             lookahead.note(r, me, job_id)
             logger.warning("job %s: could not send it back to the queue (%s); it runs here", job_id, exc)

@@ -5,7 +5,7 @@ holds (comfyq.worker.lookahead): it records the placement (at most one
 instance per job, comfyq.fleet.placements), then posts the prompt under the
 job's id. ComfyUI's own queue starts it the moment the running prompt ends.
 The job stays ``queued``, using no attempt, until its own task comes and
-claims it (comfyq.worker.runner), a moment after the prompt began. A placed
+claims it (comfyq.worker.runner), once the job before it has ended. A placed
 job cancelled meanwhile has its prompt taken out of ComfyUI's queue here; one
 whose prompt ComfyUI refuses fails at once, refunded by that move. While
 another instance that could run a held job sits idle with nothing queued for

@@ -63,8 +63,10 @@ class JobRunner:
 
     def run(self) -> str:
         """Run the job unless it is terminal or taken; return the status it ended in."""
-        handed, owner = (self._quietly(lookahead.begin, self.redis, self.instance.name, self.job_id) or (False, None)
-                         ) if self.placer is not None else (False, None)
+        begun = self._quietly(lookahead.begin, self.redis, self.instance.name, self.job_id) \
+            if self.placer is not None else (False, None)
+        unsure = begun is None  # Redis could not say whether the prompt was placed: look on the instance first
+        handed, owner = begun or (False, None)
         if handed:
             return "handed back"  # this worker sent the job to its queue again: that message runs it
         placed_here = owner == self.instance.name
@@ -82,7 +84,11 @@ class JobRunner:
         if is_terminal(job.status):
             if placed_here:  # cancelled (or ended otherwise) while its prompt waited on the instance
                 self._let_go(job.status)
+            elif owner is not None:  # placed by a worker that may be gone: nobody else would stop it
+                claim.let_go_elsewhere(self.redis, owner, job.id, job.status)
             return job.status
+        if placed_here and job.status == JobStatus.RUNNING and job.instance != self.instance.name:
+            self._let_go("running elsewhere")  # taken over before its run came: the copy here must not run too
         self.placed = placed_here and job.status == JobStatus.QUEUED
         self.news = RunNews(job, self.redis)  # the announcer's path for this run's progress and outputs
         resume = job.status == JobStatus.RUNNING and job.instance == self.instance.name
@@ -120,9 +126,10 @@ class JobRunner:
         self.tracker = ProgressTracker(job.workflow, labels)
         self.tracker.state["time_limits"] = self.time_limits  # as the worker enforces them
         self._quietly(instances.set_running, self.redis, self.instance.name, job.id)
-        self.submitted = resume or self.placed  # a resumed, adopted or placed prompt may be on the instance already
+        # A resumed, adopted or placed prompt may be on the instance already.
+        self.submitted = resume or self.placed or unsure
         try:
-            return self._finish(job, self._execute(job, resume or self.placed))
+            return self._finish(job, self._execute(job, self.submitted))
         except (PromptRejected, ExecutionFailed, ExecutionInterrupted, PromptLost, ComfyProtocolError) as exc:
             return self._end(*prompts.prompt_failure(exc, self.cancelling))
         except SoftTimeLimitExceeded:

@@ -151,9 +151,19 @@ def test_a_backlog_gets_no_new_gpu_until_every_newcomer_started(app: Flask) -> N
 
 
 def submit_students(app: Flask, prefix: str, together: bool) -> list[list[dict[str, Any]]]:
-    """Ten students submit three jobs each, all at once or one student after another; return each one's jobs."""
+    """Ten students submit three jobs each, all at once or one student after another; return each one's jobs.
+
+    A teacher's two slow jobs hold both slots of the cap while the students
+    submit, so every student's jobs are pending when the first slot frees: the
+    order they start in is fair share's alone, however slowly the machine takes
+    the thirty submissions.
+    """
     students = [new_user(app, f"{prefix}-{n}") for n in range(10)]
     jobs: list[list[dict[str, Any]]] = [[] for _ in students]
+    teacher = new_user(app, f"{prefix}-teacher")
+    demos = [submit(teacher, txt2img(seed=290 + i, sim={"3": {"step_seconds": 1.5}})) for i in range(2)]
+    for demo in demos:
+        wait_for(teacher, demo["id"], {"running", "succeeded"}, timeout=30)
 
     def send(n: int) -> None:
         jobs[n] = [submit(students[n], txt2img(seed=300 + 3 * n + i, sim=QUICK)) for i in range(3)]
@@ -167,6 +177,8 @@ def submit_students(app: Flask, prefix: str, together: bool) -> list[list[dict[s
     else:
         for n in range(10):
             send(n)
+    held = [wait_for(teacher, demo["id"], {"running", *TERMINAL}, timeout=5)["status"] for demo in demos]
+    assert held == ["running", "running"], "the teacher's jobs ended before the students had submitted"
     return [[wait_for(students[n], job["id"], timeout=90) for job in own] for n, own in enumerate(jobs)]
 
 
