@@ -159,10 +159,18 @@ class Watch:
             return False
         try:
             r, me = self.handback.redis, self.handback.instance.name
-            listed, placed = r.pipeline(transaction=False).lrange(lookahead.KEY.format(me), 0, -1).smembers(
-                placements.INSTANCE_KEY.format(me)).execute()
+            queues = sorted({queue for _, queue, _ in watched.values()})
+            pipe = r.pipeline(transaction=False).lrange(lookahead.KEY.format(me), 0, -1).smembers(
+                placements.INSTANCE_KEY.format(me))
+            for queue in queues:
+                pipe.llen(queue)
+            listed, placed, *depths = pipe.execute()
             waiting = {m.decode() for m in listed} - {m.decode() for m in placed}
-            for job_id in set(watched) - waiting:  # its run began, or its prompt was placed: not this watch's
+            # A job with others behind it in its queue leaves an idle instance nothing to wait for; later, the
+            # pool child's looks see to it.
+            crowded = {queue for queue, depth in zip(queues, depths) if depth}
+            waiting -= {job_id for job_id, (_, queue, _) in watched.items() if queue in crowded}
+            for job_id in set(watched) - waiting:  # its run began, its prompt was placed, or it has company
                 del watched[job_id]
                 with self.lock:
                     self.watched.pop(job_id, None)
