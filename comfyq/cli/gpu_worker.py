@@ -16,7 +16,7 @@ import os
 import socket
 from typing import Any
 
-from celery.signals import task_failure, task_received, worker_shutting_down
+from celery.signals import task_failure, task_received, task_revoked, worker_shutting_down
 
 from . import prefork  # noqa: F401 - its signal handlers serve this worker's pool children
 from ..app import worker_apps
@@ -66,6 +66,13 @@ def _received(request: Any = None, **_: Any) -> None:
     LeaseStep.hold(request)
     if HealthStep.guard is not None:
         HealthStep.guard.received(request)
+
+
+@task_revoked.connect
+def _revoked(request: Any = None, **_: Any) -> None:
+    """Forget a job whose message the worker dropped unrun (its job was cancelled while queued)."""
+    if HealthStep.guard is not None and request is not None:
+        HealthStep.guard.dropped(request.id)
 
 
 @worker_shutting_down.connect

@@ -45,6 +45,7 @@ class WorkerGuard:
         self.redis = get_redis()
         self.lease = lease
         self.depth = int(config["LOOKAHEAD"])
+        self.suspected: set[str] = set()  # listed jobs found not held at the last check
         self.handback = handback.Watch(handback.HandBack(instance, config["INSTANCES"], self.redis),
                                        lambda request: broker.send_again(celery_app, request))
         self.health = HealthMonitor(instance, self.redis, interval=float(config["HEALTH_INTERVAL"]),
@@ -85,6 +86,14 @@ class WorkerGuard:
             if busy:  # it would wait here: an instance going idle may take it instead
                 self.handback.watch(request, (request.delivery_info or {}).get("routing_key", ""))
 
+    def dropped(self, job_id: str) -> None:
+        """Take a job whose message the worker dropped unrun off its lookahead list: peers would think it busy."""
+        if self.depth > 1:
+            try:
+                lookahead.started(self.redis, self.instance.name, job_id)
+            except redis.RedisError as exc:  # the next health check prunes it
+                logger.warning("could not take job %s off the lookahead list: %s", job_id, exc)
+
     def _on_state(self, state: str) -> None:
         """Take shared work only while the instance is healthy and no operator closed the intake."""
         try:
@@ -101,6 +110,17 @@ class WorkerGuard:
             status.update(comfyui_pid=self.supervisor.pid or "", comfyui_restarts=self.supervisor.restarts)
         self.health.extra = {k: v for k, v in status.items() if k != "state"}
         intake.IntakeStep.status = {**status, "instance": self.instance.name, "checked_at": time.time()}
+        self._prune_held()
+
+    def _prune_held(self) -> None:
+        """Keep the lookahead list to the jobs this worker still holds: peers judge whether it idles by it."""
+        if self.depth < 2:
+            return
+        try:
+            live = {request.id for request in (*worker_state.active_requests, *worker_state.reserved_requests)}
+            self.suspected = lookahead.prune(self.redis, self.instance.name, live, self.suspected)
+        except (RuntimeError, redis.RedisError) as exc:  # the sets changed while read, or no Redis: next check
+            logger.debug("lookahead list of %s not pruned: %s", self.instance.name, exc)
 
     def _restart_stuck(self, prompt: str) -> None:
         """Restart the supervised ComfyUI that ignores an interrupt, in the background (once at a time)."""

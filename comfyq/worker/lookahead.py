@@ -49,6 +49,22 @@ def held(r: redis.Redis, instance: str) -> list[str]:
     return [m.decode() for m in r.lrange(KEY.format(instance), 0, -1)]
 
 
+def prune(r: redis.Redis, instance: str, live: set[str], suspected: set[str]) -> set[str]:
+    """Drop listed jobs the worker no longer holds (a revoked message never runs); return those seen so once.
+
+    A job found listed but not held at two looks in a row goes: at one look it
+    may be a message received a moment ago and not yet counted as reserved.
+    """
+    stale = set(held(r, instance)) - live
+    gone = stale & suspected
+    if gone:
+        pipe = r.pipeline(transaction=False)
+        for job_id in gone:
+            pipe.lrem(KEY.format(instance), 0, job_id)
+        pipe.execute()
+    return stale - gone
+
+
 def next_jobs(listed: list[str], running: str, depth: int) -> list[str]:
     """Return the jobs whose prompts may wait behind ``running``'s: the first ``depth`` - 1 others listed."""
     return [job_id for job_id in listed if job_id != running][:max(depth - 1, 0)]

@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 from comfyq.db.extensions import db
 from comfyq.db.models import Job
 from tests.conftest import txt2img
+from tests.integration.chaos import wait_until
 from tests.integration.conftest import TERMINAL, new_user, submit, wait_for
 
 QUICK = {"3": {"step_seconds": 0.1}}  # three steps: about 0.3 s a job
@@ -162,8 +163,9 @@ def submit_students(app: Flask, prefix: str, together: bool) -> list[list[dict[s
     jobs: list[list[dict[str, Any]]] = [[] for _ in students]
     teacher = new_user(app, f"{prefix}-teacher")
     demos = [submit(teacher, txt2img(seed=290 + i, sim={"3": {"step_seconds": 1.5}})) for i in range(2)]
-    for demo in demos:
-        wait_for(teacher, demo["id"], {"running", "succeeded"}, timeout=30)
+    # Both at once, one per GPU: held behind the other, the second would go back to the queue for the idle GPU.
+    wait_until(lambda: [teacher.get(f"/v1/jobs/{demo['id']}").get_json()["status"] for demo in demos]
+               == ["running", "running"], timeout=30)
 
     def send(n: int) -> None:
         jobs[n] = [submit(students[n], txt2img(seed=300 + 3 * n + i, sim=QUICK)) for i in range(3)]

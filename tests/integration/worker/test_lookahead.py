@@ -111,6 +111,19 @@ def test_a_run_begins_by_consuming_its_workers_hand_back_and_reading_the_placeme
     placements.unplace(rds, "gpuA", job)
 
 
+def test_a_listed_job_the_worker_no_longer_holds_goes_at_the_second_look(rds: redis.Redis) -> None:
+    held, revoked = f"held-{time.monotonic_ns()}", f"revoked-{time.monotonic_ns()}"
+    for job_id in (held, revoked):
+        lookahead.note(rds, "gpuP", job_id)
+    try:
+        suspected = lookahead.prune(rds, "gpuP", {held}, set())
+        assert suspected == {revoked} and lookahead.held(rds, "gpuP") == [held, revoked]  # maybe just received
+        assert lookahead.prune(rds, "gpuP", {held}, suspected) == set()
+        assert lookahead.held(rds, "gpuP") == [held]  # a peer's look no longer finds it busy
+    finally:
+        rds.delete(lookahead.KEY.format("gpuP"))
+
+
 def test_the_next_prompt_waits_on_the_instance_before_the_running_one_ends(stack: ChaosStack) -> None:
     first = stack.submit(slow(1, 3.0))
     started_on_sim(stack, first)
