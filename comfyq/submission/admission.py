@@ -36,6 +36,7 @@ hook), so between decisions this always holds: every user with pending jobs
 is at their own cap, or the global cap is full. Hence a submission, a raised
 limit, or an end while the global cap had room to spare can only make room for
 one user; only an end that frees the single global slot opens it to everyone.
+When nobody has a pending job, a decision ends after taking the row and one look.
 """
 from __future__ import annotations
 
@@ -132,6 +133,10 @@ def admit(user_id: str | None = None, freed: bool = False, added: int = 0) -> li
     """
     config = current_app.config
     served = lock()
+    if not _anyone_pending():  # the common end of a job when nobody waits: nothing to decide
+        if user_id is not None:
+            _place(user_id, None)
+        return []
     admitted = {user: n for user, n in db.session.execute(
         select(Job.user_id, func.count()).where(Job.status.in_(ADMITTED_STATUSES)).group_by(Job.user_id))}
     cap = int(config["MAX_ADMITTED"])
@@ -170,6 +175,11 @@ def admit(user_id: str | None = None, freed: bool = False, added: int = 0) -> li
         _place(owner, None if pending[owner] <= given else (positions.rotation_score(
             last.get(owner, standing.last_served), standing.oldest), standing.weight))
     return jobs
+
+
+def _anyone_pending() -> bool:
+    """Return whether any job is pending (read under the admission row, so no submission slips past it)."""
+    return db.session.scalar(select(Job.id).where(Job.status == JobStatus.PENDING.value).limit(1)) is not None
 
 
 def _place(user_id: str, place: tuple[float, int] | None) -> None:

@@ -6,7 +6,7 @@ from typing import Any, Iterator
 
 import pytest
 from flask import Flask
-from sqlalchemy import select
+from sqlalchemy import event as sqlalchemy_event, select
 
 from comfyq.accounts import users as accounts, limits
 from comfyq.submission import admission
@@ -115,6 +115,27 @@ def test_a_submission_that_stays_pending_gets_the_place_counting_would_give(app:
     if last_served is not None:
         assert places[0][ann.id] == (float(last_served), 1)
 
+
+
+def test_an_end_with_nobody_pending_decides_in_two_statements_and_takes_its_owner_out_of_the_rotation(
+        app: Flask) -> None:
+    ann, bob = accounts.create_user("ann", "user"), accounts.create_user("bob", "user")
+    add_jobs(ann, 1, "queued")
+    add_jobs(bob, 2, "succeeded")
+    statements: list[str] = []
+
+    def count(conn: Any, cursor: Any, statement: str, *rest: Any) -> None:
+        statements.append(statement)
+    sqlalchemy_event.listen(db.engine, "before_cursor_execute", count)
+    try:
+        assert admission.admit(bob.id, freed=True) == []
+    finally:
+        sqlalchemy_event.remove(db.engine, "before_cursor_execute", count)
+    assert len(statements) == 2 and statements[0].lstrip().upper().startswith("UPDATE")  # the admission row
+    assert db.session.info.pop(admission.PLACES) == {bob.id: None}
+    db.session.rollback()
+    add_jobs(bob, 1, start=20)  # now someone waits: the whole decision runs, and admits it
+    assert [job.user_id for job in admission.admit(bob.id, freed=True)] == [bob.id]
 
 def test_a_user_gets_at_most_their_running_cap_in_creation_order(app: Flask) -> None:
     alice = accounts.create_user("alice", "user")
