@@ -116,7 +116,6 @@ def test_a_submission_that_stays_pending_gets_the_place_counting_would_give(app:
         assert places[0][ann.id] == (float(last_served), 1)
 
 
-
 def test_an_end_with_nobody_pending_decides_in_two_statements_and_takes_its_owner_out_of_the_rotation(
         app: Flask) -> None:
     ann, bob = accounts.create_user("ann", "user"), accounts.create_user("bob", "user")
@@ -136,6 +135,7 @@ def test_an_end_with_nobody_pending_decides_in_two_statements_and_takes_its_owne
     db.session.rollback()
     add_jobs(bob, 1, start=20)  # now someone waits: the whole decision runs, and admits it
     assert [job.user_id for job in admission.admit(bob.id, freed=True)] == [bob.id]
+
 
 def test_a_user_gets_at_most_their_running_cap_in_creation_order(app: Flask) -> None:
     alice = accounts.create_user("alice", "user")
