@@ -133,7 +133,7 @@ def admit(user_id: str | None = None, freed: bool = False, added: int = 0) -> li
     """
     config = current_app.config
     served = lock()
-    if not _anyone_pending():  # the common end of a job when nobody waits: nothing to decide
+    if not added and not _anyone_pending():  # the common end of a job when nobody waits: nothing to decide
         if user_id is not None:
             _place(user_id, None)
         return []

@@ -50,10 +50,14 @@ def wait_admitted(job_id: str) -> Job | None:
         time.sleep(0.002 if waited < ADMISSION_QUICK else 0.02)  # the commit usually follows within ms
 
 
-def let_go(client: ComfyClient, job_id: str, status: str) -> None:
-    """Take the prompt of a placed job that ended ``status`` (or runs elsewhere) off the instance."""
-    logger.info("job %s is %s while its prompt waited on %s; withdrawing it", job_id, status, client.base_url)
+def let_go(client: ComfyClient, r: redis.Redis, instance: str, job_id: str, status: str) -> None:
+    """Take the prompt of a placed job that ended ``status`` (or runs elsewhere) off ``instance``; forget the placement."""
+    logger.info("job %s is %s while its prompt waited on %s; withdrawing it", job_id, status, instance)
     recovery.stop_prompt(client, job_id)
+    try:
+        placements.unplace(r, instance, job_id)
+    except (redis.RedisError, OSError) as exc:  # the placement's TTL ends it; its run finds the job ended
+        logger.warning("job %s: could not forget its placement on %s: %s", job_id, instance, exc)
 
 
 def let_go_elsewhere(r: redis.Redis, owner: str, job_id: str, status: str) -> None:

@@ -81,9 +81,7 @@ class WorkerGuard:
             except redis.RedisError as exc:  # not listed: its prompt is placed when its own run begins
                 logger.warning("could not list job %s for lookahead: %s", request.id, exc)
                 return
-            busy = any(held.id != request.id for held in (*worker_state.active_requests,
-                                                          *worker_state.reserved_requests))
-            if busy:  # it would wait here: an instance going idle may take it instead
+            if _held() - {request.id}:  # it would wait here: an instance going idle may take it instead
                 self.handback.watch(request, (request.delivery_info or {}).get("routing_key", ""))
 
     def dropped(self, job_id: str) -> None:
@@ -117,8 +115,7 @@ class WorkerGuard:
         if self.depth < 2:
             return
         try:
-            live = {request.id for request in (*worker_state.active_requests, *worker_state.reserved_requests)}
-            self.suspected = lookahead.prune(self.redis, self.instance.name, live, self.suspected)
+            self.suspected = lookahead.prune(self.redis, self.instance.name, _held(), self.suspected)
         except (RuntimeError, redis.RedisError) as exc:  # the sets changed while read, or no Redis: next check
             logger.debug("lookahead list of %s not pruned: %s", self.instance.name, exc)
 
@@ -189,3 +186,8 @@ class WorkerGuard:
             self.redis.delete(instances.STATUS_KEY.format(self.instance.name))
         except redis.RedisError:
             pass
+
+
+def _held() -> set[str]:
+    """Return the ids of the messages this worker holds: running or reserved."""
+    return {request.id for request in (*worker_state.active_requests, *worker_state.reserved_requests)}

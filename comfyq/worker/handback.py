@@ -90,19 +90,31 @@ class HandBack:
             if not claim.take_back(client, job_id):
                 return False  # its prompt could not be withdrawn: it runs here
             placements.unplace(self.redis, self.instance.name, job_id)
-        placements.hand_back(self.redis, self.instance.name, job_id)  # before the send: this message is void
-        lookahead.started(self.redis, self.instance.name, job_id)
-        try:
-            broker.enqueue(job)
-        except broker.SEND_ERRORS as exc:
-            placements.take_hand_back(self.redis, self.instance.name, job_id)
-            lookahead.note(self.redis, self.instance.name, job_id)
-            logger.warning("job %s: could not send it back to the queue (%s); it runs here", job_id, exc)
+        if not give_back(self.redis, self.instance.name, job_id, lambda: broker.enqueue(job)):
             return False
         idle.discard(job.queue)  # one job per idle look: the next look sees whether the instance took it
         self.seen.discard(job.queue)
         logger.info("job %s: an instance waits idle on %s; handed back to the queue", job_id, job.queue)
         return True
+
+
+def give_back(r: redis.Redis, me: str, job_id: str, send: Callable[[], None]) -> bool:
+    """Void this worker's message for a held, unplaced job and ``send`` the job to its queue; return whether it went.
+
+    The mark comes first, so a placement made after it stands back; a job
+    placed already, or a failed send, undoes it all: this worker's message runs.
+    """
+    placements.hand_back(r, me, job_id)
+    lookahead.started(r, me, job_id)
+    if placements.placed_on(r, job_id) is None:  # placed meanwhile: the pool child's look decides
+        try:
+            send()
+            return True
+        except Exception as exc:  # noqa: BLE001 - whatever failed, this worker's own message must run after all
+            logger.warning("job %s: could not send it back to the queue (%s); it runs here", job_id, exc)
+    placements.take_hand_back(r, me, job_id)
+    lookahead.note(r, me, job_id)
+    return False
 
 
 class Watch:
@@ -190,17 +202,7 @@ class Watch:
             self.watched.pop(job_id, None)
         if job_id not in lookahead.held(r, me):
             return False  # its run began
-        placements.hand_back(r, me, job_id)
-        lookahead.started(r, me, job_id)
-        if placements.placed_on(r, job_id) is not None:  # placed meanwhile: the pool child's look decides
-            placements.take_hand_back(r, me, job_id)
-            return False
-        try:
-            self.send(request)
-        except Exception as exc:  # noqa: BLE001 - whatever failed, this worker's own message must run after all
-            placements.take_hand_back(r, me, job_id)
-            lookahead.note(r, me, job_id)
-            logger.warning("job %s: could not send it back to the queue (%s); it runs here", job_id, exc)
+        if not give_back(r, me, job_id, lambda: self.send(request)):
             return False
         logger.info("job %s: an instance waits idle for it; sent back to the queue on receipt", job_id)
         return True

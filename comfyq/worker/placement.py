@@ -114,5 +114,4 @@ class Placer:
     def _withdraw(self, job_id: str, status: str) -> None:
         """Stop a placed prompt whose job ended ``status`` or runs elsewhere, and forget the placement."""
         self.withdrawn.add(job_id)  # its own run cannot have claimed it: this process is busy with another
-        claim.let_go(self.client, job_id, status)
-        placements.unplace(self.redis, self.instance.name, job_id)
+        claim.let_go(self.client, self.redis, self.instance.name, job_id, status)

@@ -175,8 +175,7 @@ class JobRunner:
 
     def _let_go(self, status: str) -> None:
         """Withdraw this job's placed prompt, which will not run as this job, and forget the placement."""
-        claim.let_go(self.client, self.job_id, status)
-        self._quietly(placements.unplace, self.redis, self.instance.name, self.job_id)
+        claim.let_go(self.client, self.redis, self.instance.name, self.job_id, status)
 
     def _interrupt_grace(self) -> float:
         """Return how long a stopped prompt may take to leave the instance."""

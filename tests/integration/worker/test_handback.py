@@ -43,3 +43,25 @@ def test_a_job_its_own_instance_alone_serves_is_never_watched(rds: redis.Redis) 
     watch = handback.Watch(handback.HandBack(me, {me.name: me, peer.name: peer}, rds), lambda request: None)
     watch.watch(SimpleNamespace(id="pinned"), me.queue)
     assert watch.watched == {} and watch.thread is None
+
+
+def test_a_give_back_that_cannot_happen_leaves_the_job_held_here_and_its_message_valid(rds: redis.Redis) -> None:
+    me = "hbme3"
+    placed, failing, fine = (f"{kind}-{time.monotonic_ns()}" for kind in ("placed", "failing", "fine"))
+    sent: list[str] = []
+
+    def refuse() -> None:
+        raise OSError("the broker is down")
+    try:
+        for job_id in (placed, failing, fine):
+            lookahead.note(rds, me, job_id)
+        assert placements.place(rds, me, placed)  # placed between the look and the give-back
+        assert not handback.give_back(rds, me, placed, lambda: sent.append(placed))
+        assert not handback.give_back(rds, me, failing, refuse)
+        assert sent == [] and sorted(lookahead.held(rds, me)) == sorted([placed, failing, fine])
+        assert not placements.handed_back(rds, me, placed) and not placements.handed_back(rds, me, failing)
+        assert handback.give_back(rds, me, fine, lambda: sent.append(fine))
+        assert sent == [fine] and fine not in lookahead.held(rds, me) and placements.handed_back(rds, me, fine)
+    finally:
+        placements.unplace(rds, me, placed)
+        rds.delete(lookahead.KEY.format(me), *(placements.HANDED_KEY.format(job, me) for job in (placed, failing, fine)))
